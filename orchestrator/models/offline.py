@@ -1,0 +1,310 @@
+"""The offline model: a deterministic tool router that needs no API key.
+
+It is not a language model. It reads the latest user message, picks tools by
+keyword (arithmetic, weather, IP address, Jira metrics, stock price, ROI; one
+call per clause, so one message can ask for several), and once the tools have
+answered it writes the reply from their JSON outputs. Anything else gets a
+short list of what it can do, taken from the tools it was given. It produces
+real tool calls through the same agent loop a hosted model would, so the
+whole mesh runs and is tested without a provider.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+from agents import ModelResponse, Tool, TResponseInputItem, Usage
+from agents.items import TResponseStreamEvent
+from agents.models.interface import Model
+from openai.types.responses import (
+    ResponseFunctionToolCall,
+    ResponseOutputMessage,
+    ResponseOutputText,
+)
+
+NAME = "offline"
+
+# Capitalised words that are never tickers or project keys.
+_NOT_SYMBOLS = {
+    "I", "A", "ROI", "IP", "USD", "EUR", "THE", "WHAT", "IS", "OF", "FOR", "AND", "JIRA",
+    "HOW", "MY", "ME", "IN", "ON", "AT", "TO", "GET", "SHOW", "TELL", "PRICE", "STOCK",
+}  # fmt: skip
+_COMPANIES = {
+    "apple": "AAPL", "microsoft": "MSFT", "google": "GOOGL", "alphabet": "GOOGL",
+    "amazon": "AMZN", "tesla": "TSLA", "nvidia": "NVDA", "meta": "META", "netflix": "NFLX",
+}  # fmt: skip
+_FUNCS = r"sqrt|abs|round|min|max|log10|log|exp|sin|cos|tan|floor|ceil|pi"
+_EXPR_CHUNK = re.compile(rf"(?:{_FUNCS}|[0-9().\s+\-*/^×÷%])+")
+_HAS_OPERATION = re.compile(rf"\d\s*\)?\s*[-+*/^×÷%]\s*\(?\s*[-+]?\s*(?:\d|{_FUNCS})|(?:{_FUNCS})\s*\(")
+_NUMBER = r"[-+]?\$?\d[\d,]*(?:\.\d+)?\s*[kKmM]?"
+
+
+class OfflineModel(Model):
+    """Deterministic keyword router; see the module docstring."""
+
+    async def get_response(
+        self,
+        system_instructions: str | None,
+        input: str | list[TResponseInputItem],
+        model_settings: Any,
+        tools: list[Tool],
+        output_schema: Any,
+        handoffs: list[Any],
+        tracing: Any,
+        **kwargs: Any,
+    ) -> ModelResponse:
+        items: list[Any] = [{"role": "user", "content": input}] if isinstance(input, str) else list(input)
+        last_user = max((i for i, item in enumerate(items) if _role(item) == "user"), default=-1)
+        since = items[last_user + 1 :]
+        outputs = [item for item in since if _type(item) == "function_call_output"]
+        if outputs:
+            calls = {item["call_id"]: item for item in since if _type(item) == "function_call"}
+            text = "\n".join(_describe(calls.get(o["call_id"]), o) for o in outputs)
+            return _response([_message(text)], items)
+        user_text = _text(items[last_user]) if last_user >= 0 else ""
+        available = {getattr(tool, "name", "") for tool in tools}
+        planned = [call for call in plan(user_text) if call[0] in available]
+        if planned:
+            return _response(
+                [
+                    ResponseFunctionToolCall(
+                        type="function_call",
+                        id=f"fc_{n}",
+                        call_id=f"call_{len(items)}_{n}",
+                        name=name,
+                        arguments=json.dumps(args),
+                        status="completed",
+                    )
+                    for n, (name, args) in enumerate(planned)
+                ],
+                items,
+            )
+        if _asks_about_history(user_text):
+            earlier = [_text(item) for item in items[:last_user] if _role(item) == "user"]
+            if earlier:
+                listed = "\n".join(f"{n}. {q}" for n, q in enumerate(earlier, 1))
+                return _response([_message(f"So far you asked:\n{listed}")], items)
+            return _response([_message("This is your first message in this session.")], items)
+        return _response([_message(_help(tools))], items)
+
+    def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[TResponseStreamEvent]:
+        raise NotImplementedError("the offline model does not stream")
+
+
+def plan(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """Tool calls for a message: at most one per clause, in the order asked."""
+    calls: list[tuple[str, dict[str, Any]]] = []
+    for clause in _clauses(text):
+        call = _route(clause)
+        if call and call not in calls:
+            calls.append(call)
+    return calls
+
+
+def _clauses(text: str) -> list[str]:
+    parts = re.split(r"[?;!\n]|\.\s|\band\b(?!\s+\d)|\balso\b|\bthen\b", text, flags=re.IGNORECASE)
+    return [p.strip() for p in parts if p and p.strip()]
+
+
+def _route(clause: str) -> tuple[str, dict[str, Any]] | None:
+    lower = clause.lower()
+    if re.search(r"\broi\b|return on investment|\binvest", lower):
+        args = _roi_args(clause)
+        if args:
+            return "calculate_roi", args
+    if re.search(r"\bstock\b|\bshare price\b|\bquote\b|\bticker\b|\btrading at\b|\bprice of\b", lower):
+        return "stock_price", {"ticker": _ticker(clause)}
+    if re.search(r"\bjira\b|\bproject\b.*\b(metrics|issues|tickets|status)\b", lower):
+        return "jira_metrics", {"project": _project(clause)}
+    if re.search(r"\bip\b|\bip address|\bmy address\b|\bnetwork address", lower):
+        return "get_ip", {}
+    if re.search(r"\bweather\b|\btemperature\b|\bforecast\b", lower):
+        city = _city(clause)
+        if city:
+            return "weather", {"city": city}
+    expression = _expression(clause)
+    if expression:
+        return "calculator", {"expression": expression}
+    return None
+
+
+def _roi_args(clause: str) -> dict[str, Any] | None:
+    rate = re.search(r"(-?\d+(?:\.\d+)?)\s*(?:%|percent)", clause, re.IGNORECASE)
+    years = re.search(r"(\d+(?:\.\d+)?)\s*(?:years?|yrs?)\b", clause, re.IGNORECASE)
+    if not rate or not years:
+        return None
+    rest = clause[: min(rate.start(), years.start())] + " " + clause[max(rate.end(), years.end()) :]
+    rest = rest.replace(clause[rate.start() : rate.end()], " ")
+    rest = rest.replace(clause[years.start() : years.end()], " ")
+    principal = re.search(_NUMBER, rest)
+    if not principal:
+        return None
+    return {
+        "principal": _amount(principal.group()),
+        "annual_rate": float(rate.group(1)),
+        "years": float(years.group(1)),
+    }
+
+
+def _amount(text: str) -> float:
+    cleaned = text.replace("$", "").replace(",", "").strip()
+    scale = {"k": 1e3, "m": 1e6}.get(cleaned[-1:].lower(), 1.0)
+    if scale != 1.0:
+        cleaned = cleaned[:-1]
+    return float(cleaned) * scale
+
+
+def _ticker(clause: str) -> str:
+    dollar = re.search(r"\$([A-Za-z]{1,5}(?:\.[A-Za-z])?)\b", clause)
+    if dollar:
+        return dollar.group(1).upper()
+    for word in re.findall(r"\b[A-Z]{1,5}(?:\.[A-Z]{1,2})?\b", clause):
+        if word not in _NOT_SYMBOLS:
+            return word
+    for word in re.findall(r"[A-Za-z]+", clause.lower()):
+        if word in _COMPANIES:
+            return _COMPANIES[word]
+    after = re.search(r"\b(?:of|for)\s+(\S+)", clause, re.IGNORECASE)
+    return after.group(1).strip("'\".,") if after else clause.split()[-1]
+
+
+def _project(clause: str) -> str:
+    for word in re.findall(r"\b[A-Z][A-Z0-9]{1,9}\b", clause):
+        if word not in _NOT_SYMBOLS:
+            return word
+    after = re.search(r"\b(?:project|for)\s+(\S+)", clause, re.IGNORECASE)
+    return after.group(1).strip("'\".,") if after else ""
+
+
+def _city(clause: str) -> str | None:
+    match = re.search(
+        r"\b(?:in|for|at)\s+([^\d,;:?!]+?)(?:\s+(?:today|now|right now|tomorrow|please))?\s*[.?!]*$",
+        clause,
+        re.IGNORECASE,
+    )
+    return match.group(1).strip() if match else None
+
+
+def _expression(clause: str) -> str | None:
+    text = re.sub(r"(?<=\d)\s*[xX]\s*(?=\d)", " * ", clause)
+    candidates = [m.group().strip() for m in _EXPR_CHUNK.finditer(text)]
+    candidates = [c.strip(" .") for c in candidates if _HAS_OPERATION.search(c)]
+    return max(candidates, key=len) if candidates else None
+
+
+def _asks_about_history(text: str) -> bool:
+    return bool(
+        re.search(
+            r"what (?:did|have) i (?:just )?(?:ask|said|say)|my (?:previous|last|earlier) "
+            r"(?:question|message)s?|what have we (?:talked|discussed)",
+            text,
+            re.IGNORECASE,
+        )
+    )
+
+
+def _describe(call: dict[str, Any] | None, output_item: dict[str, Any]) -> str:
+    name = call.get("name", "tool") if call else "tool"
+    raw = output_item.get("output")
+    try:
+        out = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError:
+        return f"{name}: {raw}"
+    if isinstance(out, dict) and "error" in out and len(out) == 1:
+        return f"I could not run {name}: {out['error']}"
+    if not isinstance(out, dict):
+        return f"{name}: {raw}"
+    try:
+        return _FORMATS[name](out)
+    except (KeyError, TypeError, ValueError):
+        return f"{name}: {json.dumps(out)}"
+
+
+def _money(value: float) -> str:
+    return f"{value:.2f}"
+
+
+_FORMATS = {
+    "calculator": lambda o: f"{o['expression']} = {o['value']} (calculator)",
+    "weather": lambda o: (
+        f"Weather in {o['city']}: {o['conditions']}, {o['temperature_c']} °C, "
+        f"wind {o['wind_speed_kmh']} km/h (source: {o['source']})"
+    ),
+    "get_ip": lambda o: (
+        f"The IT worker's host {o['hostname']} has IP address {o['primary']} "
+        f"(all addresses: {', '.join(o['addresses'])})"
+    ),
+    "jira_metrics": lambda o: (
+        f"Jira project {o['project']}: {o['total']} issues, {o['open']} open, "
+        f"{o['in_progress']} in progress, {o['done']} done; {o['created_last_7_days']} created "
+        f"in the last 7 days (source: {o['source']})"
+    ),
+    "stock_price": lambda o: (
+        f"{o['ticker']} is at {o['price']} {o['currency']}"
+        + (f" ({o['change_percent']:+}% since the previous close)" if o.get("change_percent") is not None else "")
+        + f", as of {o['as_of']} (source: {o['source']})"
+    ),
+    "calculate_roi": lambda o: (
+        f"Investing {_money(o['principal'])} at {o['annual_rate']}% a year for {o['years']:g} years "
+        f"grows to {_money(o['final_value'])}: a profit of {_money(o['profit'])}, "
+        f"an ROI of {o['roi_percent']}%"
+    ),
+}
+
+
+def _help(tools: list[Tool]) -> str:
+    lines = ["I am the offline model: I route questions to tools by keyword. I can:"]
+    for tool in tools:
+        description = getattr(tool, "description", "") or ""
+        first = description.split(". ")[0].rstrip(".")
+        lines.append(f"- {getattr(tool, 'name', '?')}: {first}")
+    lines.append(
+        'Try: "What is 15 * 23?", "Weather in Paris", "What is my IP address?", '
+        '"Jira metrics for project OPS", "Stock price of AAPL", '
+        '"ROI on 10000 at 5% for 10 years". Set LLM_MODEL to use a real model.'
+    )
+    return "\n".join(lines)
+
+
+def _message(text: str) -> ResponseOutputMessage:
+    return ResponseOutputMessage(
+        id="msg_offline",
+        type="message",
+        role="assistant",
+        status="completed",
+        content=[ResponseOutputText(type="output_text", text=text, annotations=[])],
+    )
+
+
+def _response(output: list[Any], items: list[Any]) -> ModelResponse:
+    # Rough token counts (4 characters a token) so usage figures are meaningful.
+    seen = sum(len(json.dumps(item, default=str)) for item in items) // 4 + 1
+    produced = sum(len(o.model_dump_json()) for o in output) // 4 + 1
+    return ModelResponse(
+        output=output,
+        usage=Usage(requests=1, input_tokens=seen, output_tokens=produced, total_tokens=seen + produced),
+        response_id=None,
+    )
+
+
+def _role(item: Any) -> str | None:
+    return item.get("role") if isinstance(item, dict) else getattr(item, "role", None)
+
+
+def _type(item: Any) -> str | None:
+    return item.get("type") if isinstance(item, dict) else getattr(item, "type", None)
+
+
+def _text(item: Any) -> str:
+    content = item.get("content") if isinstance(item, dict) else getattr(item, "content", "")
+    if isinstance(content, str):
+        return content
+    parts = []
+    for part in content or []:
+        text = part.get("text") if isinstance(part, dict) else getattr(part, "text", None)
+        if text:
+            parts.append(text)
+    return " ".join(parts)

@@ -1,0 +1,68 @@
+"""Which model answers: the offline router, or any LiteLLM model.
+
+Runs on the orchestrator worker only (model calls are activities), so API keys
+are read from that worker's environment and never enter workflow history.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from agents.models.interface import Model, ModelProvider
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from orchestrator.models.offline import NAME as OFFLINE
+from orchestrator.models.offline import OfflineModel
+from orchestrator.session_types import DEFAULT_MODEL
+
+
+class LlmSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LLM_", extra="ignore")
+
+    model: str = Field(
+        default=OFFLINE,
+        description="'offline' (deterministic tool router, no key needed) or any LiteLLM model "
+        "string, e.g. openai/gpt-4o-mini or anthropic/claude-sonnet-4-5.",
+    )
+    base_url: str | None = Field(
+        default=None, description="OpenAI-compatible base URL for the LiteLLM model, if any."
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="Key for the LiteLLM model; unset means LiteLLM reads the provider's own "
+        "variable (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...).",
+    )
+
+
+class MeshModelProvider(ModelProvider):
+    """Maps the model name a session asks for to a model instance.
+
+    ``default`` is the worker's ``LLM_MODEL``; ``offline`` is the offline
+    router; names in ``extra`` (tests, benchmarks) are served as given; any
+    other name is a LiteLLM model.
+    """
+
+    def __init__(self, settings: LlmSettings, extra: Mapping[str, Model] | None = None) -> None:
+        self._settings = settings
+        self._extra = dict(extra or {})
+        self._offline = OfflineModel()
+
+    def get_model(self, model_name: str | None) -> Model:
+        name = model_name or DEFAULT_MODEL
+        if name == DEFAULT_MODEL:
+            name = self._settings.model
+        if name in self._extra:
+            return self._extra[name]
+        if name == OFFLINE:
+            return self._offline
+        return self._litellm(name)
+
+    def _litellm(self, name: str) -> Model:
+        # LiteLLM fetches a price list from the network at import unless told not to.
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        from agents.extensions.models.litellm_model import LitellmModel
+
+        key = self._settings.api_key.get_secret_value() if self._settings.api_key else None
+        return LitellmModel(model=name, base_url=self._settings.base_url, api_key=key)

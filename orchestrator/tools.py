@@ -1,0 +1,197 @@
+"""The agent's tools, built inside the session workflow.
+
+Local tools run as activities of the orchestrator; remote tools are Nexus
+operations of the teams' services, reached through their endpoints. Every tool:
+
+- takes its name, description and argument schema from code (the input model's
+  docstring and field descriptions), so the model sees what the team wrote;
+- returns JSON, so the model reads structured results;
+- hands a failure back to the model as a tool result ``{"error": ...}``
+  instead of failing the workflow, and records the call for the chat.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, NexusOperationError, TemporalError
+
+with workflow.unsafe.imports_passed_through():
+    import nexusrpc
+    from agents import FunctionTool, RunContextWrapper
+    from agents.strict_schema import ensure_strict_json_schema
+    from pydantic import BaseModel, ValidationError
+
+    from orchestrator.activities import CalculatorRequest, CalculatorResult
+    from orchestrator.session_types import SessionConfig, ToolCall
+    from orchestrator.weather import Weather, WeatherRequest
+    from services.finance.contract import FinanceService
+    from services.it.contract import ItService
+
+LOCAL = "local"
+
+Recorder = Callable[[ToolCall], None]
+
+
+@dataclass(frozen=True)
+class LocalTool:
+    """An activity of the orchestrator's own worker."""
+
+    activity: str
+    input_type: type[BaseModel]
+    output_type: type[BaseModel]
+
+
+@dataclass(frozen=True)
+class RemoteTool:
+    """A Nexus operation of a team's service."""
+
+    team: str
+    service: type
+    operation: nexusrpc.Operation[Any, Any]
+
+
+LOCAL_TOOLS = (
+    LocalTool("calculator", CalculatorRequest, CalculatorResult),
+    LocalTool("weather", WeatherRequest, Weather),
+)
+
+REMOTE_TOOLS = (
+    RemoteTool("it", ItService, ItService.jira_metrics),
+    RemoteTool("it", ItService, ItService.get_ip),
+    RemoteTool("finance", FinanceService, FinanceService.stock_price),
+    RemoteTool("finance", FinanceService, FinanceService.calculate_roi),
+)
+
+
+class ToolInputError(Exception):
+    """The model's arguments do not fit the tool's input model."""
+
+
+def build_tools(config: SessionConfig, record: Recorder) -> list[FunctionTool]:
+    tools = [_local_tool(spec, config, record) for spec in LOCAL_TOOLS]
+    for spec in REMOTE_TOOLS:
+        if spec.team in config.endpoints:
+            tools.append(_remote_tool(spec, config.endpoints[spec.team], config, record))
+    return tools
+
+
+def _local_tool(spec: LocalTool, config: SessionConfig, record: Recorder) -> FunctionTool:
+    async def call(arg: BaseModel | None) -> BaseModel:
+        return await workflow.execute_activity(
+            spec.activity,
+            arg,
+            result_type=spec.output_type,
+            schedule_to_close_timeout=timedelta(seconds=config.activity_timeout_s),
+            retry_policy=RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=10)),
+            summary=spec.activity,
+        )
+
+    return _function_tool(spec.activity, LOCAL, spec.input_type, spec.output_type, call, record)
+
+
+def _remote_tool(
+    spec: RemoteTool, endpoint: str, config: SessionConfig, record: Recorder
+) -> FunctionTool:
+    op = spec.operation
+
+    async def call(arg: BaseModel | None) -> BaseModel:
+        client = workflow.create_nexus_client(service=spec.service, endpoint=endpoint)
+        return await client.execute_operation(
+            op,
+            arg,
+            # Without a schedule-to-close timeout a failing operation is retried forever.
+            schedule_to_close_timeout=timedelta(seconds=config.nexus_timeout_s),
+            summary=f"{spec.team}: {op.name}",
+        )
+
+    return _function_tool(op.name, spec.team, op.input_type, op.output_type, call, record)
+
+
+def _function_tool(
+    name: str,
+    location: str,
+    input_type: type[BaseModel] | None,
+    output_type: type[BaseModel] | None,
+    call: Callable[[BaseModel | None], Awaitable[BaseModel]],
+    record: Recorder,
+) -> FunctionTool:
+    described = input_type if _is_model(input_type) else output_type
+    description = " ".join((described.__doc__ or name).split()) if described else name
+    if _is_model(input_type):
+        schema = ensure_strict_json_schema(input_type.model_json_schema())
+    else:
+        schema = {"type": "object", "properties": {}, "required": [], "additionalProperties": False}
+
+    async def invoke(_ctx: RunContextWrapper[Any], arguments: str) -> str:
+        started = workflow.time()
+        error: str | None = None
+        try:
+            arg = _parse(input_type, arguments)
+            result = await call(arg)
+            output = result.model_dump_json()
+        except ToolInputError as err:
+            error = str(err)
+        except (NexusOperationError, ActivityError) as err:
+            error = _root_message(err)
+        except TemporalError as err:
+            error = _root_message(err)
+        record(
+            ToolCall(
+                name=name,
+                location=location,
+                ok=error is None,
+                duration_ms=round((workflow.time() - started) * 1000, 1),
+                error=error,
+            )
+        )
+        if error is not None:
+            return json.dumps({"error": error})
+        return output
+
+    return FunctionTool(
+        name=name,
+        description=description,
+        params_json_schema=schema,
+        on_invoke_tool=invoke,
+        strict_json_schema=True,
+    )
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _parse(input_type: type[BaseModel] | None, arguments: str) -> BaseModel | None:
+    try:
+        data = json.loads(arguments or "{}")
+    except json.JSONDecodeError:
+        raise ToolInputError(f"arguments are not valid JSON: {arguments[:200]!r}") from None
+    if not _is_model(input_type):
+        return None
+    assert input_type is not None
+    try:
+        return input_type.model_validate(data)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in err.errors()
+        )
+        raise ToolInputError(f"invalid arguments: {problems}") from None
+
+
+def _root_message(err: BaseException) -> str:
+    """The innermost cause's message: the team's own words about what went wrong."""
+    messages = []
+    current: BaseException | None = err
+    while current is not None:
+        message = getattr(current, "message", None) or str(current)
+        if message:
+            messages.append(message)
+        current = getattr(current, "cause", None) or current.__cause__
+    return messages[-1] if messages else type(err).__name__

@@ -1,0 +1,1 @@
+"""The Finance team's tools: stock prices and return-on-investment arithmetic."""

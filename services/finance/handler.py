@@ -1,0 +1,79 @@
+"""The Finance team's Nexus service handler."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import nexusrpc
+from nexusrpc.handler import StartOperationContext, service_handler, sync_operation
+from temporalio import nexus
+
+from services.finance.contract import (
+    FinanceService,
+    RoiRequest,
+    RoiResult,
+    StockPrice,
+    StockPriceRequest,
+)
+from services.finance.roi import compound
+from services.finance.workflows import StockPriceWorkflow
+
+TICKER = re.compile(r"^[A-Z]{1,5}(\.[A-Z]{1,2})?$")
+MAX_PRINCIPAL = 1e15
+
+
+def _bad_request(message: str) -> nexusrpc.HandlerError:
+    return nexusrpc.HandlerError(message, type=nexusrpc.HandlerErrorType.BAD_REQUEST)
+
+
+def validate_ticker(ticker: str) -> str:
+    symbol = ticker.strip().upper().removeprefix("$")
+    if not TICKER.match(symbol):
+        raise _bad_request(
+            f"invalid ticker {ticker!r}: expected 1-5 letters with an optional class suffix, "
+            "e.g. AAPL or BRK.B"
+        )
+    return symbol
+
+
+def validate_roi(request: RoiRequest) -> RoiRequest:
+    values = (request.principal, request.annual_rate, request.years)
+    if not all(math.isfinite(v) for v in values):
+        raise _bad_request("principal, annual_rate and years must be finite numbers")
+    if not 0 < request.principal <= MAX_PRINCIPAL:
+        raise _bad_request(
+            f"principal must be greater than 0 and at most {MAX_PRINCIPAL:.0e}, "
+            f"got {request.principal}"
+        )
+    if not -100 < request.annual_rate <= 1000:
+        raise _bad_request(
+            f"annual_rate is a percentage between -100 and 1000, got {request.annual_rate}"
+        )
+    if not 0 < request.years <= 200:
+        raise _bad_request(f"years must be greater than 0 and at most 200, got {request.years}")
+    return request
+
+
+@service_handler(service=FinanceService)
+class FinanceServiceHandler:
+    def __init__(self, task_queue: str) -> None:
+        self._task_queue = task_queue
+
+    @nexus.workflow_run_operation
+    async def stock_price(
+        self, ctx: nexus.WorkflowRunOperationContext, input: StockPriceRequest
+    ) -> nexus.WorkflowHandle[StockPrice]:
+        request = StockPriceRequest(ticker=validate_ticker(input.ticker))
+        # A retried start carries the same request id, so this id never
+        # yields a second workflow for one tool call.
+        return await ctx.start_workflow(
+            StockPriceWorkflow.run,
+            request,
+            id=f"stock-price-{request.ticker}-{ctx.request_id}",
+            task_queue=self._task_queue,
+        )
+
+    @sync_operation
+    async def calculate_roi(self, ctx: StartOperationContext, input: RoiRequest) -> RoiResult:
+        return compound(validate_roi(input))

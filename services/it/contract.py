@@ -1,0 +1,44 @@
+"""The IT team's Nexus contract.
+
+Callers import only this module: it holds the operation inputs and outputs and
+the service definition, never handler or worker code. Each input model's
+docstring and field descriptions become the agent's view of the tool.
+"""
+
+from __future__ import annotations
+
+import nexusrpc
+from pydantic import BaseModel, Field
+
+
+class JiraMetricsRequest(BaseModel):
+    """Issue counts of a Jira project: open, in progress, done, and created in the last 7 days."""
+
+    project: str = Field(
+        description="Jira project key: 2-10 capital letters or digits starting with a letter, e.g. OPS."
+    )
+
+
+class JiraMetrics(BaseModel):
+    project: str = Field(description="The project key.")
+    total: int = Field(description="All issues in the project.")
+    open: int = Field(description="Issues in the 'To Do' status category.")
+    in_progress: int = Field(description="Issues in the 'In Progress' status category.")
+    done: int = Field(description="Issues in the 'Done' status category.")
+    created_last_7_days: int = Field(description="Issues created in the last 7 days.")
+    source: str = Field(description="Where the figures come from: a Jira URL, or 'demo data'.")
+
+
+class HostAddresses(BaseModel):
+    """IP addresses and host name of the machine the IT team's worker runs on."""
+
+    hostname: str = Field(description="Host name of the IT worker's machine.")
+    addresses: list[str] = Field(description="IP addresses of that machine, IPv4 first.")
+    primary: str = Field(description="The address used for outbound traffic.")
+
+
+@nexusrpc.service(name="ItService")
+class ItService:
+    jira_metrics: nexusrpc.Operation[JiraMetricsRequest, JiraMetrics]
+    get_ip: nexusrpc.Operation[None, HostAddresses]
+

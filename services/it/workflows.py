@@ -1,0 +1,44 @@
+"""Workflows and activities behind the IT team's workflow-backed operations."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import activity, workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from services.it.contract import JiraMetrics, JiraMetricsRequest
+    from services.it.jira import JiraSettings, fetch_metrics
+
+
+class JiraActivities:
+    """Activities holding the Jira settings of the worker that runs them."""
+
+    def __init__(self, settings: JiraSettings) -> None:
+        self._settings = settings
+
+    @activity.defn(name="fetch_jira_metrics")
+    async def fetch_jira_metrics(self, request: JiraMetricsRequest) -> JiraMetrics:
+        return await fetch_metrics(self._settings, request.project)
+
+
+@workflow.defn(name="JiraMetricsWorkflow")
+class JiraMetricsWorkflow:
+    """Fetches a project's metrics, retrying Jira outages with backoff."""
+
+    @workflow.run
+    async def run(self, request: JiraMetricsRequest) -> JiraMetrics:
+        return await workflow.execute_activity_method(
+            JiraActivities.fetch_jira_metrics,
+            request,
+            start_to_close_timeout=timedelta(seconds=30),
+            # The caller's Nexus schedule-to-close timeout bounds the whole
+            # operation; this bounds the workflow on its own if run directly.
+            schedule_to_close_timeout=timedelta(minutes=2),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(milliseconds=500),
+                maximum_interval=timedelta(seconds=10),
+                non_retryable_error_types=["BackendUnauthorized", "BackendRefused"],
+            ),
+        )

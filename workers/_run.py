@@ -1,0 +1,46 @@
+"""Running a worker until it is told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+
+from temporalio.worker import Worker
+
+log = logging.getLogger("workers")
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # LiteLLM and httpx log request lines that can carry URLs with keys.
+    for noisy in ("httpx", "LiteLLM", "litellm"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+async def run_worker(worker: Worker, name: str, stop: asyncio.Event | None = None) -> None:
+    """Run ``worker`` until ``stop`` is set, or SIGINT/SIGTERM when ``stop`` is None.
+
+    Shutdown is graceful: polling stops, and running tasks get the worker's
+    graceful-shutdown timeout to finish before they are cancelled.
+    """
+    own_stop = stop is None
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if own_stop:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+    async with worker:
+        log.info(
+            "%s worker polling task queue %r in namespace %r",
+            name,
+            worker.task_queue,
+            worker.client.namespace,
+        )
+        await stop.wait()
+        log.info("%s worker shutting down", name)
+    log.info("%s worker stopped", name)

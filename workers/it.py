@@ -1,0 +1,41 @@
+"""Worker of the IT team's namespace: the ItService Nexus handler and its workflows.
+
+Run: ``python -m workers.it``. Jira comes from ``JIRA_URL``/``JIRA_EMAIL``/
+``JIRA_API_TOKEN`` (demo data when unset); see README.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from services.it.handler import ItServiceHandler
+from services.it.jira import JiraSettings
+from services.it.workflows import JiraActivities, JiraMetricsWorkflow
+from workers._run import configure_logging, run_worker
+from workers.mesh import Mesh, connect, load_mesh
+
+TEAM = "it"
+
+
+async def main(mesh: Mesh, jira: JiraSettings, *, stop: asyncio.Event | None = None) -> None:
+    team = mesh.team(TEAM)
+    client = await connect(mesh, team, data_converter=pydantic_data_converter)
+    activities = JiraActivities(jira)
+    worker = Worker(
+        client,
+        task_queue=team.task_queue,
+        nexus_service_handlers=[ItServiceHandler(team.task_queue)],
+        workflows=[JiraMetricsWorkflow],
+        activities=[activities.fetch_jira_metrics],
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+    await run_worker(worker, TEAM, stop)
+
+
+if __name__ == "__main__":
+    configure_logging()
+    asyncio.run(main(load_mesh(), JiraSettings()))

@@ -1,0 +1,148 @@
+"""The mesh file: namespaces, task queues and Nexus endpoints, declared once.
+
+Every process of the mesh (the three workers, the setup command, the chat
+client) reads the same ``mesh.toml`` through :func:`load_mesh`, and connects to
+a namespace through :func:`connect`, which takes the address, API key and TLS
+settings from Temporal's environment configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from temporalio.client import Client, Plugin
+from temporalio.converter import DataConverter
+from temporalio.envconfig import ClientConfigProfile
+
+DEFAULT_MESH_FILE = Path(__file__).resolve().parent.parent / "mesh.toml"
+"""The mesh file of this checkout; ``MESH_FILE`` in the environment overrides it."""
+
+_ENDPOINT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
+_NAMESPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class MeshError(Exception):
+    """The mesh file is missing, unreadable or inconsistent."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NamespaceConfig(_Strict):
+    namespace: str = Field(description="Temporal namespace this component runs in.")
+    task_queue: str = Field(description="Task queue its worker polls.")
+    profile: str | None = Field(
+        default=None,
+        description="Profile of Temporal's environment configuration (temporal.toml) used "
+        "to reach this namespace; unset means the default profile.",
+    )
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace_name(cls, value: str) -> str:
+        if not _NAMESPACE_NAME.match(value):
+            raise ValueError(f"invalid namespace name {value!r}")
+        return value
+
+
+class TeamConfig(NamespaceConfig):
+    service: str = Field(description="Name of the team's Nexus service (its contract).")
+    endpoint: str = Field(description="Nexus endpoint routing to the team's task queue.")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_name(cls, value: str) -> str:
+        if not _ENDPOINT_NAME.match(value):
+            raise ValueError(
+                f"invalid endpoint name {value!r}: letters, digits and '-' only, "
+                "starting with a letter"
+            )
+        return value
+
+
+class TemporalDefaults(_Strict):
+    default_address: str = Field(
+        description="Address used when neither the environment nor a profile names one."
+    )
+
+
+class Mesh(_Strict):
+    temporal: TemporalDefaults
+    orchestrator: NamespaceConfig
+    teams: dict[str, TeamConfig]
+
+    def team(self, name: str) -> TeamConfig:
+        try:
+            return self.teams[name]
+        except KeyError:
+            known = ", ".join(sorted(self.teams)) or "none"
+            raise MeshError(f"team {name!r} is not in the mesh file (teams: {known})") from None
+
+    def endpoints(self) -> dict[str, str]:
+        """Nexus endpoint per team, as the orchestrator's session needs them."""
+        return {name: team.endpoint for name, team in self.teams.items()}
+
+
+def mesh_path() -> Path:
+    return Path(os.environ.get("MESH_FILE") or DEFAULT_MESH_FILE)
+
+
+def load_mesh(path: Path | None = None) -> Mesh:
+    """Read and validate the mesh file; raises :class:`MeshError` with the reason."""
+    path = path or mesh_path()
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise MeshError(f"mesh file not found: {path}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise MeshError(f"mesh file {path} is not valid TOML: {err}") from None
+    try:
+        mesh = Mesh.model_validate(raw)
+    except ValidationError as err:
+        raise MeshError(f"mesh file {path} is invalid:\n{err}") from None
+    endpoints = [team.endpoint for team in mesh.teams.values()]
+    if len(set(endpoints)) != len(endpoints):
+        raise MeshError(f"mesh file {path}: two teams share one endpoint name")
+    return mesh
+
+
+def connect_config(mesh: Mesh, target: NamespaceConfig) -> dict[str, Any]:
+    """Keyword arguments for ``Client.connect`` for one namespace of the mesh.
+
+    Address, API key and TLS come from Temporal's environment configuration
+    (environment variables, then the selected profile of temporal.toml); the
+    namespace always comes from the mesh file, which owns it.
+    """
+    profile = ClientConfigProfile.load(profile=target.profile)
+    config: dict[str, Any] = dict(profile.to_client_connect_config())
+    config.setdefault("target_host", mesh.temporal.default_address)
+    config["namespace"] = target.namespace
+    return config
+
+
+async def connect(
+    mesh: Mesh,
+    target: NamespaceConfig,
+    *,
+    plugins: Sequence[Plugin] = (),
+    data_converter: DataConverter | None = None,
+) -> Client:
+    """Connect to one namespace of the mesh."""
+    config = connect_config(mesh, target)
+    kwargs: dict[str, Any] = {"plugins": list(plugins)}
+    if data_converter is not None:
+        kwargs["data_converter"] = data_converter
+    try:
+        return await Client.connect(**config, **kwargs)
+    except RuntimeError as err:
+        raise MeshError(
+            f"cannot reach Temporal at {config['target_host']} "
+            f"(namespace {target.namespace!r}): {err}"
+        ) from err

@@ -1,0 +1,69 @@
+"""Worker of the orchestrator's namespace: chat sessions, model calls, local tools.
+
+Run: ``python -m workers.orchestrator``. Model choice comes from ``LLM_MODEL``
+(default ``offline``), weather from ``OPEN_METEO_URL``; see README.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from datetime import timedelta
+
+from agents import set_tracing_disabled
+from agents.models.interface import Model
+from temporalio.common import RetryPolicy
+from temporalio.openai_agents import ModelActivityParameters, OpenAIAgentsPlugin
+from temporalio.worker import Worker
+
+from orchestrator.activities import LocalTools
+from orchestrator.models.provider import LlmSettings, MeshModelProvider
+from orchestrator.weather import WeatherSettings
+from orchestrator.workflow import ChatSessionWorkflow
+from workers._run import configure_logging, run_worker
+from workers.mesh import Mesh, connect, load_mesh
+
+
+def agents_plugin(llm: LlmSettings, extra_models: Mapping[str, Model] | None = None) -> OpenAIAgentsPlugin:
+    """The OpenAI Agents plugin: every model call becomes an activity."""
+    return OpenAIAgentsPlugin(
+        model_params=ModelActivityParameters(
+            start_to_close_timeout=timedelta(seconds=90),
+            # A model outage is retried with backoff, but not forever: after
+            # the last attempt the turn ends with a clear reply instead.
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=1),
+                backoff_coefficient=2.0,
+                maximum_interval=timedelta(seconds=20),
+                maximum_attempts=6,
+            ),
+        ),
+        model_provider=MeshModelProvider(llm, extra_models),
+    )
+
+
+async def main(
+    mesh: Mesh,
+    llm: LlmSettings,
+    weather: WeatherSettings,
+    *,
+    extra_models: Mapping[str, Model] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    # The SDK's default trace exporter would post to a hosted endpoint.
+    set_tracing_disabled(True)
+    client = await connect(mesh, mesh.orchestrator, plugins=[agents_plugin(llm, extra_models)])
+    tools = LocalTools(weather)
+    worker = Worker(
+        client,
+        task_queue=mesh.orchestrator.task_queue,
+        workflows=[ChatSessionWorkflow],
+        activities=[tools.calculator, tools.weather],
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+    await run_worker(worker, "orchestrator", stop)
+
+
+if __name__ == "__main__":
+    configure_logging()
+    asyncio.run(main(load_mesh(), LlmSettings(), WeatherSettings()))
