@@ -36,10 +36,19 @@ _UNARY: dict[type[ast.unaryop], Callable[[float], float]] = {
     ast.UAdd: operator.pos,
     ast.USub: operator.neg,
 }
+
+
+def _round(value: float, ndigits: int | None = None) -> float:
+    # int rounding to -n digits computes 10**n: cap n so it cannot take forever.
+    if ndigits is not None and abs(ndigits) > 400:
+        raise CalculatorError("round() takes at most 400 digits")
+    return round(value, ndigits)
+
+
 _FUNCTIONS: dict[str, Callable[..., float]] = {
     "sqrt": math.sqrt,
     "abs": abs,
-    "round": round,
+    "round": _round,
     "min": min,
     "max": max,
     "log": math.log,
@@ -70,6 +79,8 @@ def evaluate(expression: str) -> float | int:
         value = _eval(tree.body)
     except ZeroDivisionError:
         raise CalculatorError("division by zero") from None
+    except RecursionError:
+        raise CalculatorError("expression nested too deeply") from None
     except (OverflowError, ValueError, TypeError) as err:
         if isinstance(err, CalculatorError):
             raise
@@ -91,6 +102,8 @@ def _eval(node: ast.expr) -> float:
         left, right = _eval(node.left), _eval(node.right)
         if isinstance(node.op, ast.Pow) and abs(right) > MAX_EXPONENT:
             raise CalculatorError(f"exponent larger than {MAX_EXPONENT}")
+        if isinstance(node.op, ast.Pow) and _too_large_power(left, right):
+            raise CalculatorError("result too large")
         return _bounded(_BINARY[type(node.op)](left, right))
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         return _UNARY[type(node.op)](_eval(node.operand))
@@ -109,6 +122,11 @@ def _eval(node: ast.expr) -> float:
         f"unsupported element {ast.unparse(node)!r}: use numbers, + - * / // % ^, "
         f"parentheses and {allowed}"
     )
+
+
+def _too_large_power(base: float, exponent: float) -> bool:
+    """Whether ``base ** exponent`` exceeds the cap, judged before computing it."""
+    return exponent > 0 and abs(base) > 1 and exponent * math.log10(abs(base)) > 301
 
 
 def _bounded(value: float) -> float:

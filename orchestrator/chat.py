@@ -28,9 +28,10 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import RPCError
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from orchestrator.session_types import (
     DEFAULT_MODEL,
@@ -61,13 +62,19 @@ async def open_session(
 ) -> WorkflowHandle:
     """Start the session's workflow, or attach to it when it is already running."""
     state = SessionState(config=SessionConfig(endpoints=mesh.endpoints(), model=model))
-    return await client.start_workflow(
-        WORKFLOW_TYPE,
-        state,
-        id=session_workflow_id(session),
-        task_queue=mesh.orchestrator.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-    )
+    workflow_id = session_workflow_id(session)
+    try:
+        return await client.start_workflow(
+            WORKFLOW_TYPE,
+            state,
+            id=workflow_id,
+            task_queue=mesh.orchestrator.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            # An ended session's id is never silently reused for a new, empty one.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    except WorkflowAlreadyStartedError:
+        raise ChatError(f"session {workflow_id} has ended; start a new one") from None
 
 
 async def send(handle: WorkflowHandle, text: str, timeout_s: float) -> ChatReply:
@@ -83,11 +90,19 @@ async def send(handle: WorkflowHandle, text: str, timeout_s: float) -> ChatReply
         ) from None
     except WorkflowUpdateFailedError as err:
         raise ChatError(f"message rejected: {_failure_message(err)}") from None
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise ChatError(f"session {handle.id} has ended or does not exist") from None
+        raise
 
 
 def render(reply: ChatReply) -> None:
     style = "" if reply.ok else "yellow"
-    console.print(f"[bold cyan]agent[/]: [{style}]{escape(reply.text)}[/]" if style else f"[bold cyan]agent[/]: {escape(reply.text)}")
+    console.print(
+        f"[bold cyan]agent[/]: [{style}]{escape(reply.text)}[/]"
+        if style
+        else f"[bold cyan]agent[/]: {escape(reply.text)}"
+    )
     if reply.tools:
         parts = []
         for call in reply.tools:
@@ -131,7 +146,9 @@ async def run_chat(
         if command == "/history":
             turns = await handle.query("history", result_type=list)
             for turn in turns:
-                console.print(f"[dim]{turn['turn']}. you: {escape(turn['user'])}\n   agent: {escape(turn['reply'])}[/]")
+                console.print(
+                    f"[dim]{turn['turn']}. you: {escape(turn['user'])}\n   agent: {escape(turn['reply'])}[/]"
+                )
             continue
         try:
             render(await send(handle, text, timeout_s))

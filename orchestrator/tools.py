@@ -24,7 +24,7 @@ from temporalio.exceptions import ActivityError, NexusOperationError, TemporalEr
 
 with workflow.unsafe.imports_passed_through():
     import nexusrpc
-    from agents import FunctionTool, RunContextWrapper
+    from agents import FunctionTool, RunContextWrapper, Tool
     from agents.strict_schema import ensure_strict_json_schema
     from pydantic import BaseModel, ValidationError
 
@@ -74,8 +74,8 @@ class ToolInputError(Exception):
     """The model's arguments do not fit the tool's input model."""
 
 
-def build_tools(config: SessionConfig, record: Recorder) -> list[FunctionTool]:
-    tools = [_local_tool(spec, config, record) for spec in LOCAL_TOOLS]
+def build_tools(config: SessionConfig, record: Recorder) -> list[Tool]:
+    tools: list[Tool] = [_local_tool(spec, config, record) for spec in LOCAL_TOOLS]
     for spec in REMOTE_TOOLS:
         if spec.team in config.endpoints:
             tools.append(_remote_tool(spec, config.endpoints[spec.team], config, record))
@@ -102,7 +102,9 @@ def _remote_tool(
     op = spec.operation
 
     async def call(arg: BaseModel | None) -> BaseModel:
-        client = workflow.create_nexus_client(service=spec.service, endpoint=endpoint)
+        client: workflow.NexusClient[Any] = workflow.create_nexus_client(
+            service=spec.service, endpoint=endpoint
+        )
         return await client.execute_operation(
             op,
             arg,
@@ -122,9 +124,9 @@ def _function_tool(
     call: Callable[[BaseModel | None], Awaitable[BaseModel]],
     record: Recorder,
 ) -> FunctionTool:
-    described = input_type if _is_model(input_type) else output_type
+    described = input_type if input_type is not None and _is_model(input_type) else output_type
     description = " ".join((described.__doc__ or name).split()) if described else name
-    if _is_model(input_type):
+    if input_type is not None and _is_model(input_type):
         schema = ensure_strict_json_schema(input_type.model_json_schema())
     else:
         schema = {"type": "object", "properties": {}, "required": [], "additionalProperties": False}

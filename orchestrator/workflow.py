@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
@@ -95,7 +97,7 @@ class ChatSessionWorkflow:
             model=config.model,
             tools=build_tools(config, calls.append),
         )
-        new_input = [*self._state.items, {"role": "user", "content": text}]
+        new_input: list[Any] = [*self._state.items, {"role": "user", "content": text}]
         try:
             result = await Runner.run(agent, input=new_input, max_turns=config.max_agent_turns)
         except MaxTurnsExceeded:
@@ -114,7 +116,9 @@ class ChatSessionWorkflow:
             # A plain exception escaping a handler fails the workflow task, which
             # Temporal retries forever; the user gets a clear reply instead.
             workflow.logger.exception("turn %s failed", number)
-            reply = self._failed(number, text, calls, f"I could not finish this turn: {_cause(err)}")
+            reply = self._failed(
+                number, text, calls, f"I could not finish this turn: {_cause(err)}"
+            )
         else:
             self._state.items = [dict(item) for item in result.to_input_list()]  # type: ignore[arg-type]
             reply = ChatReply(turn=number, text=str(result.final_output), ok=True, tools=calls)
@@ -141,4 +145,3 @@ def _cause(err: BaseException) -> str:
         if nxt is None:
             return getattr(current, "message", None) or str(current) or type(current).__name__
         current = nxt
-

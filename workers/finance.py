@@ -21,7 +21,9 @@ from workers.mesh import Mesh, connect, load_mesh
 TEAM = "finance"
 
 
-async def main(mesh: Mesh, market: MarketDataSettings, *, stop: asyncio.Event | None = None) -> None:
+async def main(
+    mesh: Mesh, market: MarketDataSettings, *, stop: asyncio.Event | None = None
+) -> None:
     team = mesh.team(TEAM)
     client = await connect(mesh, team, data_converter=pydantic_data_converter)
     activities = MarketActivities(market)

@@ -7,10 +7,11 @@ Run: ``python -m workers.orchestrator``. Model choice comes from ``LLM_MODEL``
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Mapping
 from datetime import timedelta
 
-from agents import set_tracing_disabled
+from agents import set_trace_processors, set_tracing_disabled
 from agents.models.interface import Model
 from temporalio.common import RetryPolicy
 from temporalio.openai_agents import ModelActivityParameters, OpenAIAgentsPlugin
@@ -24,7 +25,9 @@ from workers._run import configure_logging, run_worker
 from workers.mesh import Mesh, connect, load_mesh
 
 
-def agents_plugin(llm: LlmSettings, extra_models: Mapping[str, Model] | None = None) -> OpenAIAgentsPlugin:
+def agents_plugin(
+    llm: LlmSettings, extra_models: Mapping[str, Model] | None = None
+) -> OpenAIAgentsPlugin:
     """The OpenAI Agents plugin: every model call becomes an activity."""
     return OpenAIAgentsPlugin(
         model_params=ModelActivityParameters(
@@ -50,8 +53,11 @@ async def main(
     extra_models: Mapping[str, Model] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    # The SDK's default trace exporter would post to a hosted endpoint.
+    # The SDK's default trace exporter posts every span to a hosted endpoint;
+    # the plugin wraps the global processors, so clear them as well.
+    os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")
     set_tracing_disabled(True)
+    set_trace_processors([])
     client = await connect(mesh, mesh.orchestrator, plugins=[agents_plugin(llm, extra_models)])
     tools = LocalTools(weather)
     worker = Worker(

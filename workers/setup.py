@@ -45,7 +45,9 @@ class Change:
 
 async def ensure_namespace(client: Client, namespace: str) -> Change:
     try:
-        await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=namespace))
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=namespace)
+        )
         return Change("namespace", namespace, "found")
     except RPCError as err:
         if err.status != RPCStatusCode.NOT_FOUND:
@@ -54,7 +56,9 @@ async def ensure_namespace(client: Client, namespace: str) -> Change:
         await client.workflow_service.register_namespace(
             RegisterNamespaceRequest(
                 namespace=namespace,
-                workflow_execution_retention_period=Duration(seconds=int(RETENTION.total_seconds())),
+                workflow_execution_retention_period=Duration(
+                    seconds=int(RETENTION.total_seconds())
+                ),
             )
         )
     except RPCError as err:
@@ -69,7 +73,9 @@ async def ensure_endpoint(client: Client, name: str, namespace: str, task_queue:
         worker=EndpointTarget.Worker(namespace=namespace, task_queue=task_queue)
     )
     spec = EndpointSpec(name=name, target=target)
-    listed = await client.operator_service.list_nexus_endpoints(ListNexusEndpointsRequest(name=name))
+    listed = await client.operator_service.list_nexus_endpoints(
+        ListNexusEndpointsRequest(name=name)
+    )
     where = f"-> {namespace}/{task_queue}"
     for endpoint in listed.endpoints:
         if endpoint.spec.name != name:
@@ -85,7 +91,9 @@ async def ensure_endpoint(client: Client, name: str, namespace: str, task_queue:
     # FAILED_PRECONDITION until the namespace cache refreshes (~10 s).
     for delay in _NAMESPACE_VISIBILITY_BACKOFF:
         try:
-            await client.operator_service.create_nexus_endpoint(CreateNexusEndpointRequest(spec=spec))
+            await client.operator_service.create_nexus_endpoint(
+                CreateNexusEndpointRequest(spec=spec)
+            )
         except RPCError as err:
             if err.status == RPCStatusCode.ALREADY_EXISTS:
                 return Change("endpoint", name, "found", where)

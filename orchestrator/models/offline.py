@@ -38,7 +38,9 @@ _COMPANIES = {
 }  # fmt: skip
 _FUNCS = r"sqrt|abs|round|min|max|log10|log|exp|sin|cos|tan|floor|ceil|pi"
 _EXPR_CHUNK = re.compile(rf"(?:{_FUNCS}|[0-9().\s+\-*/^×÷%])+")
-_HAS_OPERATION = re.compile(rf"\d\s*\)?\s*[-+*/^×÷%]\s*\(?\s*[-+]?\s*(?:\d|{_FUNCS})|(?:{_FUNCS})\s*\(")
+_HAS_OPERATION = re.compile(
+    rf"\d\s*\)?\s*[-+*/^×÷%]\s*\(?\s*[-+]?\s*(?:\d|{_FUNCS})|(?:{_FUNCS})\s*\("
+)
 _NUMBER = r"[-+]?\$?\d[\d,]*(?:\.\d+)?\s*[kKmM]?"
 
 
@@ -56,7 +58,9 @@ class OfflineModel(Model):
         tracing: Any,
         **kwargs: Any,
     ) -> ModelResponse:
-        items: list[Any] = [{"role": "user", "content": input}] if isinstance(input, str) else list(input)
+        items: list[Any] = (
+            [{"role": "user", "content": input}] if isinstance(input, str) else list(input)
+        )
         last_user = max((i for i, item in enumerate(items) if _role(item) == "user"), default=-1)
         since = items[last_user + 1 :]
         outputs = [item for item in since if _type(item) == "function_call_output"]
@@ -115,7 +119,9 @@ def _route(clause: str) -> tuple[str, dict[str, Any]] | None:
         args = _roi_args(clause)
         if args:
             return "calculate_roi", args
-    if re.search(r"\bstock\b|\bshare price\b|\bquote\b|\bticker\b|\btrading at\b|\bprice of\b", lower):
+    if re.search(
+        r"\bstock\b|\bshare price\b|\bquote\b|\bticker\b|\btrading at\b|\bprice of\b", lower
+    ):
         return "stock_price", {"ticker": _ticker(clause)}
     if re.search(r"\bjira\b|\bproject\b.*\b(metrics|issues|tickets|status)\b", lower):
         return "jira_metrics", {"project": _project(clause)}
@@ -244,7 +250,11 @@ _FORMATS = {
     ),
     "stock_price": lambda o: (
         f"{o['ticker']} is at {o['price']} {o['currency']}"
-        + (f" ({o['change_percent']:+}% since the previous close)" if o.get("change_percent") is not None else "")
+        + (
+            f" ({o['change_percent']:+}% since the previous close)"
+            if o.get("change_percent") is not None
+            else ""
+        )
         + f", as of {o['as_of']} (source: {o['source']})"
     ),
     "calculate_roi": lambda o: (
@@ -285,9 +295,30 @@ def _response(output: list[Any], items: list[Any]) -> ModelResponse:
     produced = sum(len(o.model_dump_json()) for o in output) // 4 + 1
     return ModelResponse(
         output=output,
-        usage=Usage(requests=1, input_tokens=seen, output_tokens=produced, total_tokens=seen + produced),
+        usage=Usage(
+            requests=1, input_tokens=seen, output_tokens=produced, total_tokens=seen + produced
+        ),
         response_id=None,
     )
+
+
+def plain(value: Any) -> Any:
+    """A JSON-like copy of model input items.
+
+    Items arrive in the model activity validated against the SDK's TypedDicts,
+    where ``Iterable`` fields are one-shot iterators: copy them into lists
+    before reading them more than once.
+    """
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, str | bytes | int | float | bool) or value is None:
+        return value
+    if hasattr(value, "model_dump"):
+        return plain(value.model_dump())
+    try:
+        return [plain(v) for v in value]
+    except TypeError:
+        return value
 
 
 def _role(item: Any) -> str | None:

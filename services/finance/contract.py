@@ -27,7 +27,9 @@ class StockPrice(BaseModel):
         default=None, description="Change since the previous close, in percent."
     )
     as_of: str = Field(description="ISO 8601 time of the quote.")
-    source: str = Field(description="Where the quote comes from: a market-data URL, or 'demo data'.")
+    source: str = Field(
+        description="Where the quote comes from: a market-data URL, or 'demo data'."
+    )
 
 
 class RoiRequest(BaseModel):

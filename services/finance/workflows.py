@@ -37,6 +37,10 @@ class StockPriceWorkflow:
             retry_policy=RetryPolicy(
                 initial_interval=timedelta(milliseconds=500),
                 maximum_interval=timedelta(seconds=10),
-                non_retryable_error_types=["BackendUnauthorized", "BackendRefused", "UnknownTicker"],
+                non_retryable_error_types=[
+                    "BackendUnauthorized",
+                    "BackendRefused",
+                    "UnknownTicker",
+                ],
             ),
         )

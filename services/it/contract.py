@@ -41,4 +41,3 @@ class HostAddresses(BaseModel):
 class ItService:
     jira_metrics: nexusrpc.Operation[JiraMetricsRequest, JiraMetrics]
     get_ip: nexusrpc.Operation[None, HostAddresses]
-

@@ -1,0 +1,176 @@
+"""One real Temporal dev server and one mesh of workers for the whole test session.
+
+The server is the Temporal CLI built by scripts/install-temporal (path in
+TEMPORAL_CLI, or the default cache location). Workers run in this process on
+the session's event loop, with the same entry points as production
+(``workers.<name>.main``), against a mesh file written for the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from orchestrator.models.provider import LlmSettings
+from orchestrator.weather import WeatherSettings
+from services.finance.market import MarketDataSettings
+from services.it.jira import JiraSettings
+from tests.helpers import SCRIPTED, ScriptedModel
+from workers import finance as finance_worker
+from workers import it as it_worker
+from workers import orchestrator as orchestrator_worker
+from workers.mesh import Mesh, connect, load_mesh
+from workers.setup import setup_mesh
+
+NAMESPACES = ("orchestrator", "it", "finance")
+FAKE_LLM_KEY = "sk-test-fake-key-never-valid"
+
+# Any accidental call to a hosted model goes to a closed local port and fails fast.
+os.environ["OPENAI_BASE_URL"] = "http://127.0.0.1:9/v1"
+os.environ.setdefault("OPENAI_API_KEY", "sk-test-guard")
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+
+
+def temporal_cli() -> str:
+    explicit = os.environ.get("TEMPORAL_CLI")
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    for candidate in (
+        explicit,
+        str(cache / "nexus-tool-mesh" / "bin" / "temporal"),
+        shutil.which("temporal"),
+    ):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    pytest.exit("Temporal CLI not found: run scripts/test (it builds it) or set TEMPORAL_CLI", 2)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("temporal") / "server.log"
+    args = [
+        temporal_cli(), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
+        "--port", str(port), "--http-port", str(free_port()), "--metrics-port", str(free_port()),
+        "--log-level", "error",
+        "--dynamic-config-value", 'system.refreshNexusEndpointsMinWait="0s"',
+    ]  # fmt: skip
+    for namespace in NAMESPACES:
+        args += ["--namespace", namespace]
+    with log.open("w") as out:
+        server = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+@pytest.fixture(scope="session")
+def mesh(temporal_address: str, tmp_path_factory: pytest.TempPathFactory) -> Mesh:
+    suffix = uuid.uuid4().hex[:6]
+    path = tmp_path_factory.mktemp("mesh") / "mesh.toml"
+    path.write_text(
+        f"""
+[temporal]
+default_address = "{temporal_address}"
+
+[orchestrator]
+namespace = "orchestrator"
+task_queue = "orchestrator-{suffix}"
+
+[teams.it]
+namespace = "it"
+task_queue = "it-{suffix}"
+service = "ItService"
+endpoint = "it-{suffix}"
+
+[teams.finance]
+namespace = "finance"
+task_queue = "finance-{suffix}"
+service = "FinanceService"
+endpoint = "finance-{suffix}"
+"""
+    )
+    # The tests' mesh must not be redirected by a developer's own settings.
+    os.environ.pop("TEMPORAL_ADDRESS", None)
+    os.environ.pop("TEMPORAL_API_KEY", None)
+    os.environ["TEMPORAL_CONFIG_FILE"] = str(path.parent / "no-temporal.toml")
+    return load_mesh(path)
+
+
+@pytest.fixture(scope="session")
+def scripted_model() -> ScriptedModel:
+    return ScriptedModel()
+
+
+@pytest.fixture(scope="session")
+def fake_llm_url(make_httpserver) -> str:  # type: ignore[no-untyped-def]
+    """Base URL of the local OpenAI-compatible fake (pytest-httpserver, real HTTP).
+
+    Tests install its answers through the ``httpserver`` fixture, which is
+    the same server, cleared after each test.
+    """
+    return make_httpserver.url_for("/v1")
+
+
+@pytest_asyncio.fixture(scope="session")
+async def running_mesh(
+    mesh: Mesh, scripted_model: ScriptedModel, fake_llm_url: str
+) -> AsyncIterator[Mesh]:
+    """The mesh set up and its three workers running until the session ends."""
+    await _wait_for_server(mesh)
+    await setup_mesh(mesh)
+    stop = asyncio.Event()
+    llm = LlmSettings(model="offline", base_url=fake_llm_url, api_key=FAKE_LLM_KEY)  # type: ignore[arg-type]
+    tasks = [
+        asyncio.create_task(
+            orchestrator_worker.main(
+                mesh, llm, WeatherSettings(), extra_models={SCRIPTED: scripted_model}, stop=stop
+            )
+        ),
+        asyncio.create_task(it_worker.main(mesh, JiraSettings(), stop=stop)),
+        asyncio.create_task(finance_worker.main(mesh, MarketDataSettings(), stop=stop)),
+    ]
+    yield mesh
+    stop.set()
+    await asyncio.gather(*tasks)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def client(running_mesh: Mesh) -> Client:
+    """A client of the orchestrator's namespace, as the chat uses."""
+    return await connect(
+        running_mesh, running_mesh.orchestrator, data_converter=pydantic_data_converter
+    )
+
+
+async def _wait_for_server(mesh: Mesh) -> None:
+    last: Exception | None = None
+    for _ in range(120):
+        try:
+            await connect(mesh, mesh.orchestrator)
+            return
+        except Exception as err:  # still starting
+            last = err
+            await asyncio.sleep(0.5)
+    raise RuntimeError(f"Temporal dev server did not start: {last}")

@@ -1,0 +1,90 @@
+"""Test doubles that stand in for a hosted model, never for Temporal."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+from agents import ModelResponse, Usage
+from agents.models.interface import Model
+from openai.types.responses import (
+    ResponseFunctionToolCall,
+    ResponseOutputMessage,
+    ResponseOutputText,
+)
+from temporalio import activity
+
+from orchestrator.models.offline import plain
+
+SCRIPTED = "scripted"
+
+
+def say(text: str, input_tokens: int = 10, output_tokens: int = 5) -> ModelResponse:
+    return ModelResponse(
+        output=[
+            ResponseOutputMessage(
+                id="msg",
+                type="message",
+                role="assistant",
+                status="completed",
+                content=[ResponseOutputText(type="output_text", text=text, annotations=[])],
+            )
+        ],
+        usage=Usage(
+            requests=1,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            total_tokens=input_tokens + output_tokens,
+        ),
+        response_id=None,
+    )
+
+
+def call(*calls: tuple[str, dict[str, Any] | str]) -> ModelResponse:
+    """One model response asking for one or more tool calls."""
+    return ModelResponse(
+        output=[
+            ResponseFunctionToolCall(
+                type="function_call",
+                id=f"fc_{n}",
+                call_id=f"call_{name}_{n}",
+                name=name,
+                arguments=args if isinstance(args, str) else json.dumps(args),
+                status="completed",
+            )
+            for n, (name, args) in enumerate(calls)
+        ],
+        usage=Usage(requests=1, input_tokens=10, output_tokens=5, total_tokens=15),
+        response_id=None,
+    )
+
+
+class ScriptedModel(Model):
+    """Answers each session from its own script and records what it was shown.
+
+    The script is keyed by the session's workflow id, read from the model
+    activity's info, so many tests share one orchestrator worker.
+    """
+
+    def __init__(self) -> None:
+        self.scripts: dict[str, list[ModelResponse]] = defaultdict(list)
+        self.seen: dict[str, list[list[Any]]] = defaultdict(list)
+        self.tools_seen: dict[str, list[Any]] = {}
+
+    def script(self, workflow_id: str, *responses: ModelResponse) -> None:
+        self.scripts[workflow_id].extend(responses)
+
+    async def get_response(
+        self, system_instructions, input, model_settings, tools, *args, **kwargs
+    ):  # type: ignore[no-untyped-def,override]
+        workflow_id = activity.info().workflow_id
+        self.seen[workflow_id].append(plain(input) if not isinstance(input, str) else [input])
+        self.tools_seen[workflow_id] = list(tools)
+        script = self.scripts[workflow_id]
+        if not script:
+            raise AssertionError(f"scripted model has no response left for {workflow_id}")
+        return script.pop(0)
+
+    def stream_response(self, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+        raise NotImplementedError
