@@ -14,8 +14,12 @@ from openai.types.responses import (
     ResponseOutputText,
 )
 from temporalio import activity
+from temporalio.worker import Replayer
 
 from orchestrator.models.offline import plain
+from orchestrator.models.provider import LlmSettings
+from orchestrator.workflow import ChatSessionWorkflow
+from workers.orchestrator import agents_plugin
 
 SCRIPTED = "scripted"
 
@@ -88,3 +92,11 @@ class ScriptedModel(Model):
 
     def stream_response(self, *args, **kwargs):  # type: ignore[no-untyped-def,override]
         raise NotImplementedError
+
+
+def replayer() -> Replayer:
+    """A replayer configured like the orchestrator worker."""
+    return Replayer(
+        workflows=[ChatSessionWorkflow],
+        plugins=[agents_plugin(LlmSettings(model="offline"))],
+    )

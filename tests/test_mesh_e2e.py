@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import uuid
+from pathlib import Path
 
 import pytest
 from temporalio.client import Client
@@ -10,7 +12,7 @@ from temporalio.client import Client
 from orchestrator.chat import ChatError, open_session, send
 from orchestrator.session_types import ChatReply, SessionConfig, SessionState
 from services.it.netinfo import host_addresses
-from tests.helpers import SCRIPTED, ScriptedModel, call, say
+from tests.helpers import SCRIPTED, ScriptedModel, call, replayer, say
 from workers.mesh import Mesh, connect
 
 pytestmark = pytest.mark.asyncio
@@ -237,3 +239,19 @@ async def test_a_model_that_never_stops_calling_tools_gets_a_clear_reply(
     assert any(
         "(turn failed)" in str(i.get("content")) for i in scripted_model.seen[session_id][-1]
     )
+
+
+async def test_every_session_of_this_run_replays_without_nondeterminism(client: Client) -> None:
+    """Runs last in this module: replays the histories the tests above recorded."""
+    assert SESSIONS, "run with the rest of the module"
+    histories = [await client.get_workflow_handle(wid).fetch_history() for wid in SESSIONS]
+    failures = {}
+    for history in histories:
+        result = await replayer().replay_workflow(history, raise_on_replay_failure=False)
+        if result.replay_failure:
+            failures[history.workflow_id] = str(result.replay_failure)
+    assert failures == {}
+    if RECORD_DIR := os.environ.get("RECORD_HISTORIES"):
+        # Keep a few histories to replay in future runs against future code.
+        for history in histories[:: max(1, len(histories) // 6)]:
+            Path(RECORD_DIR, f"{history.workflow_id}.json").write_text(history.to_json())

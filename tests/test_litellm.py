@@ -1,0 +1,98 @@
+"""The LiteLLM path: a real HTTP round trip to a local OpenAI-compatible fake."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+from temporalio.client import Client
+from werkzeug import Request, Response
+
+from orchestrator.chat import open_session, send
+from tests.conftest import FAKE_LLM_KEY
+from workers.mesh import Mesh
+
+pytestmark = pytest.mark.asyncio
+
+MODEL = "openai/gpt-4o-mini"
+
+
+def completion(message: dict[str, Any], finish: str) -> Response:
+    body = {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:8]}",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49},
+    }
+    return Response(json.dumps(body), content_type="application/json")
+
+
+class FakeProvider:
+    """Asks for the calculator, then answers from its output."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.auth: list[str | None] = []
+
+    def __call__(self, request: Request) -> Response:
+        body = request.get_json()
+        self.requests.append(body)
+        self.auth.append(request.headers.get("Authorization"))
+        last = body["messages"][-1]
+        if last["role"] == "tool":
+            value = json.loads(last["content"])["value"]
+            return completion({"role": "assistant", "content": f"The answer is {value}."}, "stop")
+        call = {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "calculator", "arguments": json.dumps({"expression": "6 * 7"})},
+        }
+        return completion({"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls")
+
+
+async def test_a_litellm_model_drives_the_tools_over_http(
+    client: Client, running_mesh: Mesh, httpserver: HTTPServer
+) -> None:
+    provider = FakeProvider()
+    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_handler(provider)
+    handle = await open_session(client, running_mesh, f"llm-{uuid.uuid4().hex[:8]}", MODEL)
+    reply = await send(handle, "What is six times seven?", timeout_s=60)
+
+    assert reply.ok and reply.text == "The answer is 42."
+    assert [(t.name, t.location, t.ok) for t in reply.tools] == [("calculator", "local", True)]
+    assert len(provider.requests) == 2
+    first = provider.requests[0]
+    assert first["model"] == "gpt-4o-mini"
+    assert first["messages"][-1] == {"role": "user", "content": "What is six times seven?"}
+    tools = {t["function"]["name"]: t["function"] for t in first["tools"]}
+    assert set(tools) == {"calculator", "weather", "jira_metrics", "get_ip", "stock_price", "calculate_roi"}
+    # Descriptions come from the teams' contracts, not an empty string.
+    assert tools["stock_price"]["description"].startswith("Latest traded price of a stock")
+    assert "ticker" in tools["stock_price"]["parameters"]["properties"]
+    # The key is sent to the provider by the worker...
+    assert provider.auth == [f"Bearer {FAKE_LLM_KEY}"] * 2
+    # ...and never enters workflow history.
+    history = await handle.fetch_history()
+    assert FAKE_LLM_KEY not in history.to_json()
+
+
+async def test_a_provider_that_rejects_the_key_gets_a_clear_reply(
+    client: Client, running_mesh: Mesh, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_json(
+        {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}},
+        status=401,
+    )
+    handle = await open_session(client, running_mesh, f"llm-{uuid.uuid4().hex[:8]}", MODEL)
+    reply = await send(handle, "What is six times seven?", timeout_s=60)
+    assert not reply.ok
+    assert "401" in reply.text or "API key" in reply.text
+    # The session is still usable once the provider answers again.
+    httpserver.clear()
+    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_handler(FakeProvider())
+    assert (await send(handle, "again", timeout_s=60)).text == "The answer is 42."
