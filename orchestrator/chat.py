@@ -15,7 +15,6 @@ LiteLLM model string and its provider key on that worker for a real model.
 from __future__ import annotations
 
 import asyncio
-import sys
 import uuid
 from pathlib import Path
 from typing import Annotated
@@ -40,6 +39,7 @@ from orchestrator.session_types import (
     SessionConfig,
     SessionState,
 )
+from workers._run import exit_now
 from workers.mesh import Mesh, MeshError, connect, load_mesh
 
 WORKFLOW_TYPE = "ChatSession"
@@ -120,11 +120,13 @@ async def run_chat(
     handle = await open_session(client, mesh, session_id, model)
     if one_shot:
         assert message is not None
-        reply = await send(handle, message, timeout_s)
+        try:
+            reply = await send(handle, message, timeout_s)
+        finally:
+            if session is None:
+                # A one-shot session has nothing to resume: close it.
+                await handle.execute_update("end_chat", result_type=str)
         render(reply)
-        if session is None:
-            # A one-shot session has nothing to resume: close it.
-            await handle.execute_update("end_chat", result_type=str)
         return 0 if reply.ok else 1
     console.print(
         f"[dim]session {escape(handle.id)} in namespace {escape(mesh.orchestrator.namespace)} · "
@@ -184,18 +186,26 @@ def main(
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for one reply.")] = 180.0,
 ) -> None:
-    """Chat with the agent; see the module help above."""
+    """Chat with the mesh's agent, interactively or one message at a time.
+
+    The model is the orchestrator worker's LLM_MODEL. The default, 'offline',
+    is a deterministic keyword router over the tools, not a language model: it
+    answers arithmetic, weather in a city, this host's IP, Jira metrics for a
+    project, a stock price and ROI from principal/rate/years (several in one
+    message), and lists what it can do otherwise. Set LLM_MODEL to a LiteLLM
+    model string (and the provider's key) on the orchestrator worker for a
+    real model.
+    """
+    code = 1
     try:
         mesh = load_mesh(mesh_file)
         code = asyncio.run(run_chat(mesh, message, session, model, timeout))
     except (ChatError, MeshError) as err:
         errors.print(f"[red]error: {escape(str(err))}[/]")
-        raise typer.Exit(1) from None
     except RPCError as err:
         errors.print(f"[red]error: Temporal refused the request: {escape(err.message)}[/]")
-        raise typer.Exit(1) from None
-    raise typer.Exit(code)
+    exit_now(code)
 
 
 if __name__ == "__main__":
-    sys.exit(app())
+    app()

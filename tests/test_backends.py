@@ -201,7 +201,15 @@ async def test_stock_quote_maps_price_change_and_time(httpserver: HTTPServer) ->
         query_string={"symbol": "AAPL"},
         headers={"X-Finnhub-Token": "k3y"},
     ).respond_with_json(
-        {"c": 189.984, "d": 1.2, "dp": 0.6372, "h": 190.1, "l": 187.5, "pc": 188.78, "t": 1700000000}
+        {
+            "c": 189.984,
+            "d": 1.2,
+            "dp": 0.6372,
+            "h": 190.1,
+            "l": 187.5,
+            "pc": 188.78,
+            "t": 1700000000,
+        }
     )
 
     quote = await fetch_quote(market_settings(httpserver), "AAPL")
@@ -358,9 +366,7 @@ async def test_weather_uses_the_forecast_url_for_geocoding_when_none_is_set(
 async def test_unknown_city_is_a_non_retryable_error(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/geo/v1/search").respond_with_json({"generationtime_ms": 0.3})
 
-    err = await expect_application_error(
-        current_weather(weather_settings(httpserver), "Atlantis")
-    )
+    err = await expect_application_error(current_weather(weather_settings(httpserver), "Atlantis"))
 
     assert err.type == "UnknownCity"
     assert err.non_retryable is True

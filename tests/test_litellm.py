@@ -52,7 +52,9 @@ class FakeProvider:
             "type": "function",
             "function": {"name": "calculator", "arguments": json.dumps({"expression": "6 * 7"})},
         }
-        return completion({"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls")
+        return completion(
+            {"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls"
+        )
 
 
 async def test_a_litellm_model_drives_the_tools_over_http(
@@ -70,7 +72,14 @@ async def test_a_litellm_model_drives_the_tools_over_http(
     assert first["model"] == "gpt-4o-mini"
     assert first["messages"][-1] == {"role": "user", "content": "What is six times seven?"}
     tools = {t["function"]["name"]: t["function"] for t in first["tools"]}
-    assert set(tools) == {"calculator", "weather", "jira_metrics", "get_ip", "stock_price", "calculate_roi"}
+    assert set(tools) == {
+        "calculator",
+        "weather",
+        "jira_metrics",
+        "get_ip",
+        "stock_price",
+        "calculate_roi",
+    }
     # Descriptions come from the teams' contracts, not an empty string.
     assert tools["stock_price"]["description"].startswith("Latest traded price of a stock")
     assert "ticker" in tools["stock_price"]["parameters"]["properties"]
@@ -94,5 +103,7 @@ async def test_a_provider_that_rejects_the_key_gets_a_clear_reply(
     assert "401" in reply.text or "API key" in reply.text
     # The session is still usable once the provider answers again.
     httpserver.clear()
-    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_handler(FakeProvider())
+    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_handler(
+        FakeProvider()
+    )
     assert (await send(handle, "again", timeout_s=60)).text == "The answer is 42."

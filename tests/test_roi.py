@@ -173,7 +173,13 @@ def test_malformed_ticker_is_a_bad_request(ticker: str) -> None:
 
 @pytest.mark.parametrize(
     ("given", "key"),
-    [("OPS", "OPS"), ("ops", "OPS"), (" infra ", "INFRA"), ("OPS2", "OPS2"), ("ABCDEFGHIJ", "ABCDEFGHIJ")],
+    [
+        ("OPS", "OPS"),
+        ("ops", "OPS"),
+        (" infra ", "INFRA"),
+        ("OPS2", "OPS2"),
+        ("ABCDEFGHIJ", "ABCDEFGHIJ"),
+    ],
 )
 def test_project_key_is_normalised_to_capital_letters(given: str, key: str) -> None:
     assert validate_project(given) == key

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 
 from temporalio.worker import Worker
 
@@ -44,3 +45,16 @@ async def run_worker(worker: Worker, name: str, stop: asyncio.Event | None = Non
         await stop.wait()
         log.info("%s worker shutting down", name)
     log.info("%s worker stopped", name)
+
+
+def exit_now(code: int) -> None:
+    """Exit a command-line tool without interpreter finalisation.
+
+    The Temporal client's Rust runtime threads can still be releasing the GIL
+    while CPython finalises, which aborts the process (exit 134) at random
+    after all the work is done. Nothing is left to clean up at this point, so
+    flush the output and leave at once.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

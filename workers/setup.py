@@ -26,6 +26,7 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, Register
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from workers._run import exit_now
 from workers.mesh import Mesh, MeshError, NamespaceConfig, connect, load_mesh
 
 RETENTION = timedelta(days=3)
@@ -139,13 +140,15 @@ def cli(
     ] = None,
 ) -> None:
     """Create the mesh's namespaces and Nexus endpoints if missing, and say what was done."""
+    code = 0
     try:
         mesh = load_mesh(mesh_file)
         for change in asyncio.run(setup_mesh(mesh)):
             typer.echo(str(change))
     except MeshError as err:
         typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+        code = 2
+    exit_now(code)
 
 
 if __name__ == "__main__":

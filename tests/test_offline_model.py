@@ -1,0 +1,369 @@
+"""The offline model routes messages to tools by keyword and writes replies from their outputs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from agents import FunctionTool, ModelResponse, ModelSettings, Tool
+from agents.models.interface import ModelTracing
+from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage
+
+from orchestrator.models.offline import OfflineModel, plan
+
+TOOL_NAMES = ("calculator", "weather", "jira_metrics", "get_ip", "stock_price", "calculate_roi")
+
+
+# --- plan: which tool, with which arguments ---------------------------------------------
+
+
+def test_arithmetic_question_goes_to_the_calculator() -> None:
+    assert plan("What is 15 * 23?") == [("calculator", {"expression": "15 * 23"})]
+
+
+@pytest.mark.parametrize(
+    ("text", "expression"),
+    [
+        ("what is 2^10", "2^10"),
+        ("Compute sqrt(16) + 1 please", "sqrt(16) + 1"),
+        ("how much is 12 x 3", "12 * 3"),
+        ("(1 + 2) * 3 =", "(1 + 2) * 3"),
+    ],
+)
+def test_other_arithmetic_is_extracted_as_an_expression(text: str, expression: str) -> None:
+    assert plan(text) == [("calculator", {"expression": expression})]
+
+
+@pytest.mark.parametrize(
+    "text", ["What is my IP address?", "what's my ip", "Show me the network address"]
+)
+def test_ip_question_goes_to_get_ip(text: str) -> None:
+    assert plan(text) == [("get_ip", {})]
+
+
+@pytest.mark.parametrize(
+    ("text", "ticker"),
+    [
+        ("What is the stock price of AAPL?", "AAPL"),
+        ("stock price of $msft", "MSFT"),
+        ("What is the share price of apple", "AAPL"),
+        ("quote for nvidia", "NVDA"),
+        ("Where is BRK.B trading at?", "BRK.B"),
+    ],
+)
+def test_stock_question_names_the_ticker(text: str, ticker: str) -> None:
+    assert plan(text) == [("stock_price", {"ticker": ticker})]
+
+
+def test_roi_question_extracts_principal_rate_and_years() -> None:
+    assert plan("What is the ROI on 10000 at 5% for 10 years?") == [
+        ("calculate_roi", {"principal": 10000, "annual_rate": 5, "years": 10})
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "principal", "rate", "years"),
+    [
+        ("ROI of $25,000 at 7.5 percent over 3 years", 25_000, 7.5, 3),
+        ("If I invest 5k at 4% for 2 years, what is my return on investment?", 5_000, 4, 2),
+        ("return on investment for 1.5m at 3.25% over 12 yrs", 1_500_000, 3.25, 12),
+        ("ROI: 5% for 10 years on 2000", 2000, 5, 10),
+    ],
+)
+def test_roi_amounts_are_read_in_their_usual_spellings(
+    text: str, principal: float, rate: float, years: float
+) -> None:
+    assert plan(text) == [
+        ("calculate_roi", {"principal": principal, "annual_rate": rate, "years": years})
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "city"),
+    [
+        ("weather in San Francisco today", "San Francisco"),
+        ("What's the weather in Paris?", "Paris"),
+        ("temperature in New York right now", "New York"),
+        ("forecast for Berlin please", "Berlin"),
+    ],
+)
+def test_weather_question_names_the_city(text: str, city: str) -> None:
+    assert plan(text) == [("weather", {"city": city})]
+
+
+def test_weather_without_a_city_is_not_routed() -> None:
+    assert plan("how is the weather") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "project"),
+    [
+        ("Jira metrics for project OPS", "OPS"),
+        ("Show me the jira status of INFRA", "INFRA"),
+        ("how many tickets does project PAY2 have, what is its status", "PAY2"),
+        ("jira metrics for ops", "ops"),
+    ],
+)
+def test_jira_question_names_the_project(text: str, project: str) -> None:
+    assert plan(text) == [("jira_metrics", {"project": project})]
+
+
+def test_one_message_can_ask_for_several_tools_in_order() -> None:
+    text = (
+        "What is 2 + 2 and what is the weather in Paris? "
+        "Also stock price of TSLA; then Jira metrics for OPS"
+    )
+
+    assert plan(text) == [
+        ("calculator", {"expression": "2 + 2"}),
+        ("weather", {"city": "Paris"}),
+        ("stock_price", {"ticker": "TSLA"}),
+        ("jira_metrics", {"project": "OPS"}),
+    ]
+
+
+def test_a_repeated_request_is_planned_once() -> None:
+    assert plan("What is my IP address? And my IP address again!") == [("get_ip", {})]
+
+
+@pytest.mark.parametrize("text", ["hello", "", "thanks, that is all", "tell me a joke"])
+def test_small_talk_plans_no_tool(text: str) -> None:
+    assert plan(text) == []
+
+
+# --- get_response: the agent loop's view ------------------------------------------------
+
+
+def make_tool(name: str) -> FunctionTool:
+    async def never_called(_ctx: Any, _arguments: str) -> str:
+        raise AssertionError("the model only plans; the agent loop calls tools")
+
+    return FunctionTool(
+        name=name,
+        description=f"The {name} tool. It does {name} things.",
+        params_json_schema={
+            "type": "object",
+            "properties": {},
+            "required": [],
+            "additionalProperties": False,
+        },
+        on_invoke_tool=never_called,
+    )
+
+
+ALL_TOOLS: list[Tool] = [make_tool(name) for name in TOOL_NAMES]
+
+
+async def respond(items: list[Any] | str, tools: list[Tool] = ALL_TOOLS) -> ModelResponse:
+    return await OfflineModel().get_response(
+        system_instructions=None,
+        input=items,
+        model_settings=ModelSettings(),
+        tools=tools,
+        output_schema=None,
+        handoffs=[],
+        tracing=ModelTracing.DISABLED,
+        previous_response_id=None,
+        conversation_id=None,
+        prompt=None,
+    )
+
+
+def user(text: str) -> dict[str, Any]:
+    return {"role": "user", "content": text}
+
+
+def call(call_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "function_call",
+        "call_id": call_id,
+        "name": name,
+        "arguments": json.dumps(arguments),
+    }
+
+
+def output(call_id: str, result: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "function_call_output", "call_id": call_id, "output": json.dumps(result)}
+
+
+def assistant(text: str) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+    }
+
+
+def reply_text(response: ModelResponse) -> str:
+    assert len(response.output) == 1
+    message = response.output[0]
+    assert isinstance(message, ResponseOutputMessage)
+    assert message.role == "assistant"
+    return "".join(part.text for part in message.content if hasattr(part, "text"))
+
+
+def function_calls(response: ModelResponse) -> list[ResponseFunctionToolCall]:
+    calls = [item for item in response.output if isinstance(item, ResponseFunctionToolCall)]
+    assert len(calls) == len(response.output)
+    return calls
+
+
+async def test_a_user_message_becomes_function_calls() -> None:
+    response = await respond([user("What is 15 * 23? And what is my IP address?")])
+
+    calls = function_calls(response)
+    assert [(c.name, json.loads(c.arguments)) for c in calls] == [
+        ("calculator", {"expression": "15 * 23"}),
+        ("get_ip", {}),
+    ]
+    assert len({c.call_id for c in calls}) == 2
+
+
+async def test_a_plain_string_input_is_read_as_a_user_message() -> None:
+    response = await respond("Stock price of AAPL")
+
+    calls = function_calls(response)
+    assert [(c.name, json.loads(c.arguments)) for c in calls] == [
+        ("stock_price", {"ticker": "AAPL"})
+    ]
+
+
+async def test_only_tools_the_agent_was_given_are_called() -> None:
+    response = await respond(
+        [user("What is 2 + 2 and the weather in Paris?")], tools=[make_tool("weather")]
+    )
+
+    assert [c.name for c in function_calls(response)] == ["weather"]
+
+
+async def test_roi_output_becomes_a_reply_with_the_figures() -> None:
+    args = {"principal": 10000, "annual_rate": 5, "years": 10}
+    result = {
+        "principal": 10000.0,
+        "annual_rate": 5.0,
+        "years": 10.0,
+        "final_value": 16288.95,
+        "profit": 6288.95,
+        "roi_percent": 62.89,
+    }
+
+    response = await respond(
+        [
+            user("What is the ROI on 10000 at 5% for 10 years?"),
+            call("call_1_0", "calculate_roi", args),
+            output("call_1_0", result),
+        ]
+    )
+
+    text = reply_text(response)
+    assert "16288.95" in text
+    assert "6288.95" in text
+    assert "62.89%" in text
+    assert "10000.00" in text
+
+
+async def test_each_tool_output_gets_a_line_of_the_reply() -> None:
+    response = await respond(
+        [
+            user("What is 15 * 23 and the weather in Paris?"),
+            call("c1", "calculator", {"expression": "15 * 23"}),
+            call("c2", "weather", {"city": "Paris"}),
+            output("c1", {"expression": "15 * 23", "value": 345}),
+            output(
+                "c2",
+                {
+                    "city": "Paris",
+                    "country": "France",
+                    "temperature_c": 7.4,
+                    "wind_speed_kmh": 13.2,
+                    "conditions": "overcast",
+                    "source": "demo data",
+                },
+            ),
+        ]
+    )
+
+    lines = reply_text(response).splitlines()
+    assert lines == [
+        "15 * 23 = 345 (calculator)",
+        "Weather in Paris: overcast, 7.4 °C, wind 13.2 km/h (source: demo data)",
+    ]
+
+
+async def test_a_tool_error_is_reported_as_could_not_run() -> None:
+    response = await respond(
+        [
+            user("Stock price of ZZZZZ"),
+            call("c1", "stock_price", {"ticker": "ZZZZZ"}),
+            output("c1", {"error": "no quote for ticker ZZZZZ"}),
+        ]
+    )
+
+    assert reply_text(response) == "I could not run stock_price: no quote for ticker ZZZZZ"
+
+
+async def test_an_unexpected_tool_output_is_shown_raw_rather_than_lost() -> None:
+    response = await respond(
+        [
+            user("What is my IP address?"),
+            call("c1", "get_ip", {}),
+            {"type": "function_call_output", "call_id": "c1", "output": "not json"},
+        ]
+    )
+
+    assert reply_text(response) == "get_ip: not json"
+
+
+async def test_without_a_matching_tool_the_reply_lists_the_tools() -> None:
+    response = await respond([user("hello")])
+
+    text = reply_text(response)
+    for name in TOOL_NAMES:
+        assert f"- {name}: The {name} tool" in text
+    assert "offline model" in text
+
+
+async def test_asking_about_history_lists_the_earlier_user_messages() -> None:
+    response = await respond(
+        [
+            user("What is 15 * 23?"),
+            call("c1", "calculator", {"expression": "15 * 23"}),
+            output("c1", {"expression": "15 * 23", "value": 345}),
+            assistant("15 * 23 = 345 (calculator)"),
+            user("hello"),
+            assistant("I am the offline model..."),
+            user("what did I ask before?"),
+        ]
+    )
+
+    assert reply_text(response) == "So far you asked:\n1. What is 15 * 23?\n2. hello"
+
+
+async def test_asking_about_history_first_says_there_is_none() -> None:
+    response = await respond([user("What did I ask before?")])
+
+    assert reply_text(response) == "This is your first message in this session."
+
+
+async def test_outputs_of_an_earlier_turn_do_not_answer_a_new_question() -> None:
+    response = await respond(
+        [
+            user("What is 15 * 23?"),
+            call("c1", "calculator", {"expression": "15 * 23"}),
+            output("c1", {"expression": "15 * 23", "value": 345}),
+            assistant("15 * 23 = 345 (calculator)"),
+            user("weather in Paris"),
+        ]
+    )
+
+    assert [c.name for c in function_calls(response)] == ["weather"]
+
+
+async def test_usage_counts_one_request_and_some_tokens() -> None:
+    response = await respond([user("What is 15 * 23?")])
+
+    assert response.usage.requests == 1
+    assert response.usage.input_tokens > 0
+    assert response.usage.output_tokens > 0
+    assert response.usage.total_tokens == response.usage.input_tokens + response.usage.output_tokens
