@@ -120,7 +120,13 @@ def connect_config(mesh: Mesh, target: NamespaceConfig) -> dict[str, Any]:
     (environment variables, then the selected profile of temporal.toml); the
     namespace always comes from the mesh file, which owns it.
     """
-    profile = ClientConfigProfile.load(profile=target.profile)
+    try:
+        profile = ClientConfigProfile.load(profile=target.profile)
+    except Exception as err:  # the SDK raises its own ConfigError, or OSError for a bad file
+        raise MeshError(
+            f"cannot load Temporal connection settings for namespace {target.namespace!r}"
+            f" (profile {target.profile or 'default'!r}): {err}"
+        ) from err
     config: dict[str, Any] = dict(profile.to_client_connect_config())
     config.setdefault("target_host", mesh.temporal.default_address)
     config["namespace"] = target.namespace
