@@ -8,12 +8,14 @@ help (bad credentials, unknown item), retryable for an outage.
 from __future__ import annotations
 
 import base64
+import json
 import socket
 from collections.abc import Iterator
 
 import pytest
 from pytest_httpserver import HTTPServer
 from temporalio.exceptions import ApplicationError
+from werkzeug import Response
 
 from orchestrator import weather
 from orchestrator.weather import WeatherSettings, current_weather
@@ -404,3 +406,27 @@ async def test_weather_without_a_url_answers_with_stable_labelled_demo_data() ->
     assert first.source == weather.DEMO_SOURCE
     assert "demo data" in first.source
     assert first.conditions in weather._WMO.values()
+
+
+async def test_jira_cloud_counts_with_the_approximate_count_api(httpserver: HTTPServer) -> None:
+    def count(request):  # type: ignore[no-untyped-def]
+        jql = request.get_json()["jql"]
+        figure = next(name for name, query in JQL.items() if query == jql)
+        return Response(json.dumps({"count": FIGURES[figure]}), content_type="application/json")
+
+    httpserver.expect_request(
+        "/rest/api/3/search/approximate-count", method="POST"
+    ).respond_with_handler(count)
+
+    metrics = await fetch_metrics(jira_settings(httpserver, api="cloud"), "OPS")
+
+    assert (metrics.total, metrics.open, metrics.in_progress, metrics.done) == (42, 10, 7, 25)
+    assert metrics.created_last_7_days == 4
+    assert len(httpserver.log) == 5
+
+
+def test_jira_api_is_chosen_from_the_site_unless_set() -> None:
+    assert JiraSettings(url="https://acme.atlassian.net").uses_cloud_api()
+    assert not JiraSettings(url="https://jira.acme.internal").uses_cloud_api()
+    assert not JiraSettings(url="https://acme.atlassian.net", api="server").uses_cloud_api()
+    assert JiraSettings(url="https://jira.acme.internal", api="cloud").uses_cloud_api()

@@ -3,11 +3,18 @@
 ``JIRA_URL`` (with ``JIRA_EMAIL`` and ``JIRA_API_TOKEN`` for basic auth, or
 ``JIRA_API_TOKEN`` alone for a bearer token) selects the REST backend; with no
 ``JIRA_URL`` the demo backend answers, and says so in ``source``.
+
+Counting differs by deployment: Jira Cloud retired ``GET /rest/api/2/search``
+in favour of ``POST /rest/api/3/search/approximate-count``, which Server and
+Data Center do not have. ``JIRA_API`` picks one (``cloud`` or ``server``);
+the default, ``auto``, means cloud for ``*.atlassian.net`` sites.
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import Literal
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import SecretStr
@@ -30,6 +37,14 @@ class JiraSettings(BaseSettings):
     """API token (Cloud) or personal access token (Server/Data Center)."""
     timeout_s: float = 10.0
     """Timeout of one HTTP request."""
+    api: Literal["auto", "cloud", "server"] = "auto"
+    """Which count API to use; ``auto`` is cloud for *.atlassian.net, else server."""
+
+    def uses_cloud_api(self) -> bool:
+        if self.api != "auto":
+            return self.api == "cloud"
+        host = urlsplit(self.url or "").hostname or ""
+        return host.endswith(".atlassian.net")
 
 
 # One JQL count per figure; statusCategory is stable across workflows and languages.
@@ -53,17 +68,26 @@ async def fetch_metrics(settings: JiraSettings, project: str) -> JiraMetrics:
         auth = httpx.BasicAuth(settings.email, token)
     elif token:
         headers["Authorization"] = f"Bearer {token}"
+    cloud = settings.uses_cloud_api()
     counts: dict[str, int] = {}
     async with httpx.AsyncClient(timeout=settings.timeout_s, headers=headers, auth=auth) as http:
         for figure, clause in _QUERIES.items():
-            params = {"jql": f'project = "{project}"{clause}', "maxResults": "0"}
+            jql = f'project = "{project}"{clause}'
             try:
-                response = await http.get(f"{base}/rest/api/2/search", params=params)
+                if cloud:
+                    response = await http.post(
+                        f"{base}/rest/api/3/search/approximate-count", json={"jql": jql}
+                    )
+                else:
+                    response = await http.get(
+                        f"{base}/rest/api/2/search", params={"jql": jql, "maxResults": "0"}
+                    )
             except httpx.HTTPError as err:
                 raise_for_transport("Jira", err)
                 raise
             raise_for_backend("Jira", response)
-            counts[figure] = int(response.json()["total"])
+            body = response.json()
+            counts[figure] = int(body["count"] if cloud else body["total"])
     return JiraMetrics(project=project, source=base, **counts)
 
 
