@@ -86,7 +86,12 @@ def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def mesh(temporal_address: str, tmp_path_factory: pytest.TempPathFactory) -> Mesh:
+def mesh(mesh_file: Path) -> Mesh:
+    return load_mesh(mesh_file)
+
+
+@pytest.fixture(scope="session")
+def mesh_file(temporal_address: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     suffix = uuid.uuid4().hex[:6]
     path = tmp_path_factory.mktemp("mesh") / "mesh.toml"
     path.write_text(
@@ -115,7 +120,7 @@ endpoint = "finance-{suffix}"
     os.environ.pop("TEMPORAL_ADDRESS", None)
     os.environ.pop("TEMPORAL_API_KEY", None)
     os.environ["TEMPORAL_CONFIG_FILE"] = str(path.parent / "no-temporal.toml")
-    return load_mesh(path)
+    return path
 
 
 @pytest.fixture(scope="session")

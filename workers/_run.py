@@ -7,6 +7,8 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 from temporalio.worker import Worker
 
@@ -58,3 +60,21 @@ def exit_now(code: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def cli_main(name: str, main: Coroutine[Any, Any, None]) -> None:
+    """Entry point of a worker process: run ``main``; a start-up failure the
+    user can fix (bad mesh file, unreachable server, missing namespace) is one
+    clear log line and exit status 1, not a traceback."""
+    from workers.mesh import MeshError  # here to keep this module import-light
+
+    code = 0
+    try:
+        asyncio.run(main)
+    except MeshError as err:
+        log.error("%s worker cannot start: %s", name, err)
+        code = 1
+    except Exception:
+        log.exception("%s worker failed", name)
+        code = 1
+    exit_now(code)

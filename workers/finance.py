@@ -15,7 +15,7 @@ from temporalio.worker import Worker
 from services.finance.handler import FinanceServiceHandler
 from services.finance.market import MarketDataSettings
 from services.finance.workflows import MarketActivities, StockPriceWorkflow
-from workers._run import configure_logging, run_worker
+from workers._run import cli_main, configure_logging, run_worker
 from workers.mesh import Mesh, connect, load_mesh
 
 TEAM = "finance"
@@ -25,7 +25,9 @@ async def main(
     mesh: Mesh, market: MarketDataSettings, *, stop: asyncio.Event | None = None
 ) -> None:
     team = mesh.team(TEAM)
-    client = await connect(mesh, team, data_converter=pydantic_data_converter)
+    client = await connect(
+        mesh, team, data_converter=pydantic_data_converter, require_namespace=True
+    )
     activities = MarketActivities(market)
     worker = Worker(
         client,
@@ -40,4 +42,4 @@ async def main(
 
 if __name__ == "__main__":
     configure_logging()
-    asyncio.run(main(load_mesh(), MarketDataSettings()))
+    cli_main("finance", main(load_mesh(), MarketDataSettings()))

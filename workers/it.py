@@ -15,7 +15,7 @@ from temporalio.worker import Worker
 from services.it.handler import ItServiceHandler
 from services.it.jira import JiraSettings
 from services.it.workflows import JiraActivities, JiraMetricsWorkflow
-from workers._run import configure_logging, run_worker
+from workers._run import cli_main, configure_logging, run_worker
 from workers.mesh import Mesh, connect, load_mesh
 
 TEAM = "it"
@@ -23,7 +23,9 @@ TEAM = "it"
 
 async def main(mesh: Mesh, jira: JiraSettings, *, stop: asyncio.Event | None = None) -> None:
     team = mesh.team(TEAM)
-    client = await connect(mesh, team, data_converter=pydantic_data_converter)
+    client = await connect(
+        mesh, team, data_converter=pydantic_data_converter, require_namespace=True
+    )
     activities = JiraActivities(jira)
     worker = Worker(
         client,
@@ -38,4 +40,4 @@ async def main(mesh: Mesh, jira: JiraSettings, *, stop: asyncio.Event | None = N
 
 if __name__ == "__main__":
     configure_logging()
-    asyncio.run(main(load_mesh(), JiraSettings()))
+    cli_main("it", main(load_mesh(), JiraSettings()))

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client, Plugin
 from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfigProfile
+from temporalio.service import RPCError, RPCStatusCode
 
 DEFAULT_MESH_FILE = Path(__file__).resolve().parent.parent / "mesh.toml"
 """The mesh file of this checkout; ``MESH_FILE`` in the environment overrides it."""
@@ -139,16 +141,35 @@ async def connect(
     *,
     plugins: Sequence[Plugin] = (),
     data_converter: DataConverter | None = None,
+    require_namespace: bool = False,
 ) -> Client:
-    """Connect to one namespace of the mesh."""
+    """Connect to one namespace of the mesh.
+
+    With ``require_namespace``, a namespace that does not exist is a
+    :class:`MeshError` here, rather than a worker that starts, logs that it
+    polls, and then fails.
+    """
     config = connect_config(mesh, target)
     kwargs: dict[str, Any] = {"plugins": list(plugins)}
     if data_converter is not None:
         kwargs["data_converter"] = data_converter
     try:
-        return await Client.connect(**config, **kwargs)
+        client = await Client.connect(**config, **kwargs)
     except RuntimeError as err:
         raise MeshError(
             f"cannot reach Temporal at {config['target_host']} "
             f"(namespace {target.namespace!r}): {err}"
         ) from err
+    if require_namespace:
+        try:
+            await client.workflow_service.describe_namespace(
+                DescribeNamespaceRequest(namespace=target.namespace)
+            )
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            raise MeshError(
+                f"namespace {target.namespace!r} does not exist at {config['target_host']}: "
+                "run `python -m workers.setup`"
+            ) from None
+    return client

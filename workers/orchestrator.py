@@ -21,7 +21,7 @@ from orchestrator.activities import LocalTools
 from orchestrator.models.provider import LlmSettings, MeshModelProvider
 from orchestrator.weather import WeatherSettings
 from orchestrator.workflow import ChatSessionWorkflow
-from workers._run import configure_logging, run_worker
+from workers._run import cli_main, configure_logging, run_worker
 from workers.mesh import Mesh, connect, load_mesh
 
 
@@ -58,7 +58,12 @@ async def main(
     os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")
     set_tracing_disabled(True)
     set_trace_processors([])
-    client = await connect(mesh, mesh.orchestrator, plugins=[agents_plugin(llm, extra_models)])
+    client = await connect(
+        mesh,
+        mesh.orchestrator,
+        plugins=[agents_plugin(llm, extra_models)],
+        require_namespace=True,
+    )
     tools = LocalTools(weather)
     worker = Worker(
         client,
@@ -72,4 +77,4 @@ async def main(
 
 if __name__ == "__main__":
     configure_logging()
-    asyncio.run(main(load_mesh(), LlmSettings(), WeatherSettings()))
+    cli_main("orchestrator", main(load_mesh(), LlmSettings(), WeatherSettings()))

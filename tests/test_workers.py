@@ -1,0 +1,93 @@
+"""Workers as real processes, and the setup command."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from temporalio.api.operatorservice.v1 import DeleteNexusEndpointRequest, ListNexusEndpointsRequest
+
+from workers.mesh import Mesh, connect
+from workers.setup import setup_mesh
+
+pytestmark = pytest.mark.asyncio
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def start_worker(name: str, mesh_file: Path, log: Path) -> asyncio.subprocess.Process:
+    env = {**os.environ, "MESH_FILE": str(mesh_file), "LLM_MODEL": "offline"}
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", f"workers.{name}", cwd=ROOT, env=env,
+        stdout=log.open("w"), stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+
+
+async def wait_for_line(log: Path, text: str, timeout_s: float = 30) -> None:
+    for _ in range(int(timeout_s * 10)):
+        if text in log.read_text():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{text!r} never appeared in {log}:\n{log.read_text()}")
+
+
+@pytest.mark.parametrize("name", ["orchestrator", "it", "finance"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_each_worker_shuts_down_cleanly_on_a_signal(
+    running_mesh: Mesh, mesh_file: Path, tmp_path: Path, name: str, sig: signal.Signals
+) -> None:
+    log = tmp_path / f"{name}.log"
+    process = await start_worker(name, mesh_file, log)
+    await wait_for_line(log, "worker polling")
+    process.send_signal(sig)
+    assert await asyncio.wait_for(process.wait(), 30) == 0, log.read_text()
+    assert f"{name} worker stopped" in log.read_text()
+    assert "Traceback" not in log.read_text()
+
+
+async def test_a_worker_without_its_namespace_says_so(tmp_path: Path, mesh_file: Path) -> None:
+    broken = tmp_path / "mesh.toml"
+    broken.write_text(mesh_file.read_text().replace('namespace = "it"', 'namespace = "no-such-ns"'))
+    log = tmp_path / "it.log"
+    process = await start_worker("it", broken, log)
+    assert await asyncio.wait_for(process.wait(), 60) != 0
+    assert "namespace 'no-such-ns' does not exist" in log.read_text()
+    assert "Traceback" not in log.read_text()
+
+
+async def test_setup_is_idempotent_and_recreates_a_missing_endpoint(running_mesh: Mesh) -> None:
+    again = await setup_mesh(running_mesh)
+    assert {(c.kind, c.action) for c in again} == {("namespace", "found"), ("endpoint", "found")}
+
+    client = await connect(running_mesh, running_mesh.orchestrator)
+    name = running_mesh.team("finance").endpoint
+    [endpoint] = (
+        await client.operator_service.list_nexus_endpoints(ListNexusEndpointsRequest(name=name))
+    ).endpoints
+    await client.operator_service.delete_nexus_endpoint(
+        DeleteNexusEndpointRequest(id=endpoint.id, version=endpoint.version)
+    )
+    changes = {c.name: c.action for c in await setup_mesh(running_mesh)}
+    assert changes[name] == "created"
+    assert changes[running_mesh.team("it").endpoint] == "found"
+
+
+async def test_setup_creates_a_missing_namespace(running_mesh: Mesh) -> None:
+    extra = f"extra-{uuid.uuid4().hex[:6]}"
+    mesh = running_mesh.model_copy(
+        update={
+            "teams": {
+                **running_mesh.teams,
+                "extra": running_mesh.team("it").model_copy(
+                    update={"namespace": extra, "endpoint": extra, "task_queue": extra}
+                ),
+            }
+        }
+    )
+    changes = {(c.kind, c.name): c.action for c in await setup_mesh(mesh)}
+    assert changes[("namespace", extra)] == "created"
+    assert changes[("endpoint", extra)] == "created"
