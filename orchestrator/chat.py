@@ -1,20 +1,24 @@
 """Terminal chat with the mesh's agent.
 
 Each message is a ``send_message`` Update of a ChatSession workflow in the
-orchestrator's namespace; the reply shows which tools ran and where.
+orchestrator's namespace. While a turn runs the chat shows each tool call as
+it starts and ends, asks you to approve calls that their team's policy
+guards, and Ctrl-C interrupts the turn.
 
     python -m orchestrator.chat                       # interactive
     python -m orchestrator.chat --message "What is 15 * 23?"
-    python -m orchestrator.chat --session my-chat     # resume a session
-
-The model is the orchestrator worker's ``LLM_MODEL``: ``offline`` (default) is
-a deterministic keyword router over the tools, not a language model; set a
-LiteLLM model string and its provider key on that worker for a real model.
+    python -m orchestrator.chat --session my-chat     # start or resume a named session
+    python -m orchestrator.chat --list                # open sessions
+    python -m orchestrator.chat --end my-chat         # end one
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import signal
+import sys
 import uuid
 from pathlib import Path
 from typing import Annotated
@@ -22,115 +26,144 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from temporalio.client import (
-    Client,
-    WorkflowHandle,
-    WorkflowUpdateFailedError,
-)
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
+from orchestrator import session_client as sessions
+from orchestrator.session_client import ChatError
 from orchestrator.session_types import (
     DEFAULT_MODEL,
+    ApprovalDecision,
     ChatReply,
-    ChatRequest,
-    SessionConfig,
-    SessionState,
+    PendingApproval,
+    ToolCall,
 )
 from workers._run import exit_now
 from workers.mesh import Mesh, MeshError, connect, load_mesh
 
-WORKFLOW_TYPE = "ChatSession"
-SESSION_PREFIX = "chat-"
-
 console = Console(highlight=False, soft_wrap=True)
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
-
-class ChatError(Exception):
-    """Something the user should read, then the command exits non-zero."""
-
-
-def session_workflow_id(session: str) -> str:
-    return session if session.startswith(SESSION_PREFIX) else f"{SESSION_PREFIX}{session}"
-
-
-async def open_session(
-    client: Client, mesh: Mesh, session: str, model: str = DEFAULT_MODEL
-) -> WorkflowHandle:
-    """Start the session's workflow, or attach to it when it is already running."""
-    state = SessionState(config=SessionConfig(endpoints=mesh.endpoints(), model=model))
-    workflow_id = session_workflow_id(session)
-    try:
-        return await client.start_workflow(
-            WORKFLOW_TYPE,
-            state,
-            id=workflow_id,
-            task_queue=mesh.orchestrator.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            # An ended session's id is never silently reused for a new, empty one.
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
-    except WorkflowAlreadyStartedError:
-        raise ChatError(f"session {workflow_id} has ended; start a new one") from None
+_MARKS = {
+    "running": "→",
+    "awaiting_approval": "?",
+    "ok": "✓",
+    "error": "✗",
+    "denied": "✗",
+    "expired": "✗",
+}
 
 
-async def send(handle: WorkflowHandle, text: str, timeout_s: float) -> ChatReply:
-    try:
-        return await asyncio.wait_for(
-            handle.execute_update("send_message", ChatRequest(text=text), result_type=ChatReply),
-            timeout_s,
-        )
-    except TimeoutError:
-        raise ChatError(
-            f"no reply within {timeout_s:.0f} s: is the orchestrator worker running? "
-            "(scripts/demo starts it)"
-        ) from None
-    except WorkflowUpdateFailedError as err:
-        raise ChatError(f"message rejected: {_failure_message(err)}") from None
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise ChatError(f"session {handle.id} has ended or does not exist") from None
-        raise
+def show_tool(call: ToolCall) -> None:
+    mark = _MARKS.get(call.state, "·")
+    where = f"[{call.location}]"
+    if call.state == "running":
+        line = f"{mark} {call.name} {where} {call.arguments}"
+    elif call.state == "awaiting_approval":
+        line = f"{mark} {call.name} {where} waiting for approval"
+    else:
+        detail = f": {call.error}" if call.error else ""
+        line = f"{mark} {call.name} {where} {call.state}, {call.duration_ms:.0f} ms{detail}"
+    console.print(f"[dim]  {escape(line)}[/]")
 
 
 def render(reply: ChatReply) -> None:
-    style = "" if reply.ok else "yellow"
+    body = escape(reply.text)
     console.print(
-        f"[bold cyan]agent[/]: [{style}]{escape(reply.text)}[/]"
-        if style
-        else f"[bold cyan]agent[/]: {escape(reply.text)}"
+        f"[bold cyan]agent[/]: {body}" if reply.ok else f"[bold cyan]agent[/]: [yellow]{body}[/]"
     )
     if reply.tools:
-        parts = []
-        for call in reply.tools:
-            mark = "ok" if call.ok else "error"
-            parts.append(f"{call.name} [{call.location}, {call.duration_ms:.0f} ms, {mark}]")
+        parts = [
+            f"{call.name} [{call.location}, {call.duration_ms:.0f} ms, {call.state}]"
+            for call in reply.tools
+        ]
         console.print(f"[dim]tools: {escape(' · '.join(parts))}[/]")
+    if reply.usage.requests:
+        u = reply.usage
+        console.print(
+            f"[dim]model: {u.requests} call(s), {u.input_tokens} tokens in, "
+            f"{u.output_tokens} out[/]"
+        )
+
+
+def approver_for(mode: str) -> sessions.Approver:
+    """How pending approvals are answered: ask at the terminal, or a fixed answer."""
+
+    async def ask(pending: PendingApproval) -> ApprovalDecision:
+        arguments = json.dumps(pending.arguments, ensure_ascii=False)
+        console.print(
+            f"[bold yellow]approval needed[/]: {escape(pending.tool)} [{escape(pending.location)}] "
+            f"{escape(arguments)}\n  [dim]{escape(pending.reason)}; expires "
+            f"{pending.expires_at:%H:%M:%S} UTC[/]"
+        )
+        if mode == "approve":
+            console.print("  [dim]approved (--approve)[/]")
+            return ApprovalDecision(approve=True)
+        if mode == "deny" or not sys.stdin.isatty():
+            console.print("  [dim]denied (no one at the terminal to approve; use --approve)[/]")
+            return ApprovalDecision(approve=False, note="no approver was available")
+        answer = await asyncio.to_thread(console.input, "  approve? [y/N] ")
+        if answer.strip().lower() in ("y", "yes"):
+            return ApprovalDecision(approve=True)
+        note = await asyncio.to_thread(console.input, "  reason (optional): ")
+        return ApprovalDecision(approve=False, note=note.strip())
+
+    return ask
+
+
+async def send_interruptible(
+    handle: WorkflowHandle, text: str, timeout_s: float, approval: str
+) -> ChatReply:
+    """Send a message; Ctrl-C while it runs interrupts the turn, not the chat."""
+    loop = asyncio.get_running_loop()
+    interrupting: list[asyncio.Task[str]] = []
+
+    def on_sigint() -> None:
+        if not interrupting:
+            console.print("[dim]  interrupting the turn...[/]")
+            interrupting.append(asyncio.ensure_future(sessions.interrupt(handle)))
+
+    loop.add_signal_handler(signal.SIGINT, on_sigint)
+    try:
+        return await sessions.send(
+            handle, text, timeout_s, approver=approver_for(approval), on_tool=show_tool
+        )
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        for task in interrupting:
+            with contextlib.suppress(ChatError):  # the turn had already finished
+                await task
 
 
 async def run_chat(
-    mesh: Mesh, message: str | None, session: str | None, model: str, timeout_s: float
+    mesh: Mesh,
+    message: str | None,
+    session: str | None,
+    model: str,
+    timeout_s: float,
+    approval: str,
 ) -> int:
     client = await connect(mesh, mesh.orchestrator, data_converter=pydantic_data_converter)
-    one_shot = message is not None
     session_id = session or uuid.uuid4().hex[:12]
-    handle = await open_session(client, mesh, session_id, model)
-    if one_shot:
-        assert message is not None
+    handle = await sessions.open_session(client, mesh, session_id, model)
+    if message is not None:
         try:
-            reply = await send(handle, message, timeout_s)
+            reply = await send_interruptible(handle, message, timeout_s, approval)
         finally:
             if session is None:
                 # A one-shot session has nothing to resume: close it.
-                await handle.execute_update("end_chat", result_type=str)
+                await sessions.end(handle)
         render(reply)
         return 0 if reply.ok else 1
+    return await interactive(handle, mesh, timeout_s, approval)
+
+
+async def interactive(handle: WorkflowHandle, mesh: Mesh, timeout_s: float, approval: str) -> int:
     console.print(
-        f"[dim]session {escape(handle.id)} in namespace {escape(mesh.orchestrator.namespace)} · "
-        "/history, /end to close the session, Ctrl-D to leave it open[/]"
+        f"[dim]session {escape(handle.id)} in namespace {escape(mesh.orchestrator.namespace)}. "
+        "Commands: /history /status /end; Ctrl-C interrupts a turn; Ctrl-D leaves the "
+        "session open.[/]"
     )
     while True:
         try:
@@ -141,29 +174,44 @@ async def run_chat(
         command = text.strip()
         if not command:
             continue
-        if command in ("/end", "/quit", "/exit"):
-            farewell = await handle.execute_update("end_chat", result_type=str)
-            console.print(f"[dim]{escape(farewell)}[/]")
-            return 0
-        if command == "/history":
-            turns = await handle.query("history", result_type=list)
-            for turn in turns:
-                console.print(
-                    f"[dim]{turn['turn']}. you: {escape(turn['user'])}\n   agent: {escape(turn['reply'])}[/]"
-                )
-            continue
         try:
-            render(await send(handle, text, timeout_s))
+            if command in ("/end", "/quit", "/exit"):
+                console.print(f"[dim]{escape(await sessions.end(handle))}[/]")
+                return 0
+            if command == "/history":
+                for turn in await handle.query("history", result_type=list):
+                    console.print(
+                        f"[dim]{turn['turn']}. you: {escape(turn['user'])}\n"
+                        f"   agent: {escape(turn['reply'])}[/]"
+                    )
+                continue
+            if command == "/status":
+                state = await sessions.status(handle)
+                console.print_json(state.model_dump_json())
+                continue
+            render(await send_interruptible(handle, text, timeout_s, approval))
         except ChatError as err:
             errors.print(f"[red]{escape(str(err))}[/]")
 
 
-def _failure_message(err: WorkflowUpdateFailedError) -> str:
-    cause = err.cause
-    return getattr(cause, "message", None) or str(cause) or str(err)
+async def list_open(mesh: Mesh) -> int:
+    client = await connect(mesh, mesh.orchestrator, data_converter=pydantic_data_converter)
+    rows = await sessions.list_sessions(client)
+    for workflow_id, started in rows:
+        console.print(f"{workflow_id}  started {started}")
+    if not rows:
+        console.print("[dim]no open sessions[/]")
+    return 0
 
 
-app = typer.Typer(add_completion=False, help=__doc__)
+async def end_one(mesh: Mesh, session: str) -> int:
+    client: Client = await connect(mesh, mesh.orchestrator, data_converter=pydantic_data_converter)
+    handle = await sessions.attach(client, session)
+    console.print(await sessions.end(handle))
+    return 0
+
+
+app = typer.Typer(add_completion=False)
 
 
 @app.command()
@@ -174,6 +222,14 @@ def main(
     session: Annotated[
         str | None, typer.Option("--session", "-s", help="Session id to start or resume.")
     ] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List open sessions and exit.")] = False,
+    end_: Annotated[str | None, typer.Option("--end", help="End this session and exit.")] = None,
+    approve: Annotated[
+        bool, typer.Option("--approve", help="Approve every call that needs approval.")
+    ] = False,
+    deny: Annotated[
+        bool, typer.Option("--deny", help="Deny every call that needs approval.")
+    ] = False,
     model: Annotated[
         str,
         typer.Option(
@@ -184,7 +240,7 @@ def main(
     mesh_file: Annotated[
         Path | None, typer.Option("--mesh", help="Mesh file (default: MESH_FILE or ./mesh.toml).")
     ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for one reply.")] = 180.0,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for one reply.")] = 600.0,
 ) -> None:
     """Chat with the mesh's agent, interactively or one message at a time.
 
@@ -195,11 +251,20 @@ def main(
     message), and lists what it can do otherwise. Set LLM_MODEL to a LiteLLM
     model string (and the provider's key) on the orchestrator worker for a
     real model.
+
+    Calls that a team's policy guards (create_ticket; submit_expense above
+    100) wait for your approval: the chat asks, or --approve / --deny answer.
     """
     code = 1
+    approval = "approve" if approve else "deny" if deny else "ask"
     try:
         mesh = load_mesh(mesh_file)
-        code = asyncio.run(run_chat(mesh, message, session, model, timeout))
+        if list_:
+            code = asyncio.run(list_open(mesh))
+        elif end_:
+            code = asyncio.run(end_one(mesh, end_))
+        else:
+            code = asyncio.run(run_chat(mesh, message, session, model, timeout, approval))
     except (ChatError, MeshError) as err:
         errors.print(f"[red]error: {escape(str(err))}[/]")
     except RPCError as err:

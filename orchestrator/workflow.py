@@ -3,33 +3,42 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from agents import Agent, Runner
     from agents.exceptions import AgentsException, MaxTurnsExceeded
 
+    from orchestrator.memory import compact
     from orchestrator.session_types import (
+        ApprovalDecision,
         ChatReply,
         ChatRequest,
+        PendingApproval,
+        SessionActivity,
         SessionState,
+        SessionStatus,
         SessionSummary,
+        TokenUsage,
         ToolCall,
         Turn,
     )
-    from orchestrator.tools import build_tools
+    from orchestrator.tools import Verdict, build_tools
+    from services.approval import ApprovalPolicy
 
 INSTRUCTIONS = """\
 You are the assistant of a company whose teams each own some of your tools.
 Use the tools for anything they cover (arithmetic, weather, network addresses,
-Jira metrics, stock prices, investment returns) instead of answering from memory,
-and answer from their results. When a tool reports an error, tell the user what
-went wrong in plain words and what they could try instead. Be concise."""
+Jira metrics and tickets, stock prices, investment returns, expense claims)
+instead of answering from memory, and answer from their results. When a tool
+reports an error or the user denies a call, tell the user what happened in
+plain words and what they could try instead. Be concise."""
 
 FAREWELL = "Session ended. Goodbye!"
+INTERRUPTED = "(turn interrupted by the user before it finished)"
 
 
 @workflow.defn(name="ChatSession")
@@ -38,7 +47,9 @@ class ChatSessionWorkflow:
 
     Each ``send_message`` Update runs one agent turn and returns the reply.
     Turns run one at a time, in the order their Updates were accepted; the
-    conversation so far is kept as model input items, so every turn sees it.
+    conversation so far is kept as model input items (bounded by the token
+    budget), so every turn sees the recent conversation. Between turns the
+    run continues as new when its history grows large, carrying the state.
     """
 
     @workflow.init
@@ -46,18 +57,34 @@ class ChatSessionWorkflow:
         self._state = state
         self._ended = False
         self._turn_lock = asyncio.Lock()
+        self._turn_task: asyncio.Task[ChatReply] | None = None
+        self._interrupting = False
+        self._calls: list[ToolCall] = []
+        self._pending: dict[str, PendingApproval] = {}
+        self._decisions: dict[str, ApprovalDecision] = {}
 
     @workflow.run
     async def run(self, state: SessionState) -> SessionSummary:
-        await workflow.wait_condition(lambda: self._ended)
-        # Let in-flight Updates return their replies before the run closes.
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return SessionSummary(turns=len(self._state.turns))
+        while True:
+            await workflow.wait_condition(lambda: self._ended or self._history_is_large())
+            # Let in-flight Updates return their replies before the run closes.
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            if self._ended:
+                return SessionSummary(turns=self._state.turn_count)
+            if self._history_is_large():
+                self._state.runs += 1
+                workflow.continue_as_new(self._state)
+
+    # --- chat -------------------------------------------------------------------------
 
     @workflow.update
     async def send_message(self, request: ChatRequest) -> ChatReply:
         async with self._turn_lock:
-            return await self._run_turn(request.text.strip())
+            self._turn_task = asyncio.create_task(self._run_turn(request.text.strip()))
+            try:
+                return await self._turn_task
+            finally:
+                self._turn_task = None
 
     @send_message.validator
     def _validate_message(self, request: ChatRequest) -> None:
@@ -70,6 +97,39 @@ class ChatSessionWorkflow:
         limit = self._state.config.max_message_chars
         if len(text) > limit:
             raise ValueError(f"the message has {len(text)} characters; the limit is {limit}")
+
+    @workflow.update
+    async def interrupt(self) -> str:
+        """Cancel the turn in flight: its model call and tool calls are cancelled."""
+        task = self._turn_task
+        assert task is not None
+        self._interrupting = True
+        task.cancel()
+        await workflow.wait_condition(lambda: self._turn_task is not task)
+        self._interrupting = False
+        return f"turn {self._state.turn_count} interrupted"
+
+    @interrupt.validator
+    def _validate_interrupt(self) -> None:
+        if self._turn_task is None:
+            raise ValueError("no turn is in progress")
+
+    @workflow.update
+    async def decide(self, decision: ApprovalDecision) -> str:
+        """Approve or deny a tool call waiting for approval."""
+        call_id = decision.call_id or next(iter(self._pending))
+        self._decisions[call_id] = decision.model_copy(update={"call_id": call_id})
+        pending = self._pending[call_id]
+        return f"{pending.tool}: {'approved' if decision.approve else 'denied'}"
+
+    @decide.validator
+    def _validate_decision(self, decision: ApprovalDecision) -> None:
+        if not self._pending:
+            raise ValueError("no tool call is waiting for approval")
+        if not decision.call_id and len(self._pending) > 1:
+            raise ValueError("several calls are waiting: say which call_id you decide on")
+        if decision.call_id and decision.call_id not in self._pending:
+            raise ValueError(f"no call {decision.call_id!r} is waiting for approval")
 
     @workflow.update
     async def end_chat(self) -> str:
@@ -87,55 +147,164 @@ class ChatSessionWorkflow:
     def history(self) -> list[Turn]:
         return list(self._state.turns)
 
+    @workflow.query
+    def status(self) -> SessionStatus:
+        info = workflow.info()
+        in_turn = self._turn_task is not None
+        turn = self._state.turn_count + (1 if in_turn else 0)
+        last = self._state.turns[-1].usage if self._state.turns else TokenUsage()
+        return SessionStatus(
+            state=self._activity(),
+            turn=turn,
+            tools=list(self._calls),
+            pending_approvals=list(self._pending.values()),
+            usage_last_turn=last,
+            usage_total=self._state.usage_total,
+            usage_by_turn={t.turn: t.usage for t in self._state.turns},
+            tools_by_location=dict(self._state.tools_by_location),
+            compacted_turns=self._state.compacted_turns,
+            runs=self._state.runs,
+            history_events=info.get_current_history_length(),
+            history_bytes=info.get_current_history_size(),
+        )
+
+    # --- the tool host: progress and approvals ---------------------------------------
+
+    def tool_started(self, call: ToolCall) -> None:
+        self._calls.append(call)
+
+    def tool_finished(self, call: ToolCall) -> None:
+        by_location = self._state.tools_by_location
+        by_location[call.location] = by_location.get(call.location, 0) + 1
+
+    async def await_approval(
+        self, call: ToolCall, arguments: dict[str, Any], policy: ApprovalPolicy
+    ) -> tuple[Verdict, str]:
+        timeout = timedelta(seconds=self._state.config.approval_timeout_s)
+        self._pending[call.call_id] = PendingApproval(
+            call_id=call.call_id,
+            tool=call.name,
+            location=call.location,
+            arguments=arguments,
+            reason=policy.reason or "this tool's team requires approval",
+            expires_at=workflow.now() + timeout,
+        )
+        try:
+            await workflow.wait_condition(lambda: call.call_id in self._decisions, timeout=timeout)
+        except TimeoutError:
+            return "expired", (
+                f"the approval request expired after {timeout.total_seconds():.0f} s with no "
+                "answer from the user; nothing was done"
+            )
+        finally:
+            self._pending.pop(call.call_id, None)
+        decision = self._decisions.pop(call.call_id)
+        if decision.approve:
+            return "approved", ""
+        note = f": {decision.note}" if decision.note else ""
+        return "denied", f"the user denied this call{note}; nothing was done"
+
+    # --- turns ------------------------------------------------------------------------
+
     async def _run_turn(self, text: str) -> ChatReply:
-        number = len(self._state.turns) + 1
-        calls: list[ToolCall] = []
+        number = self._state.turn_count + 1
+        self._calls = []
         config = self._state.config
         agent = Agent(
             name="Mesh assistant",
             instructions=INSTRUCTIONS,
             model=config.model,
-            tools=build_tools(config, calls.append),
+            tools=build_tools(config, self),
         )
-        new_input: list[Any] = [*self._state.items, {"role": "user", "content": text}]
+        items, self._state.compacted_turns = compact(
+            self._state.items, config.context_budget_tokens, self._state.compacted_turns
+        )
+        self._state.items = items
+        new_input: list[Any] = [*items, {"role": "user", "content": text}]
         try:
             result = await Runner.run(agent, input=new_input, max_turns=config.max_agent_turns)
+        except asyncio.CancelledError:
+            if not self._interrupting:
+                raise  # the workflow itself is being cancelled
+            reply = self._failed(number, text, INTERRUPTED, interrupted=True)
         except MaxTurnsExceeded:
             reply = self._failed(
                 number,
                 text,
-                calls,
                 f"I stopped after {config.max_agent_turns} model calls without reaching an "
                 "answer. Try a simpler or more specific question.",
             )
         except AgentsException as err:
-            reply = self._failed(number, text, calls, f"I could not finish this turn: {err}")
-        except ApplicationError:
-            raise
+            reply = self._failed(number, text, f"I could not finish this turn: {err}")
         except Exception as err:
             # A plain exception escaping a handler fails the workflow task, which
             # Temporal retries forever; the user gets a clear reply instead.
             workflow.logger.exception("turn %s failed", number)
-            reply = self._failed(
-                number, text, calls, f"I could not finish this turn: {_cause(err)}"
-            )
+            reply = self._failed(number, text, f"I could not finish this turn: {_cause(err)}")
         else:
-            self._state.items = [dict(item) for item in result.to_input_list()]  # type: ignore[arg-type]
-            reply = ChatReply(turn=number, text=str(result.final_output), ok=True, tools=calls)
-        self._state.turns.append(
-            Turn(turn=number, user=text, reply=reply.text, ok=reply.ok, tools=reply.tools)
-        )
+            self._state.items = [dict(item) for item in result.to_input_list()]  # type: ignore[call-overload]
+            usage = result.context_wrapper.usage
+            reply = ChatReply(
+                turn=number,
+                text=str(result.final_output),
+                ok=True,
+                tools=list(self._calls),
+                usage=TokenUsage(
+                    requests=usage.requests,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    total_tokens=usage.total_tokens,
+                ),
+            )
+        self._record(text, reply)
         return reply
 
-    def _failed(self, number: int, text: str, calls: list[ToolCall], message: str) -> ChatReply:
+    def _failed(self, number: int, text: str, message: str, interrupted: bool = False) -> ChatReply:
         # Keep the exchange in memory so the next turn knows this one failed.
+        marker = INTERRUPTED if interrupted else f"(turn failed) {message}"
         self._state.items.extend(
-            [
-                {"role": "user", "content": text},
-                {"role": "assistant", "content": f"(turn failed) {message}"},
-            ]
+            [{"role": "user", "content": text}, {"role": "assistant", "content": marker}]
         )
-        return ChatReply(turn=number, text=message, ok=False, tools=calls)
+        return ChatReply(
+            turn=number, text=message, ok=False, interrupted=interrupted, tools=list(self._calls)
+        )
+
+    def _record(self, text: str, reply: ChatReply) -> None:
+        state = self._state
+        state.turn_count = reply.turn
+        state.usage_total = state.usage_total.plus(reply.usage)
+        state.turns.append(
+            Turn(
+                turn=reply.turn,
+                user=text,
+                reply=reply.text,
+                ok=reply.ok,
+                interrupted=reply.interrupted,
+                tools=reply.tools,
+                usage=reply.usage,
+            )
+        )
+        del state.turns[: -state.config.kept_turns]
+
+    def _activity(self) -> SessionActivity:
+        if self._ended:
+            return "ended"
+        if self._turn_task is None:
+            return "idle"
+        if self._pending:
+            return "awaiting_approval"
+        if any(call.state == "running" for call in self._calls):
+            return "running_tools"
+        return "thinking"
+
+    def _history_is_large(self) -> bool:
+        if self._turn_task is not None:
+            return False
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_size() > self._state.config.max_run_history_bytes
+        )
 
 
 def _cause(err: BaseException) -> str:

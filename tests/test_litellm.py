@@ -11,7 +11,7 @@ from pytest_httpserver import HTTPServer
 from temporalio.client import Client
 from werkzeug import Request, Response
 
-from orchestrator.chat import open_session, send
+from orchestrator.session_client import open_session, send
 from tests.conftest import FAKE_LLM_KEY
 from workers.mesh import Mesh
 
@@ -77,8 +77,10 @@ async def test_a_litellm_model_drives_the_tools_over_http(
         "weather",
         "jira_metrics",
         "get_ip",
+        "create_ticket",
         "stock_price",
         "calculate_roi",
+        "submit_expense",
     }
     # Descriptions come from the teams' contracts, not an empty string.
     assert tools["stock_price"]["description"].startswith("Latest traded price of a stock")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from orchestrator.chat import ChatError, open_session, send
+from orchestrator.session_client import ChatError, open_session, send
 from orchestrator.session_types import ChatReply, SessionConfig, SessionState
 from services.it.netinfo import host_addresses
 from tests.helpers import SCRIPTED, ScriptedModel, call, replayer, say

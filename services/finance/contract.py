@@ -10,6 +10,8 @@ from __future__ import annotations
 import nexusrpc
 from pydantic import BaseModel, Field
 
+from services.approval import ApprovalPolicy
+
 
 class StockPriceRequest(BaseModel):
     """Latest traded price of a stock, by ticker symbol."""
@@ -51,7 +53,35 @@ class RoiResult(BaseModel):
     roi_percent: float = Field(description="profit / principal in percent, rounded to 2 places.")
 
 
+class SubmitExpenseRequest(BaseModel):
+    """Submit an expense claim for reimbursement. Amounts above 100 need the user's approval."""
+
+    amount: float = Field(description="Amount claimed, greater than 0 and at most 100000.")
+    currency: str = Field(description="ISO 4217 currency code, e.g. USD or EUR.")
+    description: str = Field(description="What the expense was for, 3-500 characters.")
+
+
+class Expense(BaseModel):
+    id: str = Field(description="The expense claim's id.")
+    amount: float = Field(description="Amount claimed.")
+    currency: str = Field(description="Currency code.")
+    description: str = Field(description="What it was for.")
+    status: str = Field(description="State of the claim, e.g. submitted.")
+    source: str = Field(
+        description="Where it was recorded: an expenses API URL, or the local demo store."
+    )
+
+
 @nexusrpc.service(name="FinanceService")
 class FinanceService:
     stock_price: nexusrpc.Operation[StockPriceRequest, StockPrice]
     calculate_roi: nexusrpc.Operation[RoiRequest, RoiResult]
+    submit_expense: nexusrpc.Operation[SubmitExpenseRequest, Expense]
+
+
+APPROVALS: dict[str, ApprovalPolicy] = {
+    "submit_expense": ApprovalPolicy(
+        above=100, field="amount", reason="Finance approves claims above 100 before filing them."
+    ),
+}
+"""The Finance team's approval policy, by operation name; operations not listed need none."""

@@ -10,14 +10,16 @@ from nexusrpc.handler import StartOperationContext, service_handler, sync_operat
 from temporalio import nexus
 
 from services.finance.contract import (
+    Expense,
     FinanceService,
     RoiRequest,
     RoiResult,
     StockPrice,
     StockPriceRequest,
+    SubmitExpenseRequest,
 )
 from services.finance.roi import compound
-from services.finance.workflows import StockPriceWorkflow
+from services.finance.workflows import StockPriceWorkflow, SubmitExpenseWorkflow
 
 TICKER = re.compile(r"^[A-Z]{1,5}(\.[A-Z]{1,2})?$")
 MAX_PRINCIPAL = 1e15
@@ -55,6 +57,28 @@ def validate_roi(request: RoiRequest) -> RoiRequest:
     return request
 
 
+CURRENCY = re.compile(r"^[A-Z]{3}$")
+MAX_EXPENSE = 100_000
+
+
+def validate_expense(request: SubmitExpenseRequest) -> SubmitExpenseRequest:
+    if not math.isfinite(request.amount) or not 0 < request.amount <= MAX_EXPENSE:
+        raise _bad_request(
+            f"amount must be greater than 0 and at most {MAX_EXPENSE}, got {request.amount}"
+        )
+    if round(request.amount, 2) != request.amount:
+        raise _bad_request(f"amount has more than 2 decimal places: {request.amount}")
+    currency = request.currency.strip().upper()
+    if not CURRENCY.match(currency):
+        raise _bad_request(
+            f"currency must be a 3-letter ISO code such as USD, got {request.currency!r}"
+        )
+    description = " ".join(request.description.split())
+    if not 3 <= len(description) <= 500:
+        raise _bad_request("description must be 3-500 characters")
+    return SubmitExpenseRequest(amount=request.amount, currency=currency, description=description)
+
+
 @service_handler(service=FinanceService)
 class FinanceServiceHandler:
     def __init__(self, task_queue: str) -> None:
@@ -77,3 +101,17 @@ class FinanceServiceHandler:
     @sync_operation
     async def calculate_roi(self, ctx: StartOperationContext, input: RoiRequest) -> RoiResult:
         return compound(validate_roi(input))
+
+    @nexus.workflow_run_operation
+    async def submit_expense(
+        self, ctx: nexus.WorkflowRunOperationContext, input: SubmitExpenseRequest
+    ) -> nexus.WorkflowHandle[Expense]:
+        request = validate_expense(input)
+        # The workflow id doubles as the claim's idempotency key: one Nexus
+        # request, however often retried, files one claim.
+        return await ctx.start_workflow(
+            SubmitExpenseWorkflow.run,
+            request,
+            id=f"submit-expense-{ctx.request_id}",
+            task_queue=self._task_queue,
+        )

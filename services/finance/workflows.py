@@ -8,7 +8,13 @@ from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from services.finance.contract import StockPrice, StockPriceRequest
+    from services.finance.contract import (
+        Expense,
+        StockPrice,
+        StockPriceRequest,
+        SubmitExpenseRequest,
+    )
+    from services.finance.expenses import ExpenseOrder, ExpenseSettings, submit_expense
     from services.finance.market import MarketDataSettings, fetch_quote
 
 
@@ -42,5 +48,43 @@ class StockPriceWorkflow:
                     "BackendRefused",
                     "UnknownTicker",
                 ],
+            ),
+        )
+
+
+class ExpenseActivities:
+    """Activities that file expense claims, holding the worker's backend settings."""
+
+    def __init__(self, settings: ExpenseSettings) -> None:
+        self._settings = settings
+
+    @activity.defn(name="submit_expense")
+    async def submit_expense(self, order: ExpenseOrder) -> Expense:
+        return await submit_expense(self._settings, order)
+
+
+@workflow.defn(name="SubmitExpenseWorkflow")
+class SubmitExpenseWorkflow:
+    """Files one expense claim exactly once.
+
+    The idempotency key is this workflow's id, which the Nexus handler derives
+    from the operation's request id: a retried activity (say, after the worker
+    died before the API's answer arrived) sends the same key, and the backend
+    returns the claim it already has.
+    """
+
+    @workflow.run
+    async def run(self, request: SubmitExpenseRequest) -> Expense:
+        order = ExpenseOrder(request=request, idempotency_key=workflow.info().workflow_id)
+        return await workflow.execute_activity_method(
+            ExpenseActivities.submit_expense,
+            order,
+            # Short, so a claim whose worker died mid-call is retried soon.
+            start_to_close_timeout=timedelta(seconds=10),
+            schedule_to_close_timeout=timedelta(minutes=5),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(milliseconds=500),
+                maximum_interval=timedelta(seconds=10),
+                non_retryable_error_types=["BackendUnauthorized", "BackendRefused"],
             ),
         )

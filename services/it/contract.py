@@ -10,6 +10,8 @@ from __future__ import annotations
 import nexusrpc
 from pydantic import BaseModel, Field
 
+from services.approval import ApprovalPolicy
+
 
 class JiraMetricsRequest(BaseModel):
     """Issue counts of a Jira project: open, in progress, done, and created in the last 7 days."""
@@ -37,7 +39,30 @@ class HostAddresses(BaseModel):
     primary: str = Field(description="The address used for outbound traffic.")
 
 
+class CreateTicketRequest(BaseModel):
+    """Create a Jira ticket (a task) in a project. Needs the user's approval."""
+
+    project: str = Field(description="Jira project key, e.g. OPS.")
+    summary: str = Field(description="One-line title of the ticket, at most 200 characters.")
+    description: str = Field(description="What the ticket is about; may be empty.")
+
+
+class Ticket(BaseModel):
+    key: str = Field(description="The ticket's key, e.g. OPS-123.")
+    project: str = Field(description="The project key.")
+    summary: str = Field(description="The ticket's title.")
+    url: str | None = Field(default=None, description="Link to the ticket, when Jira has one.")
+    source: str = Field(description="Where it was created: a Jira URL, or the local demo store.")
+
+
 @nexusrpc.service(name="ItService")
 class ItService:
     jira_metrics: nexusrpc.Operation[JiraMetricsRequest, JiraMetrics]
     get_ip: nexusrpc.Operation[None, HostAddresses]
+    create_ticket: nexusrpc.Operation[CreateTicketRequest, Ticket]
+
+
+APPROVALS: dict[str, ApprovalPolicy] = {
+    "create_ticket": ApprovalPolicy(always=True, reason="Tickets notify people and cost time."),
+}
+"""The IT team's approval policy, by operation name; operations not listed need none."""

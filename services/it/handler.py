@@ -8,9 +8,16 @@ import nexusrpc
 from nexusrpc.handler import StartOperationContext, service_handler, sync_operation
 from temporalio import nexus
 
-from services.it.contract import HostAddresses, ItService, JiraMetrics, JiraMetricsRequest
+from services.it.contract import (
+    CreateTicketRequest,
+    HostAddresses,
+    ItService,
+    JiraMetrics,
+    JiraMetricsRequest,
+    Ticket,
+)
 from services.it.netinfo import host_addresses
-from services.it.workflows import JiraMetricsWorkflow
+from services.it.workflows import CreateTicketWorkflow, JiraMetricsWorkflow
 
 PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9]{1,9}$")
 
@@ -24,6 +31,29 @@ def validate_project(project: str) -> str:
             type=nexusrpc.HandlerErrorType.BAD_REQUEST,
         )
     return key
+
+
+def validate_ticket(request: CreateTicketRequest) -> CreateTicketRequest:
+    summary = " ".join(request.summary.split())
+    if not summary:
+        raise nexusrpc.HandlerError(
+            "a ticket needs a summary", type=nexusrpc.HandlerErrorType.BAD_REQUEST
+        )
+    if len(summary) > 200:
+        raise nexusrpc.HandlerError(
+            f"the summary has {len(summary)} characters; the limit is 200",
+            type=nexusrpc.HandlerErrorType.BAD_REQUEST,
+        )
+    if len(request.description) > 5000:
+        raise nexusrpc.HandlerError(
+            f"the description has {len(request.description)} characters; the limit is 5000",
+            type=nexusrpc.HandlerErrorType.BAD_REQUEST,
+        )
+    return CreateTicketRequest(
+        project=validate_project(request.project),
+        summary=summary,
+        description=request.description.strip(),
+    )
 
 
 @service_handler(service=ItService)
@@ -48,3 +78,17 @@ class ItServiceHandler:
     @sync_operation
     async def get_ip(self, ctx: StartOperationContext, input: None) -> HostAddresses:
         return host_addresses()
+
+    @nexus.workflow_run_operation
+    async def create_ticket(
+        self, ctx: nexus.WorkflowRunOperationContext, input: CreateTicketRequest
+    ) -> nexus.WorkflowHandle[Ticket]:
+        request = validate_ticket(input)
+        # The workflow id doubles as the ticket's idempotency key: one Nexus
+        # request, however often retried, creates one ticket.
+        return await ctx.start_workflow(
+            CreateTicketWorkflow.run,
+            request,
+            id=f"create-ticket-{request.project}-{ctx.request_id}",
+            task_queue=self._task_queue,
+        )

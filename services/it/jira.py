@@ -61,13 +61,7 @@ async def fetch_metrics(settings: JiraSettings, project: str) -> JiraMetrics:
     if not settings.url:
         return demo_metrics(project)
     base = settings.url.rstrip("/")
-    headers = {"Accept": "application/json"}
-    auth: httpx.BasicAuth | None = None
-    token = settings.api_token.get_secret_value() if settings.api_token else None
-    if token and settings.email:
-        auth = httpx.BasicAuth(settings.email, token)
-    elif token:
-        headers["Authorization"] = f"Bearer {token}"
+    auth, headers = auth_and_headers(settings)
     cloud = settings.uses_cloud_api()
     counts: dict[str, int] = {}
     async with httpx.AsyncClient(timeout=settings.timeout_s, headers=headers, auth=auth) as http:
@@ -89,6 +83,17 @@ async def fetch_metrics(settings: JiraSettings, project: str) -> JiraMetrics:
             body = response.json()
             counts[figure] = int(body["count"] if cloud else body["total"])
     return JiraMetrics(project=project, source=base, **counts)
+
+
+def auth_and_headers(settings: JiraSettings) -> tuple[httpx.BasicAuth | None, dict[str, str]]:
+    """Basic auth with an e-mail and token (Cloud), else a bearer token (Server/DC)."""
+    headers = {"Accept": "application/json"}
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    if token and settings.email:
+        return httpx.BasicAuth(settings.email, token), headers
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return None, headers
 
 
 def demo_metrics(project: str) -> JiraMetrics:

@@ -8,8 +8,9 @@ from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from services.it.contract import JiraMetrics, JiraMetricsRequest
+    from services.it.contract import CreateTicketRequest, JiraMetrics, JiraMetricsRequest, Ticket
     from services.it.jira import JiraSettings, fetch_metrics
+    from services.it.tickets import TicketOrder, TicketSettings, create_ticket
 
 
 class JiraActivities:
@@ -36,6 +37,43 @@ class JiraMetricsWorkflow:
             # The caller's Nexus schedule-to-close timeout bounds the whole
             # operation; this bounds the workflow on its own if run directly.
             schedule_to_close_timeout=timedelta(minutes=2),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(milliseconds=500),
+                maximum_interval=timedelta(seconds=10),
+                non_retryable_error_types=["BackendUnauthorized", "BackendRefused"],
+            ),
+        )
+
+
+class TicketActivities:
+    """Activities that create tickets, holding the worker's Jira and store settings."""
+
+    def __init__(self, jira: JiraSettings, tickets: TicketSettings) -> None:
+        self._jira = jira
+        self._tickets = tickets
+
+    @activity.defn(name="create_ticket")
+    async def create_ticket(self, order: TicketOrder) -> Ticket:
+        return await create_ticket(self._jira, self._tickets, order)
+
+
+@workflow.defn(name="CreateTicketWorkflow")
+class CreateTicketWorkflow:
+    """Creates one ticket exactly once.
+
+    The idempotency key is this workflow's id, which the Nexus handler derives
+    from the operation's request id: every retry of the activity, and every
+    retry of the operation's start, carries the same key.
+    """
+
+    @workflow.run
+    async def run(self, request: CreateTicketRequest) -> Ticket:
+        order = TicketOrder(request=request, idempotency_key=workflow.info().workflow_id)
+        return await workflow.execute_activity_method(
+            TicketActivities.create_ticket,
+            order,
+            start_to_close_timeout=timedelta(seconds=15),
+            schedule_to_close_timeout=timedelta(minutes=5),
             retry_policy=RetryPolicy(
                 initial_interval=timedelta(milliseconds=500),
                 maximum_interval=timedelta(seconds=10),
