@@ -137,8 +137,10 @@ def _remote_tool(
             arg,
             # Without a schedule-to-close timeout a failing operation is retried forever.
             schedule_to_close_timeout=timedelta(seconds=config.nexus_timeout_s),
-            # An interrupted turn should not wait for the handler to confirm.
-            cancellation_type=workflow.NexusOperationCancellationType.TRY_CANCEL,
+            # Cancellation (an interrupted turn) waits for the handler to finish
+            # cancelling: with TRY_CANCEL, temporalio 1.35 fails the workflow task
+            # when an operation's start resolves after its cancellation.
+            cancellation_type=workflow.NexusOperationCancellationType.WAIT_COMPLETED,
             summary=f"{spec.team}: {op.name}",
         )
 

@@ -262,6 +262,10 @@ class ChatSessionWorkflow:
     def _failed(self, number: int, text: str, message: str, interrupted: bool = False) -> ChatReply:
         # Keep the exchange in memory so the next turn knows this one failed.
         marker = INTERRUPTED if interrupted else f"(turn failed) {message}"
+        for call in self._calls:
+            # Tool tasks cancelled with the turn may not have reported yet.
+            if call.state in ("running", "awaiting_approval"):
+                call.state, call.ok, call.error = "error", False, "interrupted"
         self._state.items.extend(
             [{"role": "user", "content": text}, {"role": "assistant", "content": marker}]
         )

@@ -24,8 +24,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from orchestrator.models.provider import LlmSettings
 from orchestrator.weather import WeatherSettings
+from services.finance.expenses import ExpenseSettings
 from services.finance.market import MarketDataSettings
 from services.it.jira import JiraSettings
+from services.it.tickets import TicketSettings
+from tests.fakes import FakeMarket
 from tests.helpers import SCRIPTED, ScriptedModel
 from workers import finance as finance_worker
 from workers import it as it_worker
@@ -138,9 +141,27 @@ def fake_llm_url(make_httpserver) -> str:  # type: ignore[no-untyped-def]
     return make_httpserver.url_for("/v1")
 
 
+@pytest.fixture(scope="session")
+def fake_market() -> Iterator[FakeMarket]:
+    market = FakeMarket()
+    yield market
+    market.release.set()
+    market.http.close()
+
+
+@pytest.fixture(scope="session")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Directory of the local side-effect stores of the in-process workers."""
+    return tmp_path_factory.mktemp("stores")
+
+
 @pytest_asyncio.fixture(scope="session")
 async def running_mesh(
-    mesh: Mesh, scripted_model: ScriptedModel, fake_llm_url: str
+    mesh: Mesh,
+    scripted_model: ScriptedModel,
+    fake_llm_url: str,
+    fake_market: FakeMarket,
+    stores: Path,
 ) -> AsyncIterator[Mesh]:
     """The mesh set up and its three workers running until the session ends."""
     await _wait_for_server(mesh)
@@ -153,8 +174,22 @@ async def running_mesh(
                 mesh, llm, WeatherSettings(), extra_models={SCRIPTED: scripted_model}, stop=stop
             )
         ),
-        asyncio.create_task(it_worker.main(mesh, JiraSettings(), stop=stop)),
-        asyncio.create_task(finance_worker.main(mesh, MarketDataSettings(), stop=stop)),
+        asyncio.create_task(
+            it_worker.main(
+                mesh,
+                JiraSettings(),
+                TicketSettings(store_path=stores / "tickets.sqlite"),
+                stop=stop,
+            )
+        ),
+        asyncio.create_task(
+            finance_worker.main(
+                mesh,
+                MarketDataSettings(url=fake_market.url),
+                ExpenseSettings(store_path=stores / "expenses.sqlite"),
+                stop=stop,
+            )
+        ),
     ]
     yield mesh
     stop.set()

@@ -1,0 +1,88 @@
+"""A worker killed mid-operation: the turn completes and the side effect happens once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+
+from orchestrator.session_client import open_session, send
+from orchestrator.session_types import SessionConfig
+from tests.fakes import FakeExpenses
+from tests.helpers import SCRIPTED, ScriptedModel, call, say
+from workers.mesh import Mesh, load_mesh
+from workers.setup import setup_mesh
+
+pytestmark = pytest.mark.asyncio
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def start_finance_worker(
+    mesh_file: Path, expenses_url: str, log: Path
+) -> asyncio.subprocess.Process:
+    env = {**os.environ, "MESH_FILE": str(mesh_file), "EXPENSES_URL": expenses_url}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "workers.finance", cwd=ROOT, env=env,
+        stdout=log.open("a"), stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    for _ in range(300):
+        if log.read_text().count("worker polling") > 0 and process.returncode is None:
+            return process
+        await asyncio.sleep(0.1)
+    raise AssertionError(log.read_text())
+
+
+async def test_finance_worker_killed_during_submit_expense_files_exactly_one_claim(
+    client: Client,
+    running_mesh: Mesh,
+    mesh_file: Path,
+    scripted_model: ScriptedModel,
+    tmp_path: Path,
+) -> None:
+    # A Finance deployment of its own (task queue and endpoint) so that only
+    # the worker process under test serves it.
+    suffix = uuid.uuid4().hex[:6]
+    finance = running_mesh.team("finance")
+    variant = tmp_path / "mesh.toml"
+    variant.write_text(
+        mesh_file.read_text()
+        .replace(f'task_queue = "{finance.task_queue}"', f'task_queue = "crash-{suffix}"')
+        .replace(f'endpoint = "{finance.endpoint}"', f'endpoint = "crash-{suffix}"')
+    )
+    await setup_mesh(load_mesh(variant))
+    backend = FakeExpenses(ack_delay_s=5)
+    log = tmp_path / "finance.log"
+    worker = await start_finance_worker(variant, backend.url, log)
+    try:
+        endpoints = {**running_mesh.endpoints(), "finance": f"crash-{suffix}"}
+        config = SessionConfig(endpoints=endpoints, model=SCRIPTED)
+        handle = await open_session(client, running_mesh, f"crash-{suffix}", config=config)
+        expense = {"amount": 42.5, "currency": "EUR", "description": "Train ticket"}
+        scripted_model.script(handle.id, call(("submit_expense", expense)), say("Filed."))
+        turn = asyncio.ensure_future(send(handle, "file my train ticket", 120))
+
+        # The claim reaches the backend; the worker dies before the answer does.
+        await asyncio.to_thread(backend.first_request.wait, 30)
+        worker.send_signal(signal.SIGKILL)
+        await worker.wait()
+        assert len(backend.records) == 1
+
+        worker = await start_finance_worker(variant, backend.url, log)
+        reply = await asyncio.wait_for(turn, 120)
+
+        assert reply.ok and reply.text == "Filed."
+        assert [(t.name, t.state) for t in reply.tools] == [("submit_expense", "ok")]
+        assert len(backend.records) == 1, backend.records
+        assert len(backend.requests) >= 2, "the retry after the crash should reach the backend"
+        assert len(set(backend.requests)) == 1, "every attempt carries the same idempotency key"
+    finally:
+        if worker.returncode is None:
+            worker.send_signal(signal.SIGTERM)
+            await worker.wait()
+        backend.http.close()
