@@ -93,9 +93,8 @@ def approver_for(mode: str) -> sessions.Approver:
     async def ask(pending: PendingApproval) -> ApprovalDecision:
         arguments = json.dumps(pending.arguments, ensure_ascii=False)
         console.print(
-            f"[bold yellow]approval needed[/]: {escape(pending.tool)} [{escape(pending.location)}] "
-            f"{escape(arguments)}\n  [dim]{escape(pending.reason)}; expires "
-            f"{pending.expires_at:%H:%M:%S} UTC[/]"
+            f"[bold yellow]approval needed[/]: {escape(f'{pending.tool} [{pending.location}] {arguments}')}"
+            f"\n  [dim]{escape(pending.reason.rstrip('.'))}; expires {pending.expires_at:%H:%M:%S} UTC[/]"
         )
         if mode == "approve":
             console.print("  [dim]approved (--approve)[/]")

@@ -367,3 +367,33 @@ async def test_usage_counts_one_request_and_some_tokens() -> None:
     assert response.usage.input_tokens > 0
     assert response.usage.output_tokens > 0
     assert response.usage.total_tokens == response.usage.input_tokens + response.usage.output_tokens
+
+
+async def test_one_shot_iterators_in_the_input_are_read_once_and_counted_small() -> None:
+    """In the model activity, Iterable fields of input items arrive as one-shot
+    iterators; the model must copy them, not count their repr or read them empty."""
+
+    class OneShot:
+        def __init__(self, parts: list[dict[str, object]]) -> None:
+            self._parts = iter(parts)
+
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            return self._parts
+
+        def __repr__(self) -> str:
+            return "X" * 50_000
+
+    items = [
+        {"role": "user", "content": "What is 2 + 2?"},
+        {
+            "type": "message",
+            "role": "assistant",
+            "content": OneShot([{"type": "output_text", "text": "It is 4.", "annotations": []}]),
+        },
+        {"role": "user", "content": "What did I ask before?"},
+    ]
+    response = await OfflineModel().get_response(
+        None, items, ModelSettings(), [], None, [], ModelTracing.DISABLED,
+        previous_response_id=None, conversation_id=None, prompt=None,
+    )  # fmt: skip
+    assert response.usage.input_tokens < 200

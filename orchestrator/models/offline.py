@@ -59,7 +59,7 @@ class OfflineModel(Model):
         **kwargs: Any,
     ) -> ModelResponse:
         items: list[Any] = (
-            [{"role": "user", "content": input}] if isinstance(input, str) else list(input)
+            [{"role": "user", "content": input}] if isinstance(input, str) else plain(input)
         )
         last_user = max((i for i, item in enumerate(items) if _role(item) == "user"), default=-1)
         since = items[last_user + 1 :]
@@ -115,6 +115,12 @@ def _clauses(text: str) -> list[str]:
 
 def _route(clause: str) -> tuple[str, dict[str, Any]] | None:
     lower = clause.lower()
+    if re.search(r"\b(?:create|open|file|raise)\b.*\bticket\b", lower):
+        return "create_ticket", _ticket_args(clause)
+    if re.search(r"\bexpense\b|\breimburse", lower):
+        args = _expense_args(clause)
+        if args:
+            return "submit_expense", args
     if re.search(r"\broi\b|return on investment|\binvest", lower):
         args = _roi_args(clause)
         if args:
@@ -153,6 +159,40 @@ def _roi_args(clause: str) -> dict[str, Any] | None:
         "annual_rate": float(rate.group(1)),
         "years": float(years.group(1)),
     }
+
+
+_CURRENCY_SIGNS = {"$": "USD", "€": "EUR", "£": "GBP"}
+
+
+def _expense_args(clause: str) -> dict[str, Any] | None:
+    amount = re.search(r"([$€£])?\s*(\d[\d,]*(?:\.\d+)?)(?:\s*([A-Z]{3}|usd|eur|gbp)\b)?", clause)
+    if not amount:
+        return None
+    sign, number, code = amount.groups()
+    currency = _CURRENCY_SIGNS.get(sign or "", "") or (code.upper() if code else "USD")
+    rest = re.search(r"\bfor\s+(.+?)\s*[.?!]*$", clause[amount.end() :], re.IGNORECASE)
+    return {
+        "amount": float(number.replace(",", "")),
+        "currency": currency,
+        "description": rest.group(1) if rest else "expense",
+    }
+
+
+def _ticket_args(clause: str) -> dict[str, Any]:
+    summary = None
+    for marker in (r":", r"\babout\b|\bsaying\b", r"\bfor\b"):
+        summary = re.search(rf"(?:{marker})\s*(.+?)\s*[.?!]*$", clause, re.IGNORECASE)
+        if summary:
+            break
+    text = summary.group(1) if summary else clause
+    project = ""
+    for word in re.findall(
+        r"\b[A-Z][A-Z0-9]{1,9}\b", clause[: summary.start() if summary else None]
+    ):
+        if word not in _NOT_SYMBOLS:
+            project = word
+            break
+    return {"project": project, "summary": text, "description": ""}
 
 
 def _amount(text: str) -> float:
@@ -257,6 +297,13 @@ _FORMATS = {
         )
         + f", as of {o['as_of']} (source: {o['source']})"
     ),
+    "create_ticket": lambda o: (
+        f"Created ticket {o['key']} in {o['project']}: {o['summary']} (source: {o['source']})"
+    ),
+    "submit_expense": lambda o: (
+        f"Submitted expense claim {o['id']} for {_money(o['amount'])} {o['currency']} "
+        f"({o['description']}), status {o['status']} (source: {o['source']})"
+    ),
     "calculate_roi": lambda o: (
         f"Investing {_money(o['principal'])} at {o['annual_rate']}% a year for {o['years']:g} years "
         f"grows to {_money(o['final_value'])}: a profit of {_money(o['profit'])}, "
@@ -274,7 +321,8 @@ def _help(tools: list[Tool]) -> str:
     lines.append(
         'Try: "What is 15 * 23?", "Weather in Paris", "What is my IP address?", '
         '"Jira metrics for project OPS", "Stock price of AAPL", '
-        '"ROI on 10000 at 5% for 10 years". Set LLM_MODEL to use a real model.'
+        '"ROI on 10000 at 5% for 10 years", "File an expense of 45 EUR for a taxi", '
+        '"Create a ticket in OPS: printer is broken". Set LLM_MODEL to use a real model.'
     )
     return "\n".join(lines)
 
