@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 import uuid
@@ -87,6 +88,54 @@ def render(reply: ChatReply) -> None:
         )
 
 
+class _Stdin:
+    """Line input that the event loop can wait on and cancel.
+
+    ``input()`` in a thread cannot be cancelled: an approval prompt left open
+    by an interrupted turn would swallow the next line. This reads the file
+    descriptor when the loop says it is readable, keeping partial lines.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._eof = False
+
+    async def readline(self, prompt: str) -> str:
+        console.print(prompt, end="")
+        while b"\n" not in self._buffer and not self._eof:
+            await self._readable()
+        if b"\n" in self._buffer:
+            line, self._buffer = self._buffer.split(b"\n", 1)
+            return line.decode(errors="replace")
+        if self._buffer:
+            line, self._buffer = self._buffer, b""
+            return line.decode(errors="replace")
+        raise EOFError
+
+    async def _readable(self) -> None:
+        loop = asyncio.get_running_loop()
+        fd = sys.stdin.fileno()
+        ready: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        loop.add_reader(fd, wake)
+        try:
+            await ready
+        finally:
+            loop.remove_reader(fd)
+        chunk = os.read(fd, 65536)
+        if chunk:
+            self._buffer += chunk
+        else:
+            self._eof = True
+
+
+stdin = _Stdin()
+
+
 def approver_for(mode: str) -> sessions.Approver:
     """How pending approvals are answered: ask at the terminal, or a fixed answer."""
 
@@ -102,10 +151,10 @@ def approver_for(mode: str) -> sessions.Approver:
         if mode == "deny" or not sys.stdin.isatty():
             console.print("  [dim]denied (no one at the terminal to approve; use --approve)[/]")
             return ApprovalDecision(approve=False, note="no approver was available")
-        answer = await asyncio.to_thread(console.input, "  approve? [y/N] ")
+        answer = await stdin.readline("  approve? [y/N] ")
         if answer.strip().lower() in ("y", "yes"):
             return ApprovalDecision(approve=True)
-        note = await asyncio.to_thread(console.input, "  reason (optional): ")
+        note = await stdin.readline("  reason (optional): ")
         return ApprovalDecision(approve=False, note=note.strip())
 
     return ask
@@ -164,12 +213,18 @@ async def interactive(handle: WorkflowHandle, mesh: Mesh, timeout_s: float, appr
         "Commands: /history /status /end; Ctrl-C interrupts a turn; Ctrl-D leaves the "
         "session open.[/]"
     )
+    loop = asyncio.get_running_loop()
     while True:
+        prompt = asyncio.ensure_future(stdin.readline("[bold green]you[/]: "))
+        # Ctrl-C at the prompt leaves the chat; during a turn it interrupts the turn.
+        loop.add_signal_handler(signal.SIGINT, prompt.cancel)
         try:
-            text = await asyncio.to_thread(console.input, "[bold green]you[/]: ")
-        except (EOFError, KeyboardInterrupt):
+            text = await prompt
+        except (EOFError, asyncio.CancelledError):
             console.print(f"\n[dim]left session open: resume with --session {escape(handle.id)}[/]")
             return 0
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
         command = text.strip()
         if not command:
             continue
