@@ -114,6 +114,8 @@ def _local_tool(spec: LocalTool, config: SessionConfig, host: ToolHost) -> Funct
             arg,
             result_type=spec.output_type,
             schedule_to_close_timeout=timedelta(seconds=config.activity_timeout_s),
+            # Bounds one attempt, so an attempt lost with its worker is retried soon.
+            start_to_close_timeout=timedelta(seconds=20),
             retry_policy=RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=10)),
             summary=spec.activity,
         )

@@ -32,6 +32,10 @@ def agents_plugin(
     return OpenAIAgentsPlugin(
         model_params=ModelActivityParameters(
             start_to_close_timeout=timedelta(seconds=90),
+            # The activity heartbeats at half this: a model call whose worker
+            # died is retried after 10 s rather than 90, and an interrupted
+            # turn's cancellation reaches the call in flight.
+            heartbeat_timeout=timedelta(seconds=10),
             # A model outage is retried with backoff, but not forever: after
             # the last attempt the turn ends with a clear reply instead.
             retry_policy=RetryPolicy(

@@ -38,7 +38,7 @@ class StockPriceWorkflow:
         return await workflow.execute_activity_method(
             MarketActivities.fetch_stock_quote,
             request,
-            start_to_close_timeout=timedelta(seconds=30),
+            start_to_close_timeout=timedelta(seconds=15),
             schedule_to_close_timeout=timedelta(minutes=2),
             retry_policy=RetryPolicy(
                 initial_interval=timedelta(milliseconds=500),

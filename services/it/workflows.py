@@ -33,7 +33,7 @@ class JiraMetricsWorkflow:
         return await workflow.execute_activity_method(
             JiraActivities.fetch_jira_metrics,
             request,
-            start_to_close_timeout=timedelta(seconds=30),
+            start_to_close_timeout=timedelta(seconds=15),
             # The caller's Nexus schedule-to-close timeout bounds the whole
             # operation; this bounds the workflow on its own if run directly.
             schedule_to_close_timeout=timedelta(minutes=2),
