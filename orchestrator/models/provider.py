@@ -6,9 +6,12 @@ are read from that worker's environment and never enter workflow history.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
+from typing import Any
 
+from agents import ModelSettings
 from agents.models.interface import Model, ModelProvider
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +31,9 @@ class LlmSettings(BaseSettings):
     )
     base_url: str | None = Field(
         default=None, description="OpenAI-compatible base URL for the LiteLLM model, if any."
+    )
+    timeout_s: float = Field(
+        default=60.0, gt=0, description="Timeout of one request to the LiteLLM model."
     )
     api_key: SecretStr | None = Field(
         default=None,
@@ -65,4 +71,33 @@ class MeshModelProvider(ModelProvider):
         from agents.extensions.models.litellm_model import LitellmModel
 
         key = self._settings.api_key.get_secret_value() if self._settings.api_key else None
-        return LitellmModel(model=name, base_url=self._settings.base_url, api_key=key)
+        model = LitellmModel(model=name, base_url=self._settings.base_url, api_key=key)
+        return _Bounded(model, self._settings.timeout_s)
+
+
+class _Bounded(Model):
+    """A model whose requests time out and are never retried by the client library.
+
+    Retries belong to Temporal: the model activity's retry policy backs off
+    and gives up, and its history shows each attempt. A retry loop inside
+    LiteLLM would hide attempts and could outlive the activity's timeout.
+    """
+
+    def __init__(self, inner: Model, timeout_s: float) -> None:
+        self._inner = inner
+        self._timeout_s = timeout_s
+
+    async def get_response(  # type: ignore[override]
+        self,
+        system_instructions: Any,
+        input: Any,
+        model_settings: ModelSettings,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        extra = {**(model_settings.extra_args or {}), "timeout": self._timeout_s, "num_retries": 0}
+        bounded = dataclasses.replace(model_settings, extra_args=extra)
+        return await self._inner.get_response(system_instructions, input, bounded, *args, **kwargs)
+
+    def stream_response(self, *args: Any, **kwargs: Any) -> Any:
+        return self._inner.stream_response(*args, **kwargs)
