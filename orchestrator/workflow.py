@@ -312,9 +312,23 @@ class ChatSessionWorkflow:
 
 
 def _cause(err: BaseException) -> str:
-    current: BaseException = err
-    while True:
-        nxt = getattr(current, "cause", None) or current.__cause__
-        if nxt is None:
-            return getattr(current, "message", None) or str(current) or type(current).__name__
-        current = nxt
+    """Every distinct message along the failure's cause chain, outermost first.
+
+    For a model call that failed for good this reads like "Non retryable
+    OpenAI status code: 401; litellm.AuthenticationError: ...", which says
+    both what Temporal decided and what the provider said.
+    """
+    messages: list[str] = []
+    current: BaseException | None = err
+    while current is not None:
+        message = getattr(current, "message", None) or str(current) or type(current).__name__
+        if message not in messages and message not in _WRAPPERS:
+            messages.append(message)
+        current = getattr(current, "cause", None) or current.__cause__
+    text = "; ".join(messages) or type(err).__name__
+    if any(code in text for code in ("status code: 401", "status code: 403", "AuthenticationError")):
+        text += ". The model provider rejected the credentials: check the API key in the orchestrator worker's environment"
+    return text
+
+
+_WRAPPERS = {"Activity task failed", "Activity task timed out"}

@@ -167,7 +167,7 @@ async def running_mesh(
     await _wait_for_server(mesh)
     await setup_mesh(mesh)
     stop = asyncio.Event()
-    llm = LlmSettings(model="offline", base_url=fake_llm_url, api_key=FAKE_LLM_KEY)  # type: ignore[arg-type]
+    llm = LlmSettings(model="offline", base_url=fake_llm_url, api_key=FAKE_LLM_KEY, timeout_s=3)  # type: ignore[arg-type]
     tasks = [
         asyncio.create_task(
             orchestrator_worker.main(
@@ -214,3 +214,15 @@ async def _wait_for_server(mesh: Mesh) -> None:
             last = err
             await asyncio.sleep(0.5)
     raise RuntimeError(f"Temporal dev server did not start: {last}")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
+    """The reliability summary: what the suite put the mesh through."""
+    from tests.reliability import LABELS, TALLY
+
+    failures = len(terminalreporter.stats.get("failed", [])) + len(
+        terminalreporter.stats.get("error", [])
+    )
+    parts = [f"{label}: {TALLY[kind]}" for kind, label in LABELS.items()]
+    terminalreporter.write_sep("=", "reliability summary")
+    terminalreporter.write_line(", ".join([*parts, f"failures: {failures}"]))
