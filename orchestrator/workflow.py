@@ -97,6 +97,12 @@ class ChatSessionWorkflow:
         limit = self._state.config.max_message_chars
         if len(text) > limit:
             raise ValueError(f"the message has {len(text)} characters; the limit is {limit}")
+        controls = sorted({f"U+{ord(c):04X}" for c in text if _is_control(c)})
+        if controls:
+            raise ValueError(
+                f"the message contains control characters ({', '.join(controls[:5])}); "
+                "send plain text"
+            )
 
     @workflow.update
     async def interrupt(self) -> str:
@@ -329,6 +335,15 @@ def _cause(err: BaseException) -> str:
     if any(code in text for code in ("status code: 401", "status code: 403", "AuthenticationError")):
         text += ". The model provider rejected the credentials: check the API key in the orchestrator worker's environment"
     return text
+
+
+def _is_control(char: str) -> bool:
+    # C0/C1 controls other than line breaks and tabs, and Unicode
+    # bidirectional overrides, which can make text read differently than sent.
+    code = ord(char)
+    if char in "\n\r\t":
+        return False
+    return code < 0x20 or 0x7F <= code < 0xA0 or 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069
 
 
 _WRAPPERS = {"Activity task failed", "Activity task timed out"}

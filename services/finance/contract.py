@@ -8,7 +8,7 @@ docstring and field descriptions become the agent's view of the tool.
 from __future__ import annotations
 
 import nexusrpc
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.approval import ApprovalPolicy
 
@@ -37,6 +37,9 @@ class StockPrice(BaseModel):
 class RoiRequest(BaseModel):
     """Future value and return of an investment with annually compounded interest."""
 
+    # NaN and infinity would cross the wire as JSON null: refuse them here.
+    model_config = ConfigDict(allow_inf_nan=False)
+
     principal: float = Field(description="Amount invested, greater than 0.")
     annual_rate: float = Field(
         description="Annual interest rate in percent, e.g. 5 for 5%; between -100 and 1000."
@@ -55,6 +58,8 @@ class RoiResult(BaseModel):
 
 class SubmitExpenseRequest(BaseModel):
     """Submit an expense claim for reimbursement. Amounts above 100 need the user's approval."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     amount: float = Field(description="Amount claimed, greater than 0 and at most 100000.")
     currency: str = Field(description="ISO 4217 currency code, e.g. USD or EUR.")
