@@ -19,7 +19,10 @@ App = Callable[[str, str, dict[str, str], dict[str, str], Any], Reply]
 
 
 class FakeServer:
-    """Serves ``app(method, path, query, headers, json_body) -> (status, json)``."""
+    """Serves ``app(method, path, query, headers, json_body) -> (status, json)``.
+
+    Header names are given in lower case.
+    """
 
     def __init__(self, app: App) -> None:
         outer = self
@@ -30,7 +33,8 @@ class FakeServer:
                 query = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length)) if length else None
-                status, payload = app(self.command, parts.path, query, dict(self.headers), body)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                status, payload = app(self.command, parts.path, query, headers, body)
                 data = json.dumps(payload).encode()
                 try:
                     self.send_response(status)
@@ -105,7 +109,7 @@ class FakeExpenses:
     ) -> Reply:
         if (method, path) != ("POST", "/expenses"):
             return 404, {"error": "not found"}
-        key = headers.get("Idempotency-Key") or headers.get("idempotency-key")
+        key = headers.get("idempotency-key")
         if not key:
             return 400, {"error": "Idempotency-Key header is required"}
         with self._lock:
@@ -122,3 +126,128 @@ class FakeExpenses:
         if first and self.ack_delay_s:
             time.sleep(self.ack_delay_s)
         return 201 if first else 200, record
+
+
+class FakeJira:
+    """Jira's search and create-issue endpoints, enough for metrics and tickets.
+
+    With ``ack_delay_s``, a new issue is stored at once but answered only after
+    the delay, so a worker killed meanwhile loses the answer, not the issue.
+    """
+
+    def __init__(self, ack_delay_s: float = 0.0) -> None:
+        self.ack_delay_s = ack_delay_s
+        self.issues: list[dict[str, Any]] = []
+        self.auth: list[str | None] = []
+        self.created = threading.Event()
+        self._lock = threading.Lock()
+        self.http = FakeServer(self._app)
+        self.url = self.http.url
+
+    def _app(
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: Any
+    ) -> Reply:
+        self.auth.append(headers.get("authorization"))
+        if (method, path) == ("GET", "/rest/api/2/search"):
+            jql = query.get("jql", "")
+            if jql.startswith("labels = "):
+                label = jql.split('"')[1]
+                found = [i for i in self.issues if label in i["fields"]["labels"]]
+                return 200, {"total": len(found), "issues": found[:1]}
+            return 200, {"total": 3 + len(jql) % 5, "issues": []}
+        if (method, path) == ("POST", "/rest/api/2/issue"):
+            with self._lock:
+                fields = body["fields"]
+                key = f"{fields['project']['key']}-{len(self.issues) + 1}"
+                self.issues.append({"key": key, "fields": fields})
+            self.created.set()
+            if self.ack_delay_s:
+                time.sleep(self.ack_delay_s)
+            return 201, {"key": key, "id": str(len(self.issues))}
+        return 404, {"errorMessages": [f"no route {method} {path}"]}
+
+
+class FakeLLM:
+    """An OpenAI-compatible chat-completions server with a fixed routine.
+
+    The last user message picks the tool: "calc" -> calculator, "expense N"
+    -> submit_expense of N, "ticket" -> create_ticket, "jira" -> jira_metrics,
+    anything else -> a plain answer. After a tool result it answers
+    "done: <result>". ``hold()`` makes the next request wait for ``release``.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.auth: list[str | None] = []
+        self.holding = threading.Event()
+        self.held = threading.Event()
+        self.release = threading.Event()
+        self.http = FakeServer(self._app)
+        self.url = self.http.url + "/v1"
+
+    def hold(self) -> None:
+        self.release.clear()
+        self.held.clear()
+        self.holding.set()
+
+    def _app(
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: Any
+    ) -> Reply:
+        if (method, path) != ("POST", "/v1/chat/completions"):
+            return 404, {"error": {"message": "not found"}}
+        self.requests.append(body)
+        self.auth.append(headers.get("authorization"))
+        if self.holding.is_set():
+            self.holding.clear()
+            self.held.set()
+            self.release.wait(60)
+        last = body["messages"][-1]
+        if last["role"] == "tool":
+            return 200, self._completion(
+                {"role": "assistant", "content": f"done: {last['content'][:300]}"}
+            )
+        text = str(last.get("content", "")).lower()
+        call = self._route(text)
+        if call is None:
+            return 200, self._completion({"role": "assistant", "content": "hello"})
+        name, args = call
+        tool_call = {
+            "id": f"call_{len(self.requests)}",
+            "type": "function",
+            "function": {"name": name, "arguments": json.dumps(args)},
+        }
+        return 200, self._completion(
+            {"role": "assistant", "content": None, "tool_calls": [tool_call]}, "tool_calls"
+        )
+
+    @staticmethod
+    def _route(text: str) -> tuple[str, dict[str, Any]] | None:
+        if "calc" in text:
+            return "calculator", {"expression": "6 * 7"}
+        if "expense" in text:
+            amount = float(text.split("expense", 1)[1].split()[0])
+            return "submit_expense", {
+                "amount": amount,
+                "currency": "EUR",
+                "description": f"claim {text[:40]}",
+            }
+        if "ticket" in text:
+            return "create_ticket", {
+                "project": "OPS",
+                "summary": f"ticket {text[:40]}",
+                "description": "",
+            }
+        if "jira" in text:
+            return "jira_metrics", {"project": "OPS"}
+        return None
+
+    @staticmethod
+    def _completion(message: dict[str, Any], finish: str = "stop") -> dict[str, Any]:
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": 1_700_000_000,
+            "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25},
+        }

@@ -1,0 +1,230 @@
+"""Each worker killed with SIGKILL mid-turn, restarted: the turn completes, the
+reply arrives, and every requested side effect happened exactly once.
+
+The workers here are real processes with a mesh of their own (task queues and
+endpoints), a LiteLLM model served by a local fake, and HTTP backends, all
+configured with API keys, so the last test can check that no key leaked into
+any history, payload or log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client, WorkflowHandle
+
+from orchestrator import session_client as sessions
+from orchestrator.session_client import open_session, send
+from orchestrator.session_types import ApprovalDecision, ChatReply, SessionConfig
+from tests.fakes import FakeExpenses, FakeJira, FakeLLM, FakeMarket
+from tests.processes import ProcessMesh
+from tests.reliability import assert_no_task_failures, count
+from workers.mesh import Mesh, connect, load_mesh
+from workers.setup import setup_mesh
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+SECRETS = {
+    "LLM_API_KEY": "sk-live-LLMSECRET-7f3a9c",
+    "OPENAI_API_KEY": "sk-openai-OPENAISECRET-11b2",
+    "JIRA_API_TOKEN": "jira-JIRASECRET-5d8e",
+    "EXPENSES_API_KEY": "exp-EXPSECRET-2c4f",
+    "MARKET_DATA_API_KEY": "mkt-MKTSECRET-9a0b",
+}
+
+
+class Rig:
+    def __init__(
+        self, mesh: Mesh, workers: ProcessMesh, llm: FakeLLM, jira: FakeJira, expenses: FakeExpenses
+    ) -> None:
+        self.mesh, self.workers, self.llm, self.jira, self.expenses = (
+            mesh,
+            workers,
+            llm,
+            jira,
+            expenses,
+        )
+        self.sessions: list[str] = []
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def rig(
+    running_mesh: Mesh,
+    mesh_file: Path,
+    fake_market: FakeMarket,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Rig]:
+    suffix = uuid.uuid4().hex[:6]
+    text = mesh_file.read_text()
+    for name in ("orchestrator", "it", "finance"):
+        queue = (
+            running_mesh.orchestrator.task_queue
+            if name == "orchestrator"
+            else running_mesh.team(name).task_queue
+        )
+        text = text.replace(f'task_queue = "{queue}"', f'task_queue = "k9-{name}-{suffix}"')
+    for name in ("it", "finance"):
+        text = text.replace(
+            f'endpoint = "{running_mesh.team(name).endpoint}"', f'endpoint = "k9-{name}-{suffix}"'
+        )
+    directory = tmp_path_factory.mktemp("kill9")
+    path = directory / "mesh.toml"
+    path.write_text(text)
+    mesh = load_mesh(path)
+    await setup_mesh(mesh)
+    llm, jira, expenses = FakeLLM(), FakeJira(ack_delay_s=4), FakeExpenses(ack_delay_s=4)
+    env = {
+        **SECRETS,
+        "LLM_MODEL": "openai/gpt-4o-mini",
+        "LLM_BASE_URL": llm.url,
+        "LLM_TIMEOUT_S": "20",
+        "JIRA_URL": jira.url,
+        "JIRA_EMAIL": "bot@example.com",
+        "EXPENSES_URL": expenses.url,
+        "MARKET_DATA_URL": fake_market.url,
+        "LOG_LEVEL": "DEBUG",
+    }
+    workers = ProcessMesh(path, env, directory)
+    await workers.start()
+    yield Rig(mesh, workers, llm, jira, expenses)
+    await workers.stop()
+    llm.release.set()
+    for fake in (llm, jira, expenses):
+        fake.http.close()
+
+
+async def new_session(client: Client, rig: Rig) -> WorkflowHandle:
+    config = SessionConfig(endpoints=rig.mesh.endpoints())
+    handle = await open_session(client, rig.mesh, f"k9-{uuid.uuid4().hex[:8]}", config=config)
+    rig.sessions.append(handle.id)
+    return handle
+
+
+async def wait_for(predicate, timeout_s: float = 30) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(int(timeout_s * 10)):
+        if predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+async def finish(turn: asyncio.Future[ChatReply], handle: WorkflowHandle) -> ChatReply:
+    reply = await asyncio.wait_for(turn, 120)
+    await assert_no_task_failures(handle)
+    count("turns")
+    return reply
+
+
+async def test_orchestrator_killed_during_a_model_call(client: Client, rig: Rig) -> None:
+    handle = await new_session(client, rig)
+    rig.llm.hold()
+    turn = asyncio.ensure_future(send(handle, "please calc this", 120))
+    await asyncio.to_thread(rig.llm.held.wait, 30)
+    await rig.workers["orchestrator"].restart_after_kill()
+    count("faults")
+    rig.llm.release.set()
+    reply = await finish(turn, handle)
+    assert reply.ok and reply.text.startswith("done:") and '"value":42' in reply.text
+    assert [(t.name, t.state) for t in reply.tools] == [("calculator", "ok")]
+
+
+async def test_orchestrator_killed_during_a_nexus_operation(client: Client, rig: Rig) -> None:
+    before = len(rig.expenses.records)
+    rig.expenses.first_request.clear()
+    handle = await new_session(client, rig)
+    turn = asyncio.ensure_future(send(handle, "expense 40 for lunch", 120))
+    await asyncio.to_thread(rig.expenses.first_request.wait, 30)
+    await rig.workers["orchestrator"].restart_after_kill()
+    count("faults")
+    reply = await finish(turn, handle)
+    assert reply.ok and [(t.name, t.state) for t in reply.tools] == [("submit_expense", "ok")]
+    assert len(rig.expenses.records) == before + 1
+    count("records")
+
+
+async def test_orchestrator_killed_during_an_approval_wait(client: Client, rig: Rig) -> None:
+    before = len(rig.expenses.records)
+    handle = await new_session(client, rig)
+    turn = asyncio.ensure_future(send(handle, "expense 900 for a conference", 180))
+    for _ in range(300):
+        status = await sessions.status(handle)
+        if status.state == "awaiting_approval":
+            break
+        await asyncio.sleep(0.1)
+    assert status.pending_approvals[0].arguments["amount"] == 900
+    await rig.workers["orchestrator"].restart_after_kill()
+    count("faults")
+    assert "approved" in await sessions.decide(handle, ApprovalDecision(approve=True))
+    reply = await finish(turn, handle)
+    assert reply.ok and [(t.name, t.state) for t in reply.tools] == [("submit_expense", "ok")]
+    assert len(rig.expenses.records) == before + 1
+    count("records")
+
+
+async def test_it_worker_killed_while_jira_creates_a_ticket(client: Client, rig: Rig) -> None:
+    before = len(rig.jira.issues)
+    rig.jira.created.clear()
+    handle = await new_session(client, rig)
+    turn = asyncio.ensure_future(
+        send(handle, "open a ticket about the VPN", 180, approver=_approve)
+    )
+    await asyncio.to_thread(rig.jira.created.wait, 30)
+    await rig.workers["it"].restart_after_kill()
+    count("faults")
+    reply = await finish(turn, handle)
+    assert reply.ok and [(t.name, t.state) for t in reply.tools] == [("create_ticket", "ok")]
+    assert len(rig.jira.issues) == before + 1, "the retry found the ticket by its label"
+    count("records")
+
+
+async def test_finance_worker_killed_while_the_expenses_api_answers(
+    client: Client, rig: Rig
+) -> None:
+    before = len(rig.expenses.records)
+    rig.expenses.first_request.clear()
+    handle = await new_session(client, rig)
+    turn = asyncio.ensure_future(send(handle, "expense 60 for a taxi", 120))
+    await asyncio.to_thread(rig.expenses.first_request.wait, 30)
+    await rig.workers["finance"].restart_after_kill()
+    count("faults")
+    reply = await finish(turn, handle)
+    assert reply.ok and [(t.name, t.state) for t in reply.tools] == [("submit_expense", "ok")]
+    assert len(rig.expenses.records) == before + 1
+    assert len(rig.expenses.requests) > before + 1, "the retry reached the API with the same key"
+    count("records")
+
+
+async def test_no_key_appears_in_any_history_payload_or_log(
+    client: Client, rig: Rig, running_mesh: Mesh
+) -> None:
+    # The keys were really in use...
+    assert f"Bearer {SECRETS['LLM_API_KEY']}" in rig.llm.auth
+    assert any(a and a.startswith("Basic ") for a in rig.jira.auth)
+    # ...and never left the workers' memory: not in any workflow history of any
+    # namespace (inputs, results, failures, memos), nor in any log line.
+    checked = 0
+    for namespace in (rig.mesh.orchestrator, *rig.mesh.teams.values()):
+        ns_client = await connect(rig.mesh, namespace)
+        async for execution in ns_client.list_workflows():
+            history = await ns_client.get_workflow_handle(
+                execution.id, run_id=execution.run_id
+            ).fetch_history()
+            dumped = history.to_json()
+            for name, secret in SECRETS.items():
+                assert secret not in dumped, f"{name} found in the history of {execution.id}"
+            checked += 1
+    logs = rig.workers.logs()
+    assert "DEBUG" in logs, "the workers logged at debug level"
+    for name, secret in SECRETS.items():
+        assert secret not in logs, f"{name} found in a worker log"
+    assert checked >= len(rig.sessions)
+    count("records", checked)
+
+
+async def _approve(pending):  # type: ignore[no-untyped-def]
+    return ApprovalDecision(approve=True)
