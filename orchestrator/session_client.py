@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from temporalio.client import (
     Client,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateHandle,
     WorkflowUpdateStage,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -118,37 +121,51 @@ async def send(
     Without an approver, such calls wait until they are decided elsewhere or
     expire.
     """
-    try:
-        update = await asyncio.wait_for(
-            handle.start_update(
-                "send_message",
-                ChatRequest(text=text),
-                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-                result_type=ChatReply,
-            ),
-            timeout_s,
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    # One id per message: if the server is unreachable for a while (restart,
+    # failover), the same Update is sent again and Temporal deduplicates it,
+    # so a retry never runs the turn twice.
+    update_id = str(uuid.uuid4())
+
+    async def start() -> WorkflowUpdateHandle[ChatReply]:
+        return await handle.start_update(
+            "send_message",
+            ChatRequest(text=text),
+            id=update_id,
+            wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+            result_type=ChatReply,
         )
-    except TimeoutError:
-        raise ChatError(_no_worker(timeout_s)) from None
+
+    accepted: list[WorkflowUpdateHandle[ChatReply]] = []
+
+    async def result() -> ChatReply:
+        # The handle from the start knows a rejection already; after a lost
+        # connection a new handle polls, pinned to the run that accepted the
+        # Update (the session may have continued as new since).
+        first = accepted[0]
+        if len(accepted) == 1:
+            accepted.append(first)
+            return await first.result()
+        return await handle.get_update_handle(
+            update_id, workflow_run_id=first.workflow_run_id, result_type=ChatReply
+        ).result()
+
+    try:
+        accepted.append(await _until(deadline, start))
     except WorkflowUpdateFailedError as err:
         raise ChatError(f"message rejected: {_failure_message(err)}") from None
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise ChatError(f"session {handle.id} has ended or does not exist") from None
         raise
-    result = asyncio.ensure_future(update.result())
     seen = _Seen(states={}, asked=set())
     watcher = asyncio.ensure_future(_watch(handle, seen, approver, on_tool))
     try:
-        done, _ = await asyncio.wait({result}, timeout=timeout_s)
-        if not done:
-            raise ChatError(_no_worker(timeout_s))
-        reply = result.result()
+        reply = await _until(deadline, result)
     except WorkflowUpdateFailedError as err:
         raise ChatError(f"the turn failed: {_failure_message(err)}") from None
     finally:
         watcher.cancel()
-        result.cancel()
     if on_tool:
         # Calls that started and ended between two polls are reported now.
         for call in reply.tools:
@@ -222,10 +239,33 @@ async def _watch(
         await asyncio.sleep(POLL_INTERVAL_S)
 
 
-def _no_worker(timeout_s: float) -> str:
+_TRANSIENT = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
+T = TypeVar("T")
+
+
+async def _until(deadline: float, call: Callable[[], Awaitable[T]]) -> T:
+    """``call()``, retried while the server is unreachable, until ``deadline``."""
+    loop = asyncio.get_running_loop()
+    delay = 0.2
+    while True:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise ChatError(_no_worker(deadline))
+        try:
+            return await asyncio.wait_for(call(), remaining)
+        except TimeoutError:
+            raise ChatError(_no_worker(deadline)) from None
+        except RPCError as err:
+            if err.status not in _TRANSIENT:
+                raise
+        await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
+        delay = min(delay * 2, 2.0)
+
+
+def _no_worker(deadline: float) -> str:
     return (
-        f"no reply within {timeout_s:.0f} s: is the orchestrator worker running? "
-        "(scripts/demo starts it)"
+        "no reply in time: is the orchestrator worker running, and the Temporal server "
+        "reachable? (scripts/demo starts both)"
     )
 
 

@@ -25,7 +25,8 @@ ensure_uv() {
 # ensure_venv [--dev]: the project's virtualenv, exactly as uv.lock pins it.
 ensure_venv() {
   ensure_uv
-  local groups=(--no-dev)
+  # --inexact: the demo's sync must not remove dev tools that scripts/test installed.
+  local groups=(--no-dev --inexact)
   [ "${1:-}" = "--dev" ] && groups=()
   (cd "$ROOT" && uv sync --frozen --quiet "${groups[@]}") || die "uv sync failed"
 }

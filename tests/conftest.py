@@ -33,6 +33,7 @@ from tests.helpers import SCRIPTED, ScriptedModel
 from workers import finance as finance_worker
 from workers import it as it_worker
 from workers import orchestrator as orchestrator_worker
+from workers.dev_server import dynamic_config_args
 from workers.mesh import Mesh, connect, load_mesh
 from workers.setup import setup_mesh
 
@@ -71,8 +72,7 @@ def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     args = [
         temporal_cli(), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
         "--port", str(port), "--http-port", str(free_port()), "--metrics-port", str(free_port()),
-        "--log-level", "error",
-        "--dynamic-config-value", 'system.refreshNexusEndpointsMinWait="0s"',
+        "--log-level", "error", *dynamic_config_args(),
     ]  # fmt: skip
     for namespace in NAMESPACES:
         args += ["--namespace", namespace]

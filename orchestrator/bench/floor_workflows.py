@@ -1,0 +1,76 @@
+"""The floor's workflows and activity: each primitive a chat turn is built from,
+with nothing inside it.
+
+``FloorWorkflow`` runs in the orchestrator's namespace and, like a chat
+session, does its work in Update handlers, so every floor figure is an Update
+round trip seen from the client, as a chat turn is.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import activity, workflow
+
+with workflow.unsafe.imports_passed_through():
+    from orchestrator.bench.floor_contract import BenchService
+
+
+@activity.defn(name="bench_noop")
+async def noop(text: str) -> str:
+    return text
+
+
+@workflow.defn(name="BenchEcho")
+class BenchEchoWorkflow:
+    """The workflow behind the workflow-backed operation: returns at once."""
+
+    @workflow.run
+    async def run(self, text: str) -> str:
+        return text
+
+
+@workflow.defn(name="BenchFloor")
+class FloorWorkflow:
+    """One update per primitive; runs until ``finish``."""
+
+    @workflow.init
+    def __init__(self, endpoint: str) -> None:
+        self._endpoint = endpoint
+        self._done = False
+
+    @workflow.run
+    async def run(self, endpoint: str) -> None:
+        await workflow.wait_condition(lambda: self._done)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+
+    @workflow.update(name="update")
+    async def only_update(self, text: str) -> str:
+        return text
+
+    @workflow.update(name="activity")
+    async def one_activity(self, text: str) -> str:
+        # The same options a local tool uses (orchestrator/tools.py).
+        return await workflow.execute_activity(
+            noop, text, schedule_to_close_timeout=timedelta(seconds=60)
+        )
+
+    @workflow.update(name="nexus_sync")
+    async def one_nexus_sync(self, text: str) -> str:
+        return await self._nexus().execute_operation(
+            BenchService.echo, text, schedule_to_close_timeout=timedelta(seconds=120)
+        )
+
+    @workflow.update(name="nexus_workflow")
+    async def one_nexus_workflow(self, text: str) -> str:
+        return await self._nexus().execute_operation(
+            BenchService.echo_workflow, text, schedule_to_close_timeout=timedelta(seconds=120)
+        )
+
+    @workflow.update
+    async def finish(self) -> None:
+        self._done = True
+
+    def _nexus(self) -> workflow.NexusClient[Any]:
+        return workflow.create_nexus_client(service=BenchService, endpoint=self._endpoint)

@@ -1,0 +1,252 @@
+"""The run's figures as one JSON-ready dict, and as tables for the terminal."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import os
+import platform
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.bench.config import BenchConfig
+from orchestrator.bench.floor import FloorResult
+from orchestrator.bench.long import LongResult
+from orchestrator.bench.processes import WorkerProcess
+from orchestrator.bench.stats import Summary
+from orchestrator.bench.turns import BY_NAME, LevelResult, TurnResults, composed_floor, ratio
+
+MB = 1024 * 1024
+MAX_LISTED_ERRORS = 20
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def figures(
+    config: BenchConfig,
+    results: dict[str, FloorResult],
+    turns: dict[str, TurnResults],
+    levels: list[LevelResult],
+    long: LongResult,
+    workers: list[WorkerProcess],
+    duration_s: float,
+) -> dict[str, Any]:
+    floors = {kind: result.latency for kind, result in results.items()}
+    errors = [e for r in turns.values() for e in r.errors]
+    errors += [e for level in levels for e in level.errors]
+    errors += long.errors
+    return {
+        "meta": {
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "mode": config.mode,
+            "cpu_count": os.cpu_count(),
+            "machine": platform.machine(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "temporalio": _version("temporalio"),
+            "openai_agents": _version("openai-agents"),
+            "duration_s": round(duration_s, 1),
+            "config": {
+                "warmup": config.warmup,
+                "floor_samples": config.floor_samples,
+                "turn_samples": config.turn_samples,
+                "turns_per_session": config.turns_per_session,
+                "levels": list(config.levels),
+                "sweep_turns": config.sweep_turns,
+                "long_turns": config.long_turns,
+                "server_config": list(config.server_config),
+            },
+        },
+        "floor": {
+            **{f"{kind}_ms": s.p50_ms for kind, s in floors.items()},
+            **{f"{kind}_p95_ms": s.p95_ms for kind, s in floors.items()},
+            "samples": {kind: s.samples for kind, s in floors.items()},
+            "cpu_ms_per_op": {
+                kind: _per_turn(r.cpu_s, r.latency.samples) for kind, r in results.items()
+            },
+        },
+        "turn": {
+            name: {
+                **vars(Summary.of(result.latencies)),
+                "errors": len(result.errors),
+                "tools": list(BY_NAME[name].tools),
+                "floor": BY_NAME[name].floor,
+                "ratio_to_floor": ratio(result.latencies, floors[BY_NAME[name].floor].p50_ms),
+                "composed_floor_ms": composed_floor(BY_NAME[name], floors),
+                "ratio_to_composed_floor": ratio(
+                    result.latencies, composed_floor(BY_NAME[name], floors)
+                ),
+                "cpu_ms_per_turn": _per_turn(result.cpu_s, len(result.latencies)),
+            }
+            for name, result in turns.items()
+        },
+        "concurrency": [
+            {
+                "sessions": level.sessions,
+                "turns": level.turns,
+                "wall_s": level.wall_s,
+                "turns_per_s": level.turns_per_s,
+                "p50_ms": level.latency.p50_ms,
+                "p95_ms": level.latency.p95_ms,
+                "p99_ms": level.latency.p99_ms,
+                "errors": len(level.errors),
+                "cpu_s": level.cpu_s,
+                # Share of the machine's cores in use: near 1.0 means CPU-bound.
+                "cpu_load": round(
+                    sum(level.cpu_s.values()) / level.wall_s / (os.cpu_count() or 1), 2
+                )
+                if level.wall_s
+                else 0.0,
+            }
+            for level in levels
+        ],
+        "long": {
+            "turns": long.turns,
+            "turns_asked": config.long_turns,
+            "first_failed_turn": long.first_failed_turn,
+            "wall_s": long.wall_s,
+            "latency_turn_10_ms": long.latency_turn_10_ms,
+            "latency_last_ms": long.latency_last_ms,
+            "max_history_bytes": long.max_history_bytes,
+            "max_history_events": long.max_history_events,
+            "runs": [vars(run) for run in long.runs],
+            # Every 10th turn's latency, for a growth curve without a huge file.
+            "latency_every_10_ms": [round(x, 1) for x in long.latencies[9::10]],
+            "errors": len(long.errors),
+        },
+        "workers": {
+            w.name: {
+                "rss_mb": round(w.last_rss / MB, 1),
+                "peak_rss_mb": round(w.peak_rss / MB, 1),
+                "startup_s": round(w.startup_s, 3),
+            }
+            for w in workers
+        },
+        "errors": {"count": len(errors), "first": errors[:MAX_LISTED_ERRORS]},
+    }
+
+
+def _per_turn(cpu_s: dict[str, float], turns: int) -> dict[str, float]:
+    return {name: round(used * 1000 / turns, 1) for name, used in cpu_s.items()} if turns else {}
+
+
+def _busiest(cpu: dict[str, float], total_s: float) -> str:
+    """The process that used the most CPU, and its share of ``total_s`` of one core."""
+    if not cpu or total_s <= 0:
+        return "-"
+    name = max(cpu, key=lambda n: cpu[n])
+    return f"{name} {cpu[name] / total_s:.0%}"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:,.1f}"
+
+
+def render(data: dict[str, Any], console: Console) -> None:
+    meta = data["meta"]
+    console.print(
+        f"[bold]Mesh benchmark[/] · {meta['mode']} · {meta['date']} · {meta['cpu_count']} CPUs · "
+        f"temporalio {meta['temporalio']} · openai-agents {meta['openai_agents']} · "
+        f"{meta['duration_s']} s"
+    )
+    floor = Table(
+        title="Floor: Update round trips, no agent (ms; CPU ms per round trip; "
+        "the bench process hosts the floor's workers)",
+        title_justify="left",
+    )
+    for column in ("primitive", "p50", "p95", "bench CPU", "server CPU", "samples"):
+        floor.add_column(column, justify="left" if column == "primitive" else "right")
+    for kind, samples in data["floor"]["samples"].items():
+        cpu = data["floor"]["cpu_ms_per_op"][kind]
+        floor.add_row(
+            kind,
+            _ms(data["floor"][f"{kind}_ms"]),
+            _ms(data["floor"][f"{kind}_p95_ms"]),
+            _ms(cpu.get("bench")),
+            _ms(cpu.get("server")),
+            str(samples),
+        )
+    console.print(floor)
+
+    turns = Table(
+        title="Agent turns, offline model (ms; composed = Update + model calls + slowest tool "
+        "from the floor; CPU = CPU ms per turn of that process)",
+        title_justify="left",
+    )
+    for column in (
+        *("turn", "p50", "p95", "p99", "floor", "x floor", "composed", "x composed"),
+        *("orch. CPU", "server CPU", "n", "errors"),
+    ):
+        turns.add_column(column, justify="left" if column in ("turn", "floor") else "right")
+    for name, t in data["turn"].items():
+        turns.add_row(
+            name,
+            _ms(t["p50_ms"]),
+            _ms(t["p95_ms"]),
+            _ms(t["p99_ms"]),
+            t["floor"],
+            _ms(t["ratio_to_floor"]),
+            _ms(t["composed_floor_ms"]),
+            _ms(t["ratio_to_composed_floor"]),
+            _ms(t["cpu_ms_per_turn"].get("orchestrator")),
+            _ms(t["cpu_ms_per_turn"].get("server")),
+            str(t["samples"]),
+            str(t["errors"]),
+        )
+    console.print(turns)
+
+    sweep = Table(title="Concurrent sessions, tool turns", title_justify="left")
+    for column in (
+        *("sessions", "turns", "turns/s", "p50 ms", "p95 ms", "p99 ms"),
+        *("CPU load", "busiest", "errors"),
+    ):
+        sweep.add_column(column, justify="right")
+    for row in data["concurrency"]:
+        sweep.add_row(
+            str(row["sessions"]),
+            str(row["turns"]),
+            f"{row['turns_per_s']:.1f}",
+            _ms(row["p50_ms"]),
+            _ms(row["p95_ms"]),
+            _ms(row["p99_ms"]),
+            f"{row['cpu_load']:.0%}",
+            _busiest(row["cpu_s"], row["wall_s"]),
+            str(row["errors"]),
+        )
+    console.print(sweep)
+
+    long = data["long"]
+    failed = (
+        f" · [yellow]stopped at turn {long['first_failed_turn']}[/]"
+        if long["first_failed_turn"]
+        else ""
+    )
+    console.print(
+        f"[bold]Long conversation[/]: {long['turns']}/{long['turns_asked']} turns in "
+        f"{long['wall_s']} s{failed} · latency turns 9-12 {_ms(long['latency_turn_10_ms'])} ms, "
+        f"last 4 {_ms(long['latency_last_ms'])} ms · largest history "
+        f"{long['max_history_events']:,} events, {long['max_history_bytes'] / MB:,.2f} MB "
+        f"({len(long['runs'])} run(s))"
+    )
+
+    footprint = Table(title="Workers (separate processes)", title_justify="left")
+    for column in ("worker", "start-up s", "RSS MB", "peak RSS MB"):
+        footprint.add_column(column, justify="left" if column == "worker" else "right")
+    for name, w in data["workers"].items():
+        footprint.add_row(
+            name, f"{w['startup_s']:.2f}", f"{w['rss_mb']:.0f}", f"{w['peak_rss_mb']:.0f}"
+        )
+    console.print(footprint)
+
+    errors = data["errors"]
+    if errors["count"]:
+        console.print(f"[red]{errors['count']} error(s)[/], first ones:")
+        for line in errors["first"]:
+            console.print(f"  [red]{line}[/]", markup=False)

@@ -1,0 +1,123 @@
+"""One benchmark run, start to finish: server, mesh, workers, every phase, cleanup.
+
+Whatever happens (a failed phase, Ctrl-C, SIGTERM), the workers are stopped
+with SIGTERM and the server after them; on failure the logs' directory and
+tails are printed, since the workers' output goes only to those files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from orchestrator.bench.config import BenchConfig
+from orchestrator.bench.cpu import CpuMeter
+from orchestrator.bench.floor import measure_floors
+from orchestrator.bench.long import long_conversation
+from orchestrator.bench.processes import WorkerProcess, sample_memory, start_workers, stop_all
+from orchestrator.bench.report import figures
+from orchestrator.bench.server import (
+    DevServer,
+    isolated_env,
+    start_server,
+    wait_for_server,
+    write_mesh,
+)
+from orchestrator.bench.turns import KINDS, measure_kind, sweep_level
+from workers.mesh import connect, load_mesh
+from workers.setup import setup_mesh
+
+Progress = Callable[[str], None]
+
+
+async def run_bench(
+    config: BenchConfig, progress: Progress, keep_logs: bool = False
+) -> dict[str, Any]:
+    """Run every phase and return the figures (see orchestrator.bench.report.figures)."""
+    workdir = Path(tempfile.mkdtemp(prefix="mesh-bench-"))
+    server: DevServer | None = None
+    workers: list[WorkerProcess] = []
+    sampler: asyncio.Task[None] | None = None
+    ok = False
+    why = "failed"
+    began = time.perf_counter()
+    try:
+        server = start_server(workdir, config.server_config)
+        mesh_file = write_mesh(workdir, server.address)
+        env = isolated_env(mesh_file)
+        # This process connects with the same settings as the workers do.
+        for key in set(os.environ) - set(env):
+            del os.environ[key]
+        os.environ.update(env)
+        mesh = load_mesh(mesh_file)
+        progress(f"dev server at {server.address}; logs in {workdir}")
+        await wait_for_server(mesh, server)
+        await setup_mesh(mesh)
+
+        progress("starting workers (one at a time)")
+        await start_workers(env, workdir, workers)
+        sampler = asyncio.create_task(sample_memory(workers))
+        client = await connect(mesh, mesh.orchestrator, data_converter=pydantic_data_converter)
+        meter = CpuMeter.of(server.process.pid, {w.name: w.process.pid for w in workers})
+
+        progress("floor: update, activity, nexus_sync, nexus_workflow")
+        floors = await measure_floors(mesh, config, meter)
+
+        turns = {}
+        for kind in KINDS:
+            progress(f"turns: {kind.name}")
+            turns[kind.name] = await measure_kind(client, mesh, kind, config, meter)
+
+        levels = []
+        for sessions in config.levels:
+            progress(f"concurrency: {sessions} sessions x {config.sweep_turns} turns")
+            levels.append(await sweep_level(client, mesh, sessions, config, meter))
+
+        progress(f"long conversation: {config.long_turns} turns")
+        long = await long_conversation(client, mesh, config)
+
+        for worker in workers:
+            worker.sample()
+        dead = [w.name for w in workers if not w.alive()]
+        if dead:
+            raise RuntimeError(f"worker(s) {', '.join(dead)} exited during the run")
+        data = figures(config, floors, turns, levels, long, workers, time.perf_counter() - began)
+        ok = True
+        return data
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        why = "interrupted"
+        raise
+    finally:
+        if sampler is not None:
+            sampler.cancel()
+        codes = stop_all(workers)
+        if server is not None:
+            server.stop()
+        if not ok:
+            _explain_failure(why, workdir, workers, server, progress)
+        elif any(code not in (0, None) for code in codes.values()):
+            progress(f"workers exited with {codes}; logs in {workdir}")
+        elif not keep_logs:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _explain_failure(
+    why: str,
+    workdir: Path,
+    workers: list[WorkerProcess],
+    server: DevServer | None,
+    progress: Progress,
+) -> None:
+    progress(f"benchmark {why}; logs kept in {workdir}")
+    for worker in workers:
+        progress(f"--- {worker.log} (last lines)\n{worker.tail()}")
+    if server is not None:
+        progress(f"--- server log: {server.log}")

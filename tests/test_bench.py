@@ -1,0 +1,113 @@
+"""The benchmark's smallest run, end to end: its own server, the three workers
+as processes, every phase; then every figure the issue asks for must be in the
+JSON, and be a positive number."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKERS = ("it", "finance", "orchestrator")
+TURN_KINDS = ("no_tool", "local_tool", "nexus_sync", "nexus_workflow", "three_tools")
+
+REQUIRED = [
+    "floor.update_ms",
+    "floor.activity_ms",
+    "floor.nexus_sync_ms",
+    "floor.nexus_workflow_ms",
+    *(f"turn.{kind}.{figure}" for kind in TURN_KINDS for figure in ("p50_ms", "p95_ms", "p99_ms")),
+    *(f"turn.{kind}.ratio_to_floor" for kind in TURN_KINDS),
+    "long.turns",
+    "long.latency_turn_10_ms",
+    "long.latency_last_ms",
+    "long.max_history_bytes",
+    "long.max_history_events",
+    *(f"workers.{name}.{figure}" for name in WORKERS for figure in ("rss_mb", "startup_s")),
+    "meta.cpu_count",
+]
+ROW_FIGURES = ("sessions", "turns_per_s", "p50_ms", "p95_ms", "p99_ms")
+
+
+def lookup(data: dict[str, Any], dotted: str) -> Any:
+    value: Any = data
+    for part in dotted.split("."):
+        assert isinstance(value, dict) and part in value, f"missing {dotted}"
+        value = value[part]
+    return value
+
+
+def positive(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
+def problems(data: dict[str, Any]) -> list[str]:
+    """Every required figure that is missing or not a positive number."""
+    found: list[str] = []
+    for dotted in REQUIRED:
+        try:
+            value = lookup(data, dotted)
+        except AssertionError as err:
+            found.append(str(err))
+            continue
+        if not positive(value):
+            found.append(f"{dotted} = {value!r}")
+    rows = data.get("concurrency")
+    if not isinstance(rows, list) or not rows:
+        found.append("concurrency: no rows")
+    else:
+        for n, row in enumerate(rows):
+            found += [
+                f"concurrency[{n}].{key} = {row.get(key)!r}"
+                for key in ROW_FIGURES
+                if not positive(row.get(key))
+            ]
+    meta = data.get("meta", {})
+    for key in ("date", "mode", "temporalio", "openai_agents"):
+        if not meta.get(key):
+            found.append(f"meta.{key} missing")
+    return found
+
+
+def test_the_checker_rejects_missing_and_non_positive_figures() -> None:
+    # The end-to-end test is only as good as this check, so check the check.
+    assert problems({}) != []
+    good = {
+        "floor": {"update_ms": 1.0},
+        "concurrency": [{"sessions": 1, "turns_per_s": 0, "p50_ms": 1, "p95_ms": 1, "p99_ms": 1}],
+    }
+    found = problems(good)
+    assert "concurrency[0].turns_per_s = 0" in found
+    assert any(p.startswith("missing floor.activity_ms") for p in found)
+    assert not any(p.startswith("missing floor.update_ms") for p in found)
+
+
+@pytest.mark.timeout(180)
+def test_tiny_benchmark_reports_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    plot = tmp_path / "bench.png"
+    run = subprocess.run(
+        [sys.executable, "-m", "orchestrator.bench", "--tiny", "--json", str(out),
+         "--plot", str(plot)],
+        cwd=ROOT, capture_output=True, text=True, timeout=150,
+    )  # fmt: skip
+    assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
+    data = json.loads(out.read_text())
+    assert problems(data) == []
+    assert data["meta"]["mode"] == "tiny"
+    assert data["errors"]["count"] == 0, data["errors"]
+    assert [row["sessions"] for row in data["concurrency"]] == data["meta"]["config"]["levels"]
+    assert data["long"]["turns"] == data["meta"]["config"]["long_turns"]
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    assert "Floor" in run.stdout and "Long conversation" in run.stdout
