@@ -1,0 +1,144 @@
+"""The Temporal server restarted in the middle of a multi-session run.
+
+The server persists to SQLite (``--db-filename``); workers are processes that
+reconnect by themselves; the chat client resends an Update with the same id
+while the server is away, so no turn is lost and none runs twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from orchestrator import session_client as sessions
+from orchestrator.session_client import open_session, send
+from tests.conftest import NAMESPACES, free_port, temporal_cli
+from tests.processes import ProcessMesh
+from tests.reliability import assert_no_task_failures, count
+from workers.dev_server import dynamic_config_args
+from workers.mesh import connect, load_mesh
+from workers.setup import setup_mesh
+
+pytestmark = pytest.mark.asyncio
+
+SESSIONS = 6
+TURNS = 4
+
+
+class PersistentServer:
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.args = [
+            temporal_cli(), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
+            "--port", str(self.port), "--http-port", str(free_port()),
+            "--metrics-port", str(free_port()), "--log-level", "error",
+            "--db-filename", str(directory / "temporal.db"), *dynamic_config_args(),
+        ]  # fmt: skip
+        for namespace in NAMESPACES:
+            self.args += ["--namespace", namespace]
+        self.log = directory / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("a") as out:
+            self.process = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[PersistentServer]:
+    server = PersistentServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+async def wait_until_up(client_factory, timeout_s: float = 60) -> Client:  # type: ignore[no-untyped-def]
+    last: Exception | None = None
+    for _ in range(int(timeout_s * 4)):
+        try:
+            return await client_factory()
+        except Exception as err:
+            last = err
+            await asyncio.sleep(0.25)
+    raise AssertionError(f"server not up: {last}")
+
+
+async def test_every_session_survives_a_server_restart_mid_run(
+    server: PersistentServer, tmp_path: Path, mesh_file: Path
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    text = mesh_file.read_text()
+    mesh0 = load_mesh(mesh_file)
+    text = text.replace(mesh0.temporal.default_address, server.address)
+    for queue in (mesh0.orchestrator.task_queue, *(t.task_queue for t in mesh0.teams.values())):
+        text = text.replace(f'"{queue}"', f'"{queue}-r{suffix}"')
+    for team in mesh0.teams.values():
+        text = text.replace(
+            f'endpoint = "{team.endpoint}"', f'endpoint = "{team.endpoint}-r{suffix}"'
+        )
+    path = tmp_path / "mesh.toml"
+    path.write_text(text)
+    mesh = load_mesh(path)
+
+    client = await wait_until_up(
+        lambda: connect(
+            mesh, mesh.orchestrator, data_converter=pydantic_data_converter, require_namespace=True
+        )
+    )
+    await setup_mesh(mesh)
+    workers = ProcessMesh(path, {"LLM_MODEL": "offline", "MESH_STATE_DIR": str(tmp_path)}, tmp_path)
+    await workers.start()
+    try:
+        handles = [
+            await open_session(client, mesh, f"restart-{suffix}-{i}", "offline")
+            for i in range(SESSIONS)
+        ]
+        first_turns = asyncio.Event()
+        done_first = 0
+
+        async def converse(i: int) -> list[str]:
+            nonlocal done_first
+            replies = []
+            for j in range(1, TURNS + 1):
+                reply = await send(handles[i], f"What is {i + 2} * {j + 10}?", 180)
+                assert reply.ok, reply.text
+                replies.append(reply.text)
+                if j == 1:
+                    done_first += 1
+                    if done_first == SESSIONS:
+                        first_turns.set()
+            return replies
+
+        conversations = asyncio.gather(*(converse(i) for i in range(SESSIONS)))
+        await asyncio.wait_for(first_turns.wait(), 120)
+        server.stop()
+        count("faults")
+        await asyncio.sleep(2)  # the server is away while turns are being sent
+        server.start()
+
+        results = await asyncio.wait_for(conversations, 300)
+        for i, replies in enumerate(results):
+            assert replies == [
+                f"{i + 2} * {j + 10} = {(i + 2) * (j + 10)} (calculator)"
+                for j in range(1, TURNS + 1)
+            ]
+        for handle in handles:
+            status = await sessions.status(handle)
+            assert status.turn == TURNS, "no turn lost and none ran twice"
+            await assert_no_task_failures(handle)
+        count("turns", SESSIONS * TURNS)
+    finally:
+        await workers.stop()
