@@ -14,11 +14,14 @@ from openai.types.responses import (
     ResponseOutputText,
 )
 from temporalio import activity
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from orchestrator.models.offline import plain
 from orchestrator.models.provider import LlmSettings
 from orchestrator.workflow import ChatSessionWorkflow
+from services.finance.workflows import StockPriceWorkflow, SubmitExpenseWorkflow
+from services.it.workflows import CreateTicketWorkflow, JiraMetricsWorkflow
 from workers.orchestrator import agents_plugin
 
 SCRIPTED = "scripted"
@@ -99,4 +102,20 @@ def replayer() -> Replayer:
     return Replayer(
         workflows=[ChatSessionWorkflow],
         plugins=[agents_plugin(LlmSettings(model="offline"))],
+    )
+
+
+def it_replayer() -> Replayer:
+    """A replayer configured like the IT worker."""
+    return Replayer(
+        workflows=[JiraMetricsWorkflow, CreateTicketWorkflow],
+        data_converter=pydantic_data_converter,
+    )
+
+
+def finance_replayer() -> Replayer:
+    """A replayer configured like the Finance worker."""
+    return Replayer(
+        workflows=[StockPriceWorkflow, SubmitExpenseWorkflow],
+        data_converter=pydantic_data_converter,
     )

@@ -113,7 +113,11 @@ BAD_TOOL_CALLS = [
     ("calculate_roi", {"principal": 1e300, "annual_rate": 5, "years": 10}, "principal must be"),
     ("calculate_roi", {"principal": "NaN", "annual_rate": 5, "years": 10}, "finite number"),
     ("calculate_roi", {"principal": 1000, "annual_rate": "inf", "years": 10}, "finite number"),
-    ("submit_expense", {"amount": "Infinity", "currency": "EUR", "description": "everything"}, "finite number"),
+    (
+        "submit_expense",
+        {"amount": "Infinity", "currency": "EUR", "description": "everything"},
+        "finite number",
+    ),
     ("calculate_roi", {"principal": 1000, "annual_rate": -100, "years": 10}, "annual_rate"),
     ("calculate_roi", {"principal": 1000, "annual_rate": 1e9, "years": 10}, "annual_rate"),
     ("calculate_roi", {"principal": 1000, "annual_rate": 5, "years": -3}, "years must be"),
