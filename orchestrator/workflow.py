@@ -332,7 +332,9 @@ def _cause(err: BaseException) -> str:
             messages.append(message)
         current = getattr(current, "cause", None) or current.__cause__
     text = "; ".join(messages) or type(err).__name__
-    if any(code in text for code in ("status code: 401", "status code: 403", "AuthenticationError")):
+    if any(
+        code in text for code in ("status code: 401", "status code: 403", "AuthenticationError")
+    ):
         text += ". The model provider rejected the credentials: check the API key in the orchestrator worker's environment"
     return text
 
@@ -343,7 +345,9 @@ def _is_control(char: str) -> bool:
     code = ord(char)
     if char in "\n\r\t":
         return False
-    return code < 0x20 or 0x7F <= code < 0xA0 or 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069
+    return (
+        code < 0x20 or 0x7F <= code < 0xA0 or 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069
+    )
 
 
 _WRAPPERS = {"Activity task failed", "Activity task timed out"}

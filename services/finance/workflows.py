@@ -18,6 +18,19 @@ with workflow.unsafe.imports_passed_through():
     from services.finance.market import MarketDataSettings, fetch_quote
 
 
+# Outages (timeouts, 429, 5xx) are retried with backoff; refusals are final.
+BACKEND_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    maximum_interval=timedelta(seconds=10),
+    non_retryable_error_types=["BackendUnauthorized", "BackendRefused"],
+)
+QUOTE_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    maximum_interval=timedelta(seconds=10),
+    non_retryable_error_types=["BackendUnauthorized", "BackendRefused", "UnknownTicker"],
+)
+
+
 class MarketActivities:
     """Activities holding the market-data settings of the worker that runs them."""
 
@@ -40,15 +53,7 @@ class StockPriceWorkflow:
             request,
             start_to_close_timeout=timedelta(seconds=15),
             schedule_to_close_timeout=timedelta(minutes=2),
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(milliseconds=500),
-                maximum_interval=timedelta(seconds=10),
-                non_retryable_error_types=[
-                    "BackendUnauthorized",
-                    "BackendRefused",
-                    "UnknownTicker",
-                ],
-            ),
+            retry_policy=QUOTE_RETRY,
         )
 
 
@@ -82,9 +87,5 @@ class SubmitExpenseWorkflow:
             # Short, so a claim whose worker died mid-call is retried soon.
             start_to_close_timeout=timedelta(seconds=10),
             schedule_to_close_timeout=timedelta(minutes=5),
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(milliseconds=500),
-                maximum_interval=timedelta(seconds=10),
-                non_retryable_error_types=["BackendUnauthorized", "BackendRefused"],
-            ),
+            retry_policy=BACKEND_RETRY,
         )

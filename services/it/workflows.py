@@ -13,6 +13,14 @@ with workflow.unsafe.imports_passed_through():
     from services.it.tickets import TicketOrder, TicketSettings, create_ticket
 
 
+# Outages (timeouts, 429, 5xx) are retried with backoff; refusals are final.
+BACKEND_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    maximum_interval=timedelta(seconds=10),
+    non_retryable_error_types=["BackendUnauthorized", "BackendRefused"],
+)
+
+
 class JiraActivities:
     """Activities holding the Jira settings of the worker that runs them."""
 
@@ -37,11 +45,7 @@ class JiraMetricsWorkflow:
             # The caller's Nexus schedule-to-close timeout bounds the whole
             # operation; this bounds the workflow on its own if run directly.
             schedule_to_close_timeout=timedelta(minutes=2),
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(milliseconds=500),
-                maximum_interval=timedelta(seconds=10),
-                non_retryable_error_types=["BackendUnauthorized", "BackendRefused"],
-            ),
+            retry_policy=BACKEND_RETRY,
         )
 
 
@@ -74,9 +78,5 @@ class CreateTicketWorkflow:
             order,
             start_to_close_timeout=timedelta(seconds=15),
             schedule_to_close_timeout=timedelta(minutes=5),
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(milliseconds=500),
-                maximum_interval=timedelta(seconds=10),
-                non_retryable_error_types=["BackendUnauthorized", "BackendRefused"],
-            ),
+            retry_policy=BACKEND_RETRY,
         )
