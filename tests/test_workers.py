@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 from temporalio.api.operatorservice.v1 import DeleteNexusEndpointRequest, ListNexusEndpointsRequest
+from temporalio.client import Client
 
-from workers.mesh import Mesh, connect
+from orchestrator.session_client import open_session, send
+from workers.mesh import Mesh, connect, load_mesh
 from workers.setup import setup_mesh
 
 pytestmark = pytest.mark.asyncio
@@ -91,3 +93,40 @@ async def test_setup_creates_a_missing_namespace(running_mesh: Mesh) -> None:
     changes = {(c.kind, c.name): c.action for c in await setup_mesh(mesh)}
     assert changes[("namespace", extra)] == "created"
     assert changes[("endpoint", extra)] == "created"
+
+
+async def test_model_calls_can_run_as_local_activities(
+    client: Client, running_mesh: Mesh, mesh_file: Path, tmp_path: Path
+) -> None:
+    queue = running_mesh.orchestrator.task_queue
+    variant = tmp_path / "mesh.toml"
+    variant.write_text(mesh_file.read_text().replace(f'"{queue}"', f'"{queue}-local"'))
+    log = tmp_path / "orchestrator.log"
+    env = {
+        **os.environ,
+        "MESH_FILE": str(variant),
+        "LLM_MODEL": "offline",
+        "LLM_LOCAL_ACTIVITY": "true",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "workers.orchestrator", cwd=ROOT, env=env,
+        stdout=log.open("w"), stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        await wait_for_line(log, "worker polling")
+        handle = await open_session(
+            client, load_mesh(variant), f"local-{uuid.uuid4().hex[:6]}", "offline"
+        )
+        reply = await send(handle, "What is 6 * 7?", 60)
+        assert reply.ok and "42" in reply.text
+        events = [e async for e in handle.fetch_history_events()]
+        scheduled = [
+            e.activity_task_scheduled_event_attributes.activity_type.name
+            for e in events
+            if e.HasField("activity_task_scheduled_event_attributes")
+        ]
+        assert "invoke_model_activity" not in scheduled and "calculator" in scheduled
+        assert sum(e.HasField("marker_recorded_event_attributes") for e in events) >= 2
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await process.wait()

@@ -34,8 +34,10 @@ def agents_plugin(
             start_to_close_timeout=timedelta(seconds=90),
             # The activity heartbeats at half this: a model call whose worker
             # died is retried after 10 s rather than 90, and an interrupted
-            # turn's cancellation reaches the call in flight.
-            heartbeat_timeout=timedelta(seconds=10),
+            # turn's cancellation reaches the call in flight. Local activities
+            # cannot heartbeat; they are retried by the workflow task instead.
+            heartbeat_timeout=None if llm.local_activity else timedelta(seconds=10),
+            use_local_activity=llm.local_activity,
             # A model outage is retried with backoff, but not forever: after
             # the last attempt the turn ends with a clear reply instead.
             retry_policy=RetryPolicy(

@@ -76,6 +76,13 @@ def main(
             "history.transferProcessorMaxPollRPS=1000.",
         ),
     ] = None,
+    worker_env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--worker-env",
+            help="Workers' environment KEY=VALUE (repeatable), e.g. LLM_LOCAL_ACTIVITY=true.",
+        ),
+    ] = None,
     keep_logs: Annotated[
         bool, typer.Option("--keep-logs", help="Keep the server's and workers' logs.")
     ] = False,
@@ -97,6 +104,7 @@ def main(
             long_turns=long_turns,
             samples=samples,
             server_config=tuple(server_config or ()),
+            worker_env=tuple(worker_env or ()),
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None

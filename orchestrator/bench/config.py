@@ -30,6 +30,8 @@ class BenchConfig:
     turn_timeout_s: float = 120.0
     server_config: tuple[str, ...] = ()
     """Extra ``KEY=VALUE`` dynamic config of the dev server, for what-if runs."""
+    worker_env: tuple[str, ...] = ()
+    """Extra ``KEY=VALUE`` environment of the workers, e.g. LLM_LOCAL_ACTIVITY=true."""
 
 
 PRESETS: dict[Mode, BenchConfig] = {
@@ -74,6 +76,7 @@ def make_config(
     long_turns: int | None = None,
     samples: int | None = None,
     server_config: tuple[str, ...] = (),
+    worker_env: tuple[str, ...] = (),
 ) -> BenchConfig:
     config = PRESETS[mode]
     if levels:
@@ -86,6 +89,10 @@ def make_config(
         if not all("=" in setting for setting in server_config):
             raise ValueError("server settings are KEY=VALUE")
         config = replace(config, server_config=server_config)
+    if worker_env:
+        if not all("=" in setting for setting in worker_env):
+            raise ValueError("worker environment settings are KEY=VALUE")
+        config = replace(config, worker_env=worker_env)
     if config.long_turns < 12:
         # Turn 10's window (turns 9-12) must exist for the long-conversation figure.
         raise ValueError("the long conversation needs at least 12 turns")

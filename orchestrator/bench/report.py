@@ -62,6 +62,7 @@ def figures(
                 "sweep_turns": config.sweep_turns,
                 "long_turns": config.long_turns,
                 "server_config": list(config.server_config),
+                "worker_env": list(config.worker_env),
             },
         },
         "floor": {

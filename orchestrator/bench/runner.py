@@ -53,6 +53,9 @@ async def run_bench(
         server = start_server(workdir, config.server_config)
         mesh_file = write_mesh(workdir, server.address)
         env = isolated_env(mesh_file)
+        for setting in config.worker_env:
+            key, _, value = setting.partition("=")
+            env[key] = value
         # This process connects with the same settings as the workers do.
         for key in set(os.environ) - set(env):
             del os.environ[key]

@@ -32,6 +32,12 @@ class LlmSettings(BaseSettings):
     base_url: str | None = Field(
         default=None, description="OpenAI-compatible base URL for the LiteLLM model, if any."
     )
+    local_activity: bool = Field(
+        default=False,
+        description="Run model calls as local activities (one fewer task-queue round trip per "
+        "call; no heartbeats). Changing it breaks replay of sessions already running: switch it "
+        "only with no session open, or on a new task queue.",
+    )
     timeout_s: float = Field(
         default=60.0, gt=0, description="Timeout of one request to the LiteLLM model."
     )
