@@ -42,10 +42,14 @@ def compact(
     """
     body = [item for item in items if not _is_note(item)]
     turns = _split_turns(body)
+    # Each turn is measured once; dropping one subtracts its size.
+    sizes = [estimate_tokens(turn) for turn in turns]
+    total_tokens = sum(sizes)
     dropped = 0
-    while len(turns) > 1 and estimate_tokens([i for t in turns for i in t]) > budget_tokens:
-        turns.pop(0)
+    while len(turns) - dropped > 1 and total_tokens > budget_tokens:
+        total_tokens -= sizes[dropped]
         dropped += 1
+    turns = turns[dropped:]
     total = dropped_before + dropped
     kept = [item for turn in turns for item in turn]
     if total:

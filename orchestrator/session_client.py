@@ -163,7 +163,9 @@ async def send(
     try:
         reply = await _until(deadline, result)
     except WorkflowUpdateFailedError as err:
-        raise ChatError(f"the turn failed: {_failure_message(err)}") from None
+        # A validator's rejection surfaces here, from the accepted-stage handle;
+        # the turn itself never fails the Update (it answers with a reply).
+        raise ChatError(f"message rejected: {_failure_message(err)}") from None
     finally:
         watcher.cancel()
     if on_tool:
@@ -250,11 +252,11 @@ async def _until(deadline: float, call: Callable[[], Awaitable[T]]) -> T:
     while True:
         remaining = deadline - loop.time()
         if remaining <= 0:
-            raise ChatError(_no_worker(deadline))
+            raise ChatError(_NO_REPLY)
         try:
             return await asyncio.wait_for(call(), remaining)
         except TimeoutError:
-            raise ChatError(_no_worker(deadline)) from None
+            raise ChatError(_NO_REPLY) from None
         except RPCError as err:
             if err.status not in _TRANSIENT:
                 raise
@@ -262,11 +264,10 @@ async def _until(deadline: float, call: Callable[[], Awaitable[T]]) -> T:
         delay = min(delay * 2, 2.0)
 
 
-def _no_worker(deadline: float) -> str:
-    return (
-        "no reply in time: is the orchestrator worker running, and the Temporal server "
-        "reachable? (scripts/demo starts both)"
-    )
+_NO_REPLY = (
+    "no reply in time: is the orchestrator worker running, and the Temporal server "
+    "reachable? (scripts/demo starts both)"
+)
 
 
 def _failure_message(err: WorkflowUpdateFailedError) -> str:

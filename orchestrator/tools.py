@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
     from orchestrator.activities import CalculatorRequest, CalculatorResult
+    from orchestrator.failures import root_message
     from orchestrator.memory import truncate_output
     from orchestrator.session_types import SessionConfig, ToolCall
     from orchestrator.weather import Weather, WeatherRequest
@@ -184,14 +185,13 @@ def _function_tool(
         output: str | None = None
         try:
             arg = _parse(input_type, arguments)
-            if policy is not None and policy.requires_approval(_as_dict(arg)):
+            if policy is not None and policy.requires_approval(fields := _as_dict(arg)):
                 record.state = "awaiting_approval"
-                verdict, note = await host.await_approval(record, _as_dict(arg), policy)
-                if verdict != "approved":
-                    record.state = verdict
-                    record.error = note
+                verdict, note = await host.await_approval(record, fields, policy)
                 if verdict == "approved":
                     record.state = "running"
+                else:
+                    record.state, record.error = verdict, note
             if record.state == "running":
                 result = await call(arg)
                 output = truncate_output(result.model_dump_json(), config.max_tool_output_chars)
@@ -199,7 +199,7 @@ def _function_tool(
         except ToolInputError as err:
             record.state, record.error = "error", str(err)
         except (NexusOperationError, ActivityError, TemporalError) as err:
-            record.state, record.error = "error", _root_message(err)
+            record.state, record.error = "error", root_message(err)
         finally:
             # Also on cancellation (an interrupted turn): the call is reported as ended.
             if record.state in ("running", "awaiting_approval"):
@@ -249,15 +249,3 @@ def _parse(input_type: type[BaseModel] | None, arguments: str) -> BaseModel | No
             f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in err.errors()
         )
         raise ToolInputError(f"invalid arguments: {problems}") from None
-
-
-def _root_message(err: BaseException) -> str:
-    """The innermost cause's message: the team's own words about what went wrong."""
-    messages = []
-    current: BaseException | None = err
-    while current is not None:
-        message = getattr(current, "message", None) or str(current)
-        if message:
-            messages.append(message)
-        current = getattr(current, "cause", None) or current.__cause__
-    return messages[-1] if messages else type(err).__name__

@@ -12,6 +12,7 @@ with workflow.unsafe.imports_passed_through():
     from agents import Agent, Runner
     from agents.exceptions import AgentsException, MaxTurnsExceeded
 
+    from orchestrator.failures import turn_failure
     from orchestrator.memory import compact
     from orchestrator.session_types import (
         ApprovalDecision,
@@ -246,7 +247,7 @@ class ChatSessionWorkflow:
             # A plain exception escaping a handler fails the workflow task, which
             # Temporal retries forever; the user gets a clear reply instead.
             workflow.logger.exception("turn %s failed", number)
-            reply = self._failed(number, text, f"I could not finish this turn: {_cause(err)}")
+            reply = self._failed(number, text, f"I could not finish this turn: {turn_failure(err)}")
         else:
             self._state.items = [dict(item) for item in result.to_input_list()]  # type: ignore[call-overload]
             usage = result.context_wrapper.usage
@@ -317,28 +318,6 @@ class ChatSessionWorkflow:
         )
 
 
-def _cause(err: BaseException) -> str:
-    """Every distinct message along the failure's cause chain, outermost first.
-
-    For a model call that failed for good this reads like "Non retryable
-    OpenAI status code: 401; litellm.AuthenticationError: ...", which says
-    both what Temporal decided and what the provider said.
-    """
-    messages: list[str] = []
-    current: BaseException | None = err
-    while current is not None:
-        message = getattr(current, "message", None) or str(current) or type(current).__name__
-        if message not in messages and message not in _WRAPPERS:
-            messages.append(message)
-        current = getattr(current, "cause", None) or current.__cause__
-    text = "; ".join(messages) or type(err).__name__
-    if any(
-        code in text for code in ("status code: 401", "status code: 403", "AuthenticationError")
-    ):
-        text += ". The model provider rejected the credentials: check the API key in the orchestrator worker's environment"
-    return text
-
-
 def _is_control(char: str) -> bool:
     # C0/C1 controls other than line breaks and tabs, and Unicode
     # bidirectional overrides, which can make text read differently than sent.
@@ -348,6 +327,3 @@ def _is_control(char: str) -> bool:
     return (
         code < 0x20 or 0x7F <= code < 0xA0 or 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069
     )
-
-
-_WRAPPERS = {"Activity task failed", "Activity task timed out"}

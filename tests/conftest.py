@@ -34,7 +34,7 @@ from workers import finance as finance_worker
 from workers import it as it_worker
 from workers import orchestrator as orchestrator_worker
 from workers.dev_server import dynamic_config_args
-from workers.mesh import Mesh, connect, load_mesh
+from workers.mesh import DEFAULT_MESH_FILE, Mesh, connect, load_mesh
 from workers.setup import setup_mesh
 
 NAMESPACES = ("orchestrator", "it", "finance")
@@ -95,30 +95,10 @@ def mesh(mesh_file: Path) -> Mesh:
 
 @pytest.fixture(scope="session")
 def mesh_file(temporal_address: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    suffix = uuid.uuid4().hex[:6]
+    # The repository's mesh, on this server, with task queues and endpoints of its own.
+    mesh = load_mesh(DEFAULT_MESH_FILE).isolated(uuid.uuid4().hex[:6], temporal_address)
     path = tmp_path_factory.mktemp("mesh") / "mesh.toml"
-    path.write_text(
-        f"""
-[temporal]
-default_address = "{temporal_address}"
-
-[orchestrator]
-namespace = "orchestrator"
-task_queue = "orchestrator-{suffix}"
-
-[teams.it]
-namespace = "it"
-task_queue = "it-{suffix}"
-service = "ItService"
-endpoint = "it-{suffix}"
-
-[teams.finance]
-namespace = "finance"
-task_queue = "finance-{suffix}"
-service = "FinanceService"
-endpoint = "finance-{suffix}"
-"""
-    )
+    path.write_text(mesh.to_toml())
     # The tests' mesh must not be redirected by a developer's own settings.
     os.environ.pop("TEMPORAL_ADDRESS", None)
     os.environ.pop("TEMPORAL_API_KEY", None)

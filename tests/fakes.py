@@ -9,10 +9,13 @@ import hashlib
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from werkzeug import Response
 
 Reply = tuple[int, dict[str, Any]]
 App = Callable[[str, str, dict[str, str], dict[str, str], Any], Reply]
@@ -203,20 +206,20 @@ class FakeLLM:
             self.release.wait(60)
         last = body["messages"][-1]
         if last["role"] == "tool":
-            return 200, self._completion(
+            return 200, chat_completion(
                 {"role": "assistant", "content": f"done: {last['content'][:300]}"}
             )
         text = str(last.get("content", "")).lower()
         call = self._route(text)
         if call is None:
-            return 200, self._completion({"role": "assistant", "content": "hello"})
+            return 200, chat_completion({"role": "assistant", "content": "hello"})
         name, args = call
         tool_call = {
             "id": f"call_{len(self.requests)}",
             "type": "function",
             "function": {"name": name, "arguments": json.dumps(args)},
         }
-        return 200, self._completion(
+        return 200, chat_completion(
             {"role": "assistant", "content": None, "tool_calls": [tool_call]}, "tool_calls"
         )
 
@@ -241,13 +244,19 @@ class FakeLLM:
             return "jira_metrics", {"project": "OPS"}
         return None
 
-    @staticmethod
-    def _completion(message: dict[str, Any], finish: str = "stop") -> dict[str, Any]:
-        return {
-            "id": "chatcmpl-fake",
-            "object": "chat.completion",
-            "created": 1_700_000_000,
-            "model": "gpt-4o-mini",
-            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25},
-        }
+
+def chat_completion(message: dict[str, Any], finish: str = "stop") -> dict[str, Any]:
+    """An OpenAI chat-completions response body with one choice."""
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:8]}",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25},
+    }
+
+
+def completion_response(message: dict[str, Any], finish: str = "stop") -> Response:
+    """The same, as a werkzeug response for pytest-httpserver handlers."""
+    return Response(json.dumps(chat_completion(message, finish)), content_type="application/json")

@@ -48,19 +48,15 @@ async def test_finance_worker_killed_during_submit_expense_files_exactly_one_cla
     # A Finance deployment of its own (task queue and endpoint) so that only
     # the worker process under test serves it.
     suffix = uuid.uuid4().hex[:6]
-    finance = running_mesh.team("finance")
+    isolated = running_mesh.isolated(f"crash-{suffix}")
     variant = tmp_path / "mesh.toml"
-    variant.write_text(
-        mesh_file.read_text()
-        .replace(f'task_queue = "{finance.task_queue}"', f'task_queue = "crash-{suffix}"')
-        .replace(f'endpoint = "{finance.endpoint}"', f'endpoint = "crash-{suffix}"')
-    )
+    variant.write_text(isolated.to_toml())
     await setup_mesh(load_mesh(variant))
     backend = FakeExpenses(ack_delay_s=5)
     log = tmp_path / "finance.log"
     worker = await start_finance_worker(variant, backend.url, log)
     try:
-        endpoints = {**running_mesh.endpoints(), "finance": f"crash-{suffix}"}
+        endpoints = {**running_mesh.endpoints(), "finance": isolated.team("finance").endpoint}
         config = SessionConfig(endpoints=endpoints, model=SCRIPTED)
         handle = await open_session(client, running_mesh, f"crash-{suffix}", config=config)
         expense = {"amount": 42.5, "currency": "EUR", "description": "Train ticket"}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -24,7 +23,7 @@ from orchestrator.session_types import ApprovalDecision, ChatReply, SessionConfi
 from tests.fakes import FakeExpenses, FakeJira, FakeLLM, FakeMarket
 from tests.processes import ProcessMesh
 from tests.reliability import assert_no_task_failures, count
-from workers.mesh import Mesh, connect, load_mesh
+from workers.mesh import Mesh, connect
 from workers.setup import setup_mesh
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -55,27 +54,13 @@ class Rig:
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def rig(
     running_mesh: Mesh,
-    mesh_file: Path,
     fake_market: FakeMarket,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Rig]:
-    suffix = uuid.uuid4().hex[:6]
-    text = mesh_file.read_text()
-    for name in ("orchestrator", "it", "finance"):
-        queue = (
-            running_mesh.orchestrator.task_queue
-            if name == "orchestrator"
-            else running_mesh.team(name).task_queue
-        )
-        text = text.replace(f'task_queue = "{queue}"', f'task_queue = "k9-{name}-{suffix}"')
-    for name in ("it", "finance"):
-        text = text.replace(
-            f'endpoint = "{running_mesh.team(name).endpoint}"', f'endpoint = "k9-{name}-{suffix}"'
-        )
+    mesh = running_mesh.isolated(f"k9-{uuid.uuid4().hex[:6]}")
     directory = tmp_path_factory.mktemp("kill9")
     path = directory / "mesh.toml"
-    path.write_text(text)
-    mesh = load_mesh(path)
+    path.write_text(mesh.to_toml())
     await setup_mesh(mesh)
     llm, jira, expenses = FakeLLM(), FakeJira(ack_delay_s=4), FakeExpenses(ack_delay_s=4)
     env = {

@@ -13,23 +13,12 @@ from werkzeug import Request, Response
 
 from orchestrator.session_client import open_session, send
 from tests.conftest import FAKE_LLM_KEY
+from tests.fakes import completion_response as completion
 from workers.mesh import Mesh
 
 pytestmark = pytest.mark.asyncio
 
 MODEL = "openai/gpt-4o-mini"
-
-
-def completion(message: dict[str, Any], finish: str) -> Response:
-    body = {
-        "id": f"chatcmpl-{uuid.uuid4().hex[:8]}",
-        "object": "chat.completion",
-        "created": 1_700_000_000,
-        "model": "gpt-4o-mini",
-        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-        "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49},
-    }
-    return Response(json.dumps(body), content_type="application/json")
 
 
 class FakeProvider:

@@ -18,23 +18,12 @@ from temporalio.client import Client, WorkflowHandle
 from werkzeug import Request, Response
 
 from orchestrator.session_client import open_session, send
+from tests.fakes import completion_response as completion
 from tests.reliability import assert_no_task_failures, count
 from workers.mesh import Mesh
 
 pytestmark = pytest.mark.asyncio
 MODEL = "openai/gpt-4o-mini"
-
-
-def completion(message: dict[str, Any], finish: str = "stop") -> Response:
-    body = {
-        "id": f"chatcmpl-{uuid.uuid4().hex[:8]}",
-        "object": "chat.completion",
-        "created": 1_700_000_000,
-        "model": "gpt-4o-mini",
-        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-        "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14},
-    }
-    return Response(json.dumps(body), content_type="application/json")
 
 
 def text(content: str) -> Response:

@@ -80,18 +80,9 @@ async def test_every_session_survives_a_server_restart_mid_run(
     server: PersistentServer, tmp_path: Path, mesh_file: Path
 ) -> None:
     suffix = uuid.uuid4().hex[:6]
-    text = mesh_file.read_text()
-    mesh0 = load_mesh(mesh_file)
-    text = text.replace(mesh0.temporal.default_address, server.address)
-    for queue in (mesh0.orchestrator.task_queue, *(t.task_queue for t in mesh0.teams.values())):
-        text = text.replace(f'"{queue}"', f'"{queue}-r{suffix}"')
-    for team in mesh0.teams.values():
-        text = text.replace(
-            f'endpoint = "{team.endpoint}"', f'endpoint = "{team.endpoint}-r{suffix}"'
-        )
+    mesh = load_mesh(mesh_file).isolated(f"r{suffix}", server.address)
     path = tmp_path / "mesh.toml"
-    path.write_text(text)
-    mesh = load_mesh(path)
+    path.write_text(mesh.to_toml())
 
     client = await wait_until_up(
         lambda: connect(

@@ -96,11 +96,19 @@ async def test_setup_creates_a_missing_namespace(running_mesh: Mesh) -> None:
 
 
 async def test_model_calls_can_run_as_local_activities(
-    client: Client, running_mesh: Mesh, mesh_file: Path, tmp_path: Path
+    client: Client, running_mesh: Mesh, tmp_path: Path
 ) -> None:
-    queue = running_mesh.orchestrator.task_queue
+    # Its own orchestrator task queue; the teams' workers are the shared ones.
+    orchestrator = running_mesh.orchestrator
+    local_mesh = running_mesh.model_copy(
+        update={
+            "orchestrator": orchestrator.model_copy(
+                update={"task_queue": f"{orchestrator.task_queue}-local"}
+            )
+        }
+    )
     variant = tmp_path / "mesh.toml"
-    variant.write_text(mesh_file.read_text().replace(f'"{queue}"', f'"{queue}-local"'))
+    variant.write_text(local_mesh.to_toml())
     log = tmp_path / "orchestrator.log"
     env = {
         **os.environ,

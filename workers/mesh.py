@@ -8,6 +8,7 @@ settings from Temporal's environment configuration.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -90,6 +91,43 @@ class Mesh(_Strict):
     def endpoints(self) -> dict[str, str]:
         """Nexus endpoint per team, as the orchestrator's session needs them."""
         return {name: team.endpoint for name, team in self.teams.items()}
+
+    def isolated(self, suffix: str, address: str | None = None) -> Mesh:
+        """The same namespaces with every task queue and endpoint suffixed, so a
+        second deployment (a test, a benchmark) shares nothing with this one."""
+        teams = {
+            name: team.model_copy(
+                update={
+                    "task_queue": f"{team.task_queue}-{suffix}",
+                    "endpoint": f"{team.endpoint}-{suffix}",
+                }
+            )
+            for name, team in self.teams.items()
+        }
+        return self.model_copy(
+            update={
+                "temporal": TemporalDefaults(
+                    default_address=address or self.temporal.default_address
+                ),
+                "orchestrator": self.orchestrator.model_copy(
+                    update={"task_queue": f"{self.orchestrator.task_queue}-{suffix}"}
+                ),
+                "teams": teams,
+            }
+        )
+
+    def to_toml(self) -> str:
+        """This mesh as a mesh file (the subset of TOML the file uses)."""
+
+        def table(header: str, model: BaseModel) -> str:
+            fields = model.model_dump(exclude_none=True)
+            return "\n".join(
+                [f"[{header}]", *(f"{k} = {json.dumps(v)}" for k, v in fields.items())]
+            )
+
+        parts = [table("temporal", self.temporal), table("orchestrator", self.orchestrator)]
+        parts += [table(f"teams.{name}", team) for name, team in self.teams.items()]
+        return "\n\n".join(parts) + "\n"
 
 
 def mesh_path() -> Path:

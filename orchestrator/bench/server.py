@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workers.dev_server import dynamic_config_args
-from workers.mesh import Mesh, connect
+from workers.mesh import DEFAULT_MESH_FILE, Mesh, connect, load_mesh
 
 NAMESPACES = ("orchestrator", "it", "finance")
 
@@ -119,32 +119,10 @@ def start_server(workdir: Path, dynamic_config: Sequence[str] = ()) -> DevServer
 
 
 def write_mesh(workdir: Path, address: str) -> Path:
-    """A mesh file like tests/conftest.py's: the real namespaces, and task
-    queues and endpoints suffixed so nothing collides with another mesh."""
-    suffix = uuid.uuid4().hex[:6]
+    """The repository's mesh on the bench's server, with task queues and
+    endpoints suffixed so nothing collides with another mesh."""
     path = workdir / "mesh.toml"
-    path.write_text(
-        f"""
-[temporal]
-default_address = "{address}"
-
-[orchestrator]
-namespace = "orchestrator"
-task_queue = "orchestrator-{suffix}"
-
-[teams.it]
-namespace = "it"
-task_queue = "it-{suffix}"
-service = "ItService"
-endpoint = "it-{suffix}"
-
-[teams.finance]
-namespace = "finance"
-task_queue = "finance-{suffix}"
-service = "FinanceService"
-endpoint = "finance-{suffix}"
-"""
-    )
+    path.write_text(load_mesh(DEFAULT_MESH_FILE).isolated(uuid.uuid4().hex[:6], address).to_toml())
     return path
 
 
