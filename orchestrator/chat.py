@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import json
 import os
 import signal
@@ -31,6 +32,8 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
+from meshkit.mesh import Mesh, MeshError, connect, load_mesh
+from meshkit.runtime import exit_now
 from orchestrator import session_client as sessions
 from orchestrator.session_client import ChatError
 from orchestrator.session_types import (
@@ -40,8 +43,6 @@ from orchestrator.session_types import (
     PendingApproval,
     ToolCall,
 )
-from workers._run import exit_now
-from workers.mesh import Mesh, MeshError, connect, load_mesh
 
 console = Console(highlight=False, soft_wrap=True)
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -80,6 +81,8 @@ def render(reply: ChatReply) -> None:
             for call in reply.tools
         ]
         console.print(f"[dim]tools: {escape(' · '.join(parts))}[/]")
+    for team, why in reply.unavailable.items():
+        console.print(f"[yellow]team {escape(team)} is unavailable: {escape(why)}[/]")
     if reply.usage.requests:
         u = reply.usage
         console.print(
@@ -136,8 +139,20 @@ class _Stdin:
 stdin = _Stdin()
 
 
+def approver_name() -> str:
+    """Who answers approvals at this terminal: ``MESH_USER``, else the login name.
+
+    The owning team keeps it with the approved call, for audit.
+    """
+    try:
+        return os.environ.get("MESH_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "terminal user"
+
+
 def approver_for(mode: str) -> sessions.Approver:
     """How pending approvals are answered: ask at the terminal, or a fixed answer."""
+    who = approver_name()
 
     async def ask(pending: PendingApproval) -> ApprovalDecision:
         arguments = json.dumps(pending.arguments, ensure_ascii=False)
@@ -147,15 +162,15 @@ def approver_for(mode: str) -> sessions.Approver:
         )
         if mode == "approve":
             console.print("  [dim]approved (--approve)[/]")
-            return ApprovalDecision(approve=True)
+            return ApprovalDecision(approve=True, by=f"{who} (--approve)")
         if mode == "deny" or not sys.stdin.isatty():
             console.print("  [dim]denied (no one at the terminal to approve; use --approve)[/]")
-            return ApprovalDecision(approve=False, note="no approver was available")
+            return ApprovalDecision(approve=False, note="no approver was available", by=who)
         answer = await stdin.readline("  approve? [y/N] ")
         if answer.strip().lower() in ("y", "yes"):
-            return ApprovalDecision(approve=True)
+            return ApprovalDecision(approve=True, by=who)
         note = await stdin.readline("  reason (optional): ")
-        return ApprovalDecision(approve=False, note=note.strip())
+        return ApprovalDecision(approve=False, note=note.strip(), by=who)
 
     return ask
 
@@ -191,10 +206,19 @@ async def run_chat(
     model: str,
     timeout_s: float,
     approval: str,
+    tools: list[str] | None = None,
 ) -> int:
     client = await connect(mesh, mesh.orchestrator, data_converter=pydantic_data_converter)
     session_id = session or uuid.uuid4().hex[:12]
     handle = await sessions.open_session(client, mesh, session_id, model)
+    if tools is not None:
+        try:
+            allowed = await sessions.limit_tools(handle, tools)
+        except ChatError:
+            if session is None:
+                await sessions.end(handle)  # nothing was said in it: leave nothing behind
+            raise
+        console.print(f"[dim]tools of this session: {escape(', '.join(allowed))}[/]")
     if message is not None:
         try:
             reply = await send_interruptible(handle, message, timeout_s, approval)
@@ -295,19 +319,27 @@ def main(
         Path | None, typer.Option("--mesh", help="Mesh file (default: MESH_FILE or ./mesh.toml).")
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for one reply.")] = 600.0,
+    tools: Annotated[
+        str | None,
+        typer.Option(
+            help="Limit the session to these teams and tools, comma-separated, e.g. "
+            "'it,calculator' ('local' is the orchestrator's own tools)."
+        ),
+    ] = None,
 ) -> None:
     """Chat with the mesh's agent, interactively or one message at a time.
 
-    The model is the orchestrator worker's LLM_MODEL. The default, 'offline',
-    is a deterministic keyword router over the tools, not a language model: it
-    answers arithmetic, weather in a city, this host's IP, Jira metrics for a
-    project, a stock price and ROI from principal/rate/years (several in one
-    message), and lists what it can do otherwise. Set LLM_MODEL to a LiteLLM
-    model string (and the provider's key) on the orchestrator worker for a
-    real model.
+    The tools are the orchestrator's own and those the teams of the mesh file
+    offer in their catalogs. The model is the orchestrator worker's LLM_MODEL.
+    The default, 'offline', is a deterministic router, not a language model:
+    it calls any tool named with its arguments ("calculate_roi principal=1000
+    annual_rate=10 years=2"), understands the demo's questions, and lists the
+    tools otherwise. Set LLM_MODEL to a LiteLLM model string (and the
+    provider's key) on the orchestrator worker for a real model.
 
-    Calls that a team's policy guards (create_ticket; submit_expense above
-    100) wait for your approval: the chat asks, or --approve / --deny answer.
+    Calls that a team's policy guards wait for your approval: the chat asks,
+    or --approve / --deny answer. The team records who approved (MESH_USER,
+    else your login name).
     """
     code = 1
     approval = "approve" if approve else "deny" if deny else "ask"
@@ -318,7 +350,8 @@ def main(
         elif end_:
             code = asyncio.run(end_one(mesh, end_))
         else:
-            code = asyncio.run(run_chat(mesh, message, session, model, timeout, approval))
+            limit = [n for n in tools.split(",")] if tools is not None else None
+            code = asyncio.run(run_chat(mesh, message, session, model, timeout, approval, limit))
     except (ChatError, MeshError) as err:
         errors.print(f"[red]error: {escape(str(err))}[/]")
     except RPCError as err:

@@ -26,6 +26,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from meshkit.mesh import Mesh
 from orchestrator.session_types import (
     DEFAULT_MODEL,
     ApprovalDecision,
@@ -37,7 +38,6 @@ from orchestrator.session_types import (
     SessionStatus,
     ToolCall,
 )
-from workers.mesh import Mesh
 
 WORKFLOW_TYPE = "ChatSession"
 SESSION_PREFIX = "chat-"
@@ -64,7 +64,7 @@ async def open_session(
     config: SessionConfig | None = None,
 ) -> WorkflowHandle:
     """Start the session's workflow, or attach to it when it is already running."""
-    config = config or SessionConfig(endpoints=mesh.endpoints(), model=model)
+    config = config or SessionConfig.for_mesh(mesh, model=model)
     workflow_id = session_workflow_id(session)
     try:
         await client.start_workflow(
@@ -181,6 +181,14 @@ async def decide(handle: WorkflowHandle, decision: ApprovalDecision) -> str:
         return await handle.execute_update("decide", decision, result_type=str)
     except WorkflowUpdateFailedError as err:
         raise ChatError(_failure_message(err)) from None
+
+
+async def limit_tools(handle: WorkflowHandle, names: list[str]) -> list[str]:
+    """Limit the session to some teams and tools; returns the tools now allowed."""
+    try:
+        return await handle.execute_update("limit_tools", names, result_type=list[str])
+    except WorkflowUpdateFailedError as err:
+        raise ChatError(f"tool limit refused: {_failure_message(err)}") from None
 
 
 async def interrupt(handle: WorkflowHandle) -> str:

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from meshkit.toolkit.catalog import ToolCatalog
+
+if TYPE_CHECKING:
+    from meshkit.mesh import Mesh
 
 DEFAULT_MODEL = "default"
 """Model name the session asks for when none is chosen: the orchestrator
@@ -16,11 +21,43 @@ ToolState = Literal["running", "awaiting_approval", "ok", "error", "denied", "ex
 SessionActivity = Literal["idle", "thinking", "running_tools", "awaiting_approval", "ended"]
 
 
-class SessionConfig(BaseModel):
-    """How one chat session runs; fixed when the session starts."""
+class TeamRoute(BaseModel):
+    """How the session reaches one team: its Nexus endpoint and service."""
 
-    endpoints: dict[str, str] = Field(
-        description="Nexus endpoint per team, as declared in the mesh file."
+    endpoint: str
+    service: str
+
+
+class SessionConfig(BaseModel):
+    """How one chat session runs; fixed when the session starts (except ``tools``,
+    which the ``limit_tools`` Update may change)."""
+
+    teams: dict[str, TeamRoute] = Field(
+        description="The teams whose tools the session may use, as the mesh file declares "
+        "them when the session starts."
+    )
+    tools: list[str] | None = Field(
+        default=None,
+        description="Limit the session to these teams and tools (team names, tool names, or "
+        "'local' for the orchestrator's own tools); None means every tool. Checked against "
+        "the catalogs at the first turn.",
+    )
+    catalog_ttl_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="A team's catalog is fetched again at a turn's start when older than this.",
+    )
+    catalog_timeout_s: float = Field(
+        default=3.0,
+        gt=0,
+        description="How long a catalog fetch may take; a team that does not answer in time "
+        "is unavailable for that turn.",
+    )
+    catalog_retry_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="After a failed fetch, the team stays unavailable (without asking again) "
+        "for this long.",
     )
     model: str = Field(
         default=DEFAULT_MODEL,
@@ -62,6 +99,34 @@ class SessionConfig(BaseModel):
     kept_turns: int = Field(
         default=100, ge=1, description="Turns kept for the history query and usage figures."
     )
+
+    @field_validator("tools")
+    @classmethod
+    def _tool_names(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else check_tool_names(value)
+
+    @classmethod
+    def for_mesh(cls, mesh: Mesh, **settings: Any) -> SessionConfig:
+        """A session of every team in ``mesh``."""
+        teams = {
+            name: TeamRoute(endpoint=team.endpoint, service=team.service)
+            for name, team in mesh.teams.items()
+        }
+        return cls(teams=teams, **settings)
+
+
+def check_tool_names(names: list[str]) -> list[str]:
+    """Clean a tool limit: names stripped, duplicates dropped; empty or odd names refused."""
+    cleaned: list[str] = []
+    for raw in names:
+        name = raw.strip()
+        if not name or not all(c.isalnum() or c in "_-" for c in name) or len(name) > 64:
+            raise ValueError(f"invalid tool or team name {raw!r}")
+        if name not in cleaned:
+            cleaned.append(name)
+    if not cleaned:
+        raise ValueError("name at least one team or tool")
+    return cleaned
 
 
 class TokenUsage(BaseModel):
@@ -107,6 +172,11 @@ class ApprovalDecision(BaseModel):
     call_id: str = Field(default="", description="Which call; empty means the only pending one.")
     approve: bool
     note: str = Field(default="", description="Why, passed to the model on a denial.")
+    by: str = Field(
+        default="user",
+        max_length=200,
+        description="Who decided; the owning team keeps it with the call for audit.",
+    )
 
 
 class ChatRequest(BaseModel):
@@ -120,6 +190,10 @@ class ChatReply(BaseModel):
     interrupted: bool = False
     tools: list[ToolCall] = Field(default_factory=list)
     usage: TokenUsage = Field(default_factory=TokenUsage)
+    unavailable: dict[str, str] = Field(
+        default_factory=dict,
+        description="Teams left out of this turn because they did not answer, with the reason.",
+    )
 
 
 class Turn(BaseModel):
@@ -130,6 +204,25 @@ class Turn(BaseModel):
     interrupted: bool = False
     tools: list[ToolCall] = Field(default_factory=list)
     usage: TokenUsage = Field(default_factory=TokenUsage)
+
+
+class CatalogState(BaseModel):
+    """What the session knows of one team's catalog."""
+
+    catalog: ToolCatalog | None = None
+    fetched_at: datetime | None = Field(default=None, description="Last successful fetch.")
+    failed_at: datetime | None = Field(default=None, description="Last failed fetch.")
+    error: str | None = Field(default=None, description="Why the last fetch failed.")
+    stale: bool = Field(
+        default=False, description="A call found the catalog out of date: fetch it again."
+    )
+
+    @property
+    def available(self) -> bool:
+        """Whether the team answered the last time it was asked."""
+        if self.failed_at is None:
+            return self.catalog is not None
+        return self.fetched_at is not None and self.fetched_at > self.failed_at
 
 
 class SessionState(BaseModel):
@@ -145,6 +238,9 @@ class SessionState(BaseModel):
     tools_by_location: dict[str, int] = Field(default_factory=dict)
     compacted_turns: int = Field(default=0, description="Turns dropped from the model's view.")
     runs: int = Field(default=1, description="Runs of this session so far (continue-as-new).")
+    catalogs: dict[str, CatalogState] = Field(
+        default_factory=dict, description="Each team's catalog as last fetched."
+    )
 
 
 class SessionStatus(BaseModel):
@@ -158,6 +254,11 @@ class SessionStatus(BaseModel):
     usage_total: TokenUsage
     usage_by_turn: dict[int, TokenUsage]
     tools_by_location: dict[str, int]
+    teams: dict[str, str] = Field(
+        default_factory=dict,
+        description="Each team's state: 'available', 'unavailable: <reason>' or 'not fetched'.",
+    )
+    tool_limit: list[str] | None = None
     compacted_turns: int
     runs: int
     history_events: int

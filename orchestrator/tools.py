@@ -1,11 +1,15 @@
 """The agent's tools, built inside the session workflow.
 
-Local tools run as activities of the orchestrator; remote tools are Nexus
-operations of the teams' services, reached through their endpoints. Every tool:
+Local tools run as activities of the orchestrator. Remote tools come from the
+teams' catalogs, fetched at run time (:mod:`orchestrator.catalogs`): this
+module names no team's tool and imports no team's code. A remote tool is a
+Nexus operation called by name with JSON arguments; the team's handler
+validates them. Every tool:
 
-- takes its name, description and argument schema from code (the input model's
-  docstring and field descriptions), so the model sees what the team wrote;
-- asks the user first when the owning team's approval policy says so;
+- takes its name, description and argument schema from code (the team's
+  contract, through its catalog, or the local tool's input model);
+- asks the user first when the owning team's policy says so, and sends the
+  approval record with the call, because the team checks it at its own door;
 - returns JSON (cut to the session's limit, with a note), so the model reads
   structured results;
 - hands a failure back to the model as a tool result ``{"error": ...}``
@@ -17,9 +21,10 @@ from __future__ import annotations
 import copy
 import functools
 import json
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import timedelta
+import re
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from temporalio import workflow
@@ -29,23 +34,29 @@ from temporalio.exceptions import ActivityError, NexusOperationError, TemporalEr
 with workflow.unsafe.imports_passed_through():
     import nexusrpc
     from agents import FunctionTool, RunContextWrapper, Tool
-    from agents.strict_schema import ensure_strict_json_schema
     from pydantic import BaseModel, ValidationError
 
+    from meshkit.toolkit.catalog import ToolCatalog, ToolEntry, strict_input_schema
+    from meshkit.toolkit.policy import ApprovalPolicy, ApprovalRecord, arguments_digest
     from orchestrator.activities import CalculatorRequest, CalculatorResult
     from orchestrator.failures import root_message
     from orchestrator.memory import truncate_output
     from orchestrator.session_types import SessionConfig, ToolCall
     from orchestrator.weather import Weather, WeatherRequest
-    from services.approval import ApprovalPolicy
-    from services.finance.contract import APPROVALS as FINANCE_APPROVALS
-    from services.finance.contract import FinanceService
-    from services.it.contract import APPROVALS as IT_APPROVALS
-    from services.it.contract import ItService
 
 LOCAL = "local"
 
 Verdict = Literal["approved", "denied", "expired"]
+
+
+@dataclass(frozen=True)
+class Approval:
+    """The user's answer to an approval request."""
+
+    verdict: Verdict
+    note: str = ""
+    by: str = ""
+    at: datetime | None = None
 
 
 class ToolHost(Protocol):
@@ -55,9 +66,11 @@ class ToolHost(Protocol):
 
     def tool_finished(self, call: ToolCall) -> None: ...
 
+    def catalog_stale(self, team: str) -> None: ...
+
     async def await_approval(
         self, call: ToolCall, arguments: dict[str, Any], policy: ApprovalPolicy
-    ) -> tuple[Verdict, str]: ...
+    ) -> Approval: ...
 
 
 @dataclass(frozen=True)
@@ -69,50 +82,92 @@ class LocalTool:
     output_type: type[BaseModel]
 
 
-@dataclass(frozen=True)
-class RemoteTool:
-    """A Nexus operation of a team's service, with the team's approval policy."""
-
-    team: str
-    service: type
-    operation: nexusrpc.Operation[Any, Any]
-    approvals: Mapping[str, ApprovalPolicy] = field(default_factory=dict)
-
-    @property
-    def policy(self) -> ApprovalPolicy | None:
-        return self.approvals.get(self.operation.name)
-
-
 LOCAL_TOOLS = (
     LocalTool("calculator", CalculatorRequest, CalculatorResult),
     LocalTool("weather", WeatherRequest, Weather),
 )
 
-REMOTE_TOOLS = (
-    RemoteTool("it", ItService, ItService.jira_metrics, IT_APPROVALS),
-    RemoteTool("it", ItService, ItService.get_ip, IT_APPROVALS),
-    RemoteTool("it", ItService, ItService.create_ticket, IT_APPROVALS),
-    RemoteTool("finance", FinanceService, FinanceService.stock_price, FINANCE_APPROVALS),
-    RemoteTool("finance", FinanceService, FinanceService.calculate_roi, FINANCE_APPROVALS),
-    RemoteTool("finance", FinanceService, FinanceService.submit_expense, FINANCE_APPROVALS),
-)
-
 
 class ToolInputError(Exception):
-    """The model's arguments do not fit the tool's input model."""
+    """The model's arguments are not a JSON object that fits the tool."""
 
 
-def build_tools(config: SessionConfig, host: ToolHost) -> list[Tool]:
-    tools: list[Tool] = [_local_tool(spec, config, host) for spec in LOCAL_TOOLS]
-    for spec in REMOTE_TOOLS:
-        if spec.team in config.endpoints:
-            tools.append(_remote_tool(spec, config.endpoints[spec.team], config, host))
+class UnknownToolError(ValueError):
+    """A session's tool limit names a team or tool that no catalog offers."""
+
+
+def local_tool_names() -> list[str]:
+    return [spec.activity for spec in LOCAL_TOOLS]
+
+
+def allowed_names(
+    limit: list[str] | None,
+    catalogs: Mapping[str, ToolCatalog],
+    teams: Collection[str],
+) -> set[str] | None:
+    """The tool names a limit allows, or None for all of them.
+
+    A name is a team (all its tools), ``local`` (the orchestrator's own
+    tools) or one tool. A team that is in the session but unavailable is a
+    known name; a tool name is known only from a fetched catalog.
+    """
+    if limit is None:
+        return None
+    allowed: set[str] = set()
+    unknown: list[str] = []
+    for name in limit:
+        if name == LOCAL:
+            allowed.update(local_tool_names())
+        elif name in teams:
+            catalog = catalogs.get(name)
+            allowed.update(t.name for t in catalog.tools) if catalog else None
+        elif name in local_tool_names() or any(c.entry(name) for c in catalogs.values()):
+            allowed.add(name)
+        else:
+            unknown.append(name)
+    if unknown:
+        offered = sorted(
+            {*local_tool_names(), *(t.name for c in catalogs.values() for t in c.tools)}
+        )
+        raise UnknownToolError(
+            f"no team or tool is called {', '.join(repr(n) for n in unknown)}; teams: "
+            f"{', '.join(sorted(teams)) or 'none'}, tools: {', '.join(offered)}"
+        )
+    return allowed
+
+
+def build_tools(
+    config: SessionConfig, catalogs: Mapping[str, ToolCatalog], host: ToolHost
+) -> list[Tool]:
+    """The turn's tools: local ones, then each available team's, within the session's limit."""
+    allowed = allowed_names(config.tools, catalogs, config.teams)
+    tools: list[Tool] = [
+        _local_tool(spec, config, host)
+        for spec in LOCAL_TOOLS
+        if allowed is None or spec.activity in allowed
+    ]
+    taken = {tool.name for tool in tools}
+    for team, catalog in catalogs.items():
+        route = config.teams[team]
+        for entry in catalog.tools:
+            if allowed is not None and entry.name not in allowed:
+                continue
+            # Two teams offering one name: the later one's tool is qualified.
+            name = entry.name if entry.name not in taken else f"{team}_{entry.name}"
+            taken.add(name)
+            tools.append(
+                _remote_tool(name, team, route.service, route.endpoint, entry, config, host)
+            )
     return tools
 
 
 def _local_tool(spec: LocalTool, config: SessionConfig, host: ToolHost) -> FunctionTool:
-    async def call(arg: BaseModel | None) -> BaseModel:
-        return await workflow.execute_activity(
+    async def call(arguments: dict[str, Any], approval: ApprovalRecord | None) -> str:
+        try:
+            arg = spec.input_type.model_validate(arguments)
+        except ValidationError as err:
+            raise ToolInputError(f"invalid arguments: {_problems(err)}") from None
+        result = await workflow.execute_activity(
             spec.activity,
             arg,
             result_type=spec.output_type,
@@ -122,55 +177,79 @@ def _local_tool(spec: LocalTool, config: SessionConfig, host: ToolHost) -> Funct
             retry_policy=RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=10)),
             summary=spec.activity,
         )
+        return result.model_dump_json()
 
+    description = " ".join((spec.input_type.__doc__ or spec.activity).split())
+    schema = copy.deepcopy(_local_schema(spec.input_type))
     return _function_tool(
-        spec.activity, LOCAL, spec.input_type, spec.output_type, call, None, config, host
+        spec.activity, spec.activity, LOCAL, description, schema, (), call, None, config, host
     )
 
 
 def _remote_tool(
-    spec: RemoteTool, endpoint: str, config: SessionConfig, host: ToolHost
+    name: str,
+    team: str,
+    service: str,
+    endpoint: str,
+    entry: ToolEntry,
+    config: SessionConfig,
+    host: ToolHost,
 ) -> FunctionTool:
-    op = spec.operation
+    async def call(arguments: dict[str, Any], approval: ApprovalRecord | None) -> str:
+        args = _sent(arguments, entry.optional)
+        client = workflow.create_nexus_client(service=service, endpoint=endpoint)
+        try:
+            result: Any = await client.execute_operation(
+                entry.name,
+                args if entry.takes_input else None,
+                # Without a schedule-to-close timeout a failing operation is retried forever.
+                schedule_to_close_timeout=timedelta(
+                    seconds=min(entry.timeout_s, config.nexus_timeout_s)
+                ),
+                # Cancellation (an interrupted turn) waits for the handler to finish
+                # cancelling: with TRY_CANCEL, temporalio 1.35 fails the workflow task
+                # when an operation's start resolves after its cancellation.
+                cancellation_type=workflow.NexusOperationCancellationType.WAIT_COMPLETED,
+                headers=approval.header() if approval else None,
+                summary=f"{team}: {entry.name}",
+            )
+        except NexusOperationError as err:
+            if _operation_gone(err, entry.name):
+                host.catalog_stale(team)
+                raise ToolInputError(
+                    f"team {team} no longer offers {entry.name} (it was removed or renamed "
+                    "since its catalog was fetched); the next turn uses its current catalog"
+                ) from None
+            raise
+        return json.dumps(result)
 
-    async def call(arg: BaseModel | None) -> BaseModel:
-        client: workflow.NexusClient[Any] = workflow.create_nexus_client(
-            service=spec.service, endpoint=endpoint
-        )
-        return await client.execute_operation(
-            op,
-            arg,
-            # Without a schedule-to-close timeout a failing operation is retried forever.
-            schedule_to_close_timeout=timedelta(seconds=config.nexus_timeout_s),
-            # Cancellation (an interrupted turn) waits for the handler to finish
-            # cancelling: with TRY_CANCEL, temporalio 1.35 fails the workflow task
-            # when an operation's start resolves after its cancellation.
-            cancellation_type=workflow.NexusOperationCancellationType.WAIT_COMPLETED,
-            summary=f"{spec.team}: {op.name}",
-        )
-
+    schema = copy.deepcopy(entry.input_schema)
     return _function_tool(
-        op.name, spec.team, op.input_type, op.output_type, call, spec.policy, config, host
+        name,
+        entry.name,
+        team,
+        entry.description,
+        schema,
+        entry.optional,
+        call,
+        entry.approval,
+        config,
+        host,
     )
 
 
 def _function_tool(
     name: str,
+    operation: str,
     location: str,
-    input_type: type[BaseModel] | None,
-    output_type: type[BaseModel] | None,
-    call: Callable[[BaseModel | None], Awaitable[BaseModel]],
+    description: str,
+    schema: dict[str, Any],
+    optional: Collection[str],
+    call: Callable[[dict[str, Any], ApprovalRecord | None], Awaitable[str]],
     policy: ApprovalPolicy | None,
     config: SessionConfig,
     host: ToolHost,
 ) -> FunctionTool:
-    described = input_type if input_type is not None and _is_model(input_type) else output_type
-    description = " ".join((described.__doc__ or name).split()) if described else name
-    if input_type is not None and _is_model(input_type):
-        schema = copy.deepcopy(_strict_schema(input_type))
-    else:
-        schema = {"type": "object", "properties": {}, "required": [], "additionalProperties": False}
-
     async def invoke(ctx: RunContextWrapper[Any], arguments: str) -> str:
         started = workflow.time()
         call_id = getattr(ctx, "tool_call_id", None) or str(workflow.uuid4())
@@ -184,22 +263,32 @@ def _function_tool(
         host.tool_started(record)
         output: str | None = None
         try:
-            arg = _parse(input_type, arguments)
-            if policy is not None and policy.requires_approval(fields := _as_dict(arg)):
+            args = _parse(arguments)
+            approval: ApprovalRecord | None = None
+            if policy is not None and policy.requires_approval(args):
                 record.state = "awaiting_approval"
-                verdict, note = await host.await_approval(record, fields, policy)
-                if verdict == "approved":
+                answer = await host.await_approval(record, args, policy)
+                if answer.verdict == "approved":
                     record.state = "running"
+                    approval = ApprovalRecord(
+                        tool=operation,
+                        call_id=call_id,
+                        approved_by=answer.by or "user",
+                        approved_at=answer.at or workflow.now(),
+                        arguments_sha256=arguments_digest(_sent(args, optional)),
+                        session=workflow.info().workflow_id,
+                        note=answer.note[:500],
+                    )
                 else:
-                    record.state, record.error = verdict, note
+                    record.state, record.error = answer.verdict, answer.note
             if record.state == "running":
-                result = await call(arg)
-                output = truncate_output(result.model_dump_json(), config.max_tool_output_chars)
+                result = await call(args, approval)
+                output = truncate_output(result, config.max_tool_output_chars)
                 record.state = "ok"
         except ToolInputError as err:
             record.state, record.error = "error", str(err)
         except (NexusOperationError, ActivityError, TemporalError) as err:
-            record.state, record.error = "error", root_message(err)
+            record.state, record.error = "error", readable(root_message(err))
         finally:
             # Also on cancellation (an interrupted turn): the call is reported as ended.
             if record.state in ("running", "awaiting_approval"):
@@ -221,31 +310,64 @@ def _function_tool(
 
 
 @functools.cache
-def _strict_schema(input_type: type[BaseModel]) -> dict[str, Any]:
+def _local_schema(input_type: type[BaseModel]) -> dict[str, Any]:
     # Tools are built for every turn; generating a pydantic schema each time
     # was ~5% of the orchestrator's CPU per turn (scripts/bench, py-spy).
-    return ensure_strict_json_schema(input_type.model_json_schema())
+    return strict_input_schema(input_type)[0]
 
 
-def _is_model(tp: Any) -> bool:
-    return isinstance(tp, type) and issubclass(tp, BaseModel)
+def _operation_gone(err: BaseException, operation: str) -> bool:
+    current: BaseException | None = err
+    while current is not None:
+        if isinstance(current, nexusrpc.HandlerError) or getattr(current, "type", None):
+            kind = getattr(current, "type", None)
+            text = str(current)
+            if (
+                str(kind).endswith("NOT_FOUND")
+                and operation in text
+                and "operation" in text.lower()
+            ):
+                return True
+        current = getattr(current, "cause", None) or current.__cause__
+    return False
 
 
-def _as_dict(arg: BaseModel | None) -> dict[str, Any]:
-    return arg.model_dump() if arg is not None else {}
+_VALIDATION = re.compile(r"^\d+ validation errors? for \w+$")
 
 
-def _parse(input_type: type[BaseModel] | None, arguments: str) -> BaseModel | None:
+def readable(message: str) -> str:
+    """A team's pydantic validation report (its handler refused the arguments) as
+    one line, ``invalid arguments: field: problem; ...``; other messages as they are."""
+    lines = [
+        line
+        for line in message.splitlines()
+        if line.strip() and not line.strip().startswith("For further information")
+    ]
+    if not lines or not _VALIDATION.match(lines[0].strip()):
+        return message
+    problems = []
+    for loc, detail in zip(lines[1::2], lines[2::2], strict=False):
+        problems.append(f"{loc.strip()}: {detail.strip().split(' [type=')[0]}")
+    return "invalid arguments: " + "; ".join(problems)
+
+
+def _sent(arguments: dict[str, Any], optional: Collection[str]) -> dict[str, Any]:
+    """The arguments as sent to the team: optional ones left out rather than null,
+    so the team's input model fills in its own default."""
+    return {k: v for k, v in arguments.items() if not (v is None and k in optional)}
+
+
+def _problems(err: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in err.errors()
+    )
+
+
+def _parse(arguments: str) -> dict[str, Any]:
     try:
         data = json.loads(arguments or "{}")
     except json.JSONDecodeError:
         raise ToolInputError(f"arguments are not valid JSON: {arguments[:200]!r}") from None
-    if input_type is None or not _is_model(input_type):
-        return None
-    try:
-        return input_type.model_validate(data)
-    except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in err.errors()
-        )
-        raise ToolInputError(f"invalid arguments: {problems}") from None
+    if not isinstance(data, dict):
+        raise ToolInputError(f"arguments must be a JSON object, got {arguments[:200]!r}")
+    return data

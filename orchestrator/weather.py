@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.exceptions import ApplicationError
 
-from services.http_errors import raise_for_backend, raise_for_transport
+from meshkit.toolkit.http import raise_for_backend, raise_for_transport
 
 DEMO_SOURCE = "demo data (set OPEN_METEO_URL for real weather)"
 

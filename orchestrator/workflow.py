@@ -7,11 +7,15 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from agents import Agent, Runner
     from agents.exceptions import AgentsException, MaxTurnsExceeded
 
+    from meshkit.toolkit.catalog import ToolCatalog
+    from meshkit.toolkit.policy import ApprovalPolicy
+    from orchestrator import catalogs
     from orchestrator.failures import turn_failure
     from orchestrator.memory import compact
     from orchestrator.session_types import (
@@ -26,17 +30,24 @@ with workflow.unsafe.imports_passed_through():
         TokenUsage,
         ToolCall,
         Turn,
+        check_tool_names,
     )
-    from orchestrator.tools import Verdict, build_tools
-    from services.approval import ApprovalPolicy
+    from orchestrator.tools import Approval, UnknownToolError, allowed_names, build_tools
 
+# The tools describe themselves (from the teams' catalogs); the instructions
+# name none, so a team adds or changes a tool without touching the orchestrator.
 INSTRUCTIONS = """\
 You are the assistant of a company whose teams each own some of your tools.
-Use the tools for anything they cover (arithmetic, weather, network addresses,
-Jira metrics and tickets, stock prices, investment returns, expense claims)
-instead of answering from memory, and answer from their results. When a tool
-reports an error or the user denies a call, tell the user what happened in
-plain words and what they could try instead. Be concise."""
+Whenever one of your tools covers the request, use it instead of answering
+from memory, and answer from its results. When a tool reports an error or the
+user denies a call, tell the user what happened in plain words and what they
+could try instead. Be concise."""
+
+UNAVAILABLE = """
+
+Unavailable right now: {teams}. Their tools are left out of this turn. If the
+user asks for something they provide, say that the team is unavailable and to
+try again later."""
 
 FAREWELL = "Session ended. Goodbye!"
 INTERRUPTED = "(turn interrupted by the user before it finished)"
@@ -62,7 +73,7 @@ class ChatSessionWorkflow:
         self._interrupting = False
         self._calls: list[ToolCall] = []
         self._pending: dict[str, PendingApproval] = {}
-        self._decisions: dict[str, ApprovalDecision] = {}
+        self._decisions: dict[str, tuple[ApprovalDecision, Any]] = {}
 
     @workflow.run
     async def run(self, state: SessionState) -> SessionSummary:
@@ -125,7 +136,10 @@ class ChatSessionWorkflow:
     async def decide(self, decision: ApprovalDecision) -> str:
         """Approve or deny a tool call waiting for approval."""
         call_id = decision.call_id or next(iter(self._pending))
-        self._decisions[call_id] = decision.model_copy(update={"call_id": call_id})
+        self._decisions[call_id] = (
+            decision.model_copy(update={"call_id": call_id}),
+            workflow.now(),
+        )
         pending = self._pending[call_id]
         return f"{pending.tool}: {'approved' if decision.approve else 'denied'}"
 
@@ -137,6 +151,29 @@ class ChatSessionWorkflow:
             raise ValueError("several calls are waiting: say which call_id you decide on")
         if decision.call_id and decision.call_id not in self._pending:
             raise ValueError(f"no call {decision.call_id!r} is waiting for approval")
+
+    @workflow.update
+    async def limit_tools(self, names: list[str]) -> list[str]:
+        """Limit the session to some teams and tools, checked against their catalogs.
+
+        Returns the tool names the limit allows now. An unknown name fails the
+        Update and leaves the limit as it was.
+        """
+        async with self._turn_lock:
+            config = self._state.config
+            await catalogs.refresh(config, self._state.catalogs)
+            try:
+                allowed = allowed_names(check_tool_names(names), self._catalogs(), config.teams)
+            except (UnknownToolError, ValueError) as err:
+                raise ApplicationError(str(err), type="UnknownTool", non_retryable=True) from None
+            config.tools = check_tool_names(names)
+            return sorted(allowed or [])
+
+    @limit_tools.validator
+    def _validate_limit(self, names: list[str]) -> None:
+        if self._ended:
+            raise ValueError("this session has ended; start a new one")
+        check_tool_names(names)
 
     @workflow.update
     async def end_chat(self) -> str:
@@ -169,6 +206,17 @@ class ChatSessionWorkflow:
             usage_total=self._state.usage_total,
             usage_by_turn={t.turn: t.usage for t in self._state.turns},
             tools_by_location=dict(self._state.tools_by_location),
+            teams={
+                team: (
+                    "not fetched"
+                    if (known := self._state.catalogs.get(team)) is None
+                    else "available"
+                    if known.available
+                    else f"unavailable: {known.error}"
+                )
+                for team in self._state.config.teams
+            },
+            tool_limit=self._state.config.tools,
             compacted_turns=self._state.compacted_turns,
             runs=self._state.runs,
             history_events=info.get_current_history_length(),
@@ -184,9 +232,14 @@ class ChatSessionWorkflow:
         by_location = self._state.tools_by_location
         by_location[call.location] = by_location.get(call.location, 0) + 1
 
+    def catalog_stale(self, team: str) -> None:
+        known = self._state.catalogs.get(team)
+        if known is not None:
+            known.stale = True
+
     async def await_approval(
         self, call: ToolCall, arguments: dict[str, Any], policy: ApprovalPolicy
-    ) -> tuple[Verdict, str]:
+    ) -> Approval:
         timeout = timedelta(seconds=self._state.config.approval_timeout_s)
         self._pending[call.call_id] = PendingApproval(
             call_id=call.call_id,
@@ -199,17 +252,20 @@ class ChatSessionWorkflow:
         try:
             await workflow.wait_condition(lambda: call.call_id in self._decisions, timeout=timeout)
         except TimeoutError:
-            return "expired", (
+            return Approval(
+                "expired",
                 f"the approval request expired after {timeout.total_seconds():.0f} s with no "
-                "answer from the user; nothing was done"
+                "answer from the user; nothing was done",
             )
         finally:
             self._pending.pop(call.call_id, None)
-        decision = self._decisions.pop(call.call_id)
+        decision, decided_at = self._decisions.pop(call.call_id)
         if decision.approve:
-            return "approved", ""
+            return Approval("approved", decision.note, decision.by, decided_at)
         note = f": {decision.note}" if decision.note else ""
-        return "denied", f"the user denied this call{note}; nothing was done"
+        return Approval(
+            "denied", f"the user denied this call{note}; nothing was done", decision.by, decided_at
+        )
 
     # --- turns ------------------------------------------------------------------------
 
@@ -217,11 +273,29 @@ class ChatSessionWorkflow:
         number = self._state.turn_count + 1
         self._calls = []
         config = self._state.config
+        unavailable: dict[str, str] = {}
+        try:
+            unavailable = await catalogs.refresh(config, self._state.catalogs)
+            tools = build_tools(config, self._catalogs(), self)
+        except asyncio.CancelledError:
+            if not self._interrupting:
+                raise
+            reply = self._failed(number, text, INTERRUPTED, interrupted=True)
+            self._record(text, reply)
+            return reply
+        except UnknownToolError as err:
+            reply = self._failed(number, text, f"This session's tool limit is wrong: {err}")
+            self._record(text, reply)
+            return reply
+        instructions = INSTRUCTIONS
+        if unavailable:
+            teams = "; ".join(f"team {team} ({why})" for team, why in unavailable.items())
+            instructions += UNAVAILABLE.format(teams=teams)
         agent = Agent(
             name="Mesh assistant",
-            instructions=INSTRUCTIONS,
+            instructions=instructions,
             model=config.model,
-            tools=build_tools(config, self),
+            tools=tools,
         )
         items, self._state.compacted_turns = compact(
             self._state.items, config.context_budget_tokens, self._state.compacted_turns
@@ -263,8 +337,17 @@ class ChatSessionWorkflow:
                     total_tokens=usage.total_tokens,
                 ),
             )
+        reply.unavailable = unavailable
         self._record(text, reply)
         return reply
+
+    def _catalogs(self) -> dict[str, ToolCatalog]:
+        """The catalogs of the teams that answered the last time they were asked."""
+        return {
+            team: known.catalog
+            for team, known in self._state.catalogs.items()
+            if team in self._state.config.teams and known.available and known.catalog
+        }
 
     def _failed(self, number: int, text: str, message: str, interrupted: bool = False) -> ChatReply:
         # Keep the exchange in memory so the next turn knows this one failed.

@@ -1,18 +1,16 @@
 """One real Temporal dev server and one mesh of workers for the whole test session.
 
-The server is the Temporal CLI built by scripts/install-temporal (path in
-TEMPORAL_CLI, or the default cache location). Workers run in this process on
-the session's event loop, with the same entry points as production
-(``workers.<name>.main``), against a mesh file written for the session.
+The server is the Temporal CLI built by scripts/install (path in TEMPORAL_CLI,
+or the default cache location), started by the same helper as the demo's.
+Workers run in this process on the session's event loop, with the same code as
+production (``orchestrator.worker.main``, and ``meshkit.team_worker.main`` for
+every team of the mesh file), against a mesh file written for the session.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import socket
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,20 +20,15 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from meshkit import team_worker
+from meshkit.dev_server import start_dev_server
+from meshkit.mesh import DEFAULT_MESH_FILE, Mesh, connect, load_mesh
+from meshkit.setup import setup_mesh
+from orchestrator import worker as orchestrator_worker
 from orchestrator.models.provider import LlmSettings
 from orchestrator.weather import WeatherSettings
-from services.finance.expenses import ExpenseSettings
-from services.finance.market import MarketDataSettings
-from services.it.jira import JiraSettings
-from services.it.tickets import TicketSettings
 from tests.fakes import FakeMarket
 from tests.helpers import SCRIPTED, ScriptedModel
-from workers import finance as finance_worker
-from workers import it as it_worker
-from workers import orchestrator as orchestrator_worker
-from workers.dev_server import dynamic_config_args
-from workers.mesh import DEFAULT_MESH_FILE, Mesh, connect, load_mesh
-from workers.setup import setup_mesh
 
 NAMESPACES = ("orchestrator", "it", "finance")
 FAKE_LLM_KEY = "sk-test-fake-key-never-valid"
@@ -46,46 +39,17 @@ os.environ.setdefault("OPENAI_API_KEY", "sk-test-guard")
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
 
-def temporal_cli() -> str:
-    explicit = os.environ.get("TEMPORAL_CLI")
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    for candidate in (
-        explicit,
-        str(cache / "nexus-tool-mesh" / "bin" / "temporal"),
-        shutil.which("temporal"),
-    ):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    pytest.exit("Temporal CLI not found: run scripts/test (it builds it) or set TEMPORAL_CLI", 2)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
     log = tmp_path_factory.mktemp("temporal") / "server.log"
-    args = [
-        temporal_cli(), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
-        "--port", str(port), "--http-port", str(free_port()), "--metrics-port", str(free_port()),
-        "--log-level", "error", *dynamic_config_args(),
-    ]  # fmt: skip
-    for namespace in NAMESPACES:
-        args += ["--namespace", namespace]
-    with log.open("w") as out:
-        server = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
     try:
-        yield f"127.0.0.1:{port}"
+        server = start_dev_server(log, namespaces=NAMESPACES)
+    except RuntimeError as err:  # no CLI
+        pytest.exit(str(err), 2)
+    try:
+        yield server.address
     finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -143,33 +107,23 @@ async def running_mesh(
     fake_market: FakeMarket,
     stores: Path,
 ) -> AsyncIterator[Mesh]:
-    """The mesh set up and its three workers running until the session ends."""
+    """The mesh set up and its workers running until the session ends: the
+    orchestrator and every team of the mesh file, each from its registration."""
     await _wait_for_server(mesh)
     await setup_mesh(mesh)
     stop = asyncio.Event()
     llm = LlmSettings(model="offline", base_url=fake_llm_url, api_key=FAKE_LLM_KEY, timeout_s=3)  # type: ignore[arg-type]
+    # The teams read their backends from the environment, as deployed: demo
+    # data, local stores in this session's directory, the fake market.
+    os.environ["MESH_STATE_DIR"] = str(stores)
+    os.environ["MARKET_DATA_URL"] = fake_market.url
     tasks = [
         asyncio.create_task(
             orchestrator_worker.main(
                 mesh, llm, WeatherSettings(), extra_models={SCRIPTED: scripted_model}, stop=stop
             )
         ),
-        asyncio.create_task(
-            it_worker.main(
-                mesh,
-                JiraSettings(),
-                TicketSettings(store_path=stores / "tickets.sqlite"),
-                stop=stop,
-            )
-        ),
-        asyncio.create_task(
-            finance_worker.main(
-                mesh,
-                MarketDataSettings(url=fake_market.url),
-                ExpenseSettings(store_path=stores / "expenses.sqlite"),
-                stop=stop,
-            )
-        ),
+        *(asyncio.create_task(team_worker.main(mesh, team, stop=stop)) for team in mesh.teams),
     ]
     yield mesh
     stop.set()

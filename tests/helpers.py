@@ -19,10 +19,10 @@ from temporalio.worker import Replayer
 
 from orchestrator.models.offline import plain
 from orchestrator.models.provider import LlmSettings
+from orchestrator.worker import agents_plugin
 from orchestrator.workflow import ChatSessionWorkflow
 from services.finance.workflows import StockPriceWorkflow, SubmitExpenseWorkflow
 from services.it.workflows import CreateTicketWorkflow, JiraMetricsWorkflow
-from workers.orchestrator import agents_plugin
 
 SCRIPTED = "scripted"
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
+from meshkit.mesh import Mesh
+from meshkit.toolkit.store import IdempotentStore
 from orchestrator import session_client as sessions
 from orchestrator.session_client import ChatError, open_session, send
 from orchestrator.session_types import SessionConfig
-from services.records import IdempotentStore
 from tests.helpers import SCRIPTED, ScriptedModel, call, say
 from tests.reliability import count
-from workers.mesh import Mesh
 
 pytestmark = pytest.mark.asyncio
 ROOT = Path(__file__).resolve().parent.parent
@@ -195,7 +195,7 @@ async def test_bad_tool_arguments_get_a_clear_error_and_change_nothing(
     expenses = IdempotentStore(stores / "expenses.sqlite", "expenses")
     tickets = IdempotentStore(stores / "tickets.sqlite", "tickets")
     before = (len(expenses.all()), len(tickets.all()))
-    config = SessionConfig(endpoints=running_mesh.endpoints(), model=SCRIPTED)
+    config = SessionConfig.for_mesh(running_mesh, model=SCRIPTED)
     handle = await open_session(
         client, running_mesh, f"bad-arg-{uuid.uuid4().hex[:8]}", config=config
     )

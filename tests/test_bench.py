@@ -98,7 +98,7 @@ def test_tiny_benchmark_reports_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     plot = tmp_path / "bench.png"
     run = subprocess.run(
-        [sys.executable, "-m", "orchestrator.bench", "--tiny", "--json", str(out),
+        [sys.executable, "-m", "bench", "--tiny", "--json", str(out),
          "--plot", str(plot)],
         cwd=ROOT, capture_output=True, text=True, timeout=150,
     )  # fmt: skip

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
+from meshkit.mesh import Mesh, connect
+from meshkit.toolkit.store import IdempotentStore
 from orchestrator import session_client as sessions
 from orchestrator.session_client import ChatError, open_session, send
 from orchestrator.session_types import (
@@ -19,10 +21,8 @@ from orchestrator.session_types import (
     ToolCall,
 )
 from orchestrator.workflow import INTERRUPTED
-from services.records import IdempotentStore
 from tests.fakes import FakeMarket
 from tests.helpers import SCRIPTED, ScriptedModel, call, say
-from workers.mesh import Mesh, connect
 
 pytestmark = pytest.mark.asyncio
 
@@ -33,7 +33,7 @@ EXPENSE = (
 
 
 async def scripted_session(client: Client, mesh: Mesh, **config: object) -> WorkflowHandle:
-    cfg = SessionConfig(endpoints=mesh.endpoints(), model=SCRIPTED, **config)  # type: ignore[arg-type]
+    cfg = SessionConfig.for_mesh(mesh, model=SCRIPTED, **config)  # type: ignore[arg-type]
     return await open_session(client, mesh, f"conv-{uuid.uuid4().hex[:10]}", config=cfg)
 
 
@@ -235,7 +235,7 @@ async def test_a_thousand_turns_stay_bounded_and_remember_recent_turns(
         history = await client.get_workflow_handle(handle.id, run_id=run.run_id).fetch_history()
         sizes.append(sum(event.ByteSize() for event in history.events))
     assert len(sizes) == status.runs
-    limit = SessionConfig(endpoints={}).max_run_history_bytes
+    limit = SessionConfig(teams={}).max_run_history_bytes
     assert max(sizes) < limit * 1.5, sizes
 
 

@@ -3,39 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 from temporalio.client import Client
 
+from meshkit.mesh import Mesh, load_mesh
+from meshkit.processes import WorkerProcess, start_worker
+from meshkit.setup import setup_mesh
 from orchestrator.session_client import open_session, send
 from orchestrator.session_types import SessionConfig
 from tests.fakes import FakeExpenses
 from tests.helpers import SCRIPTED, ScriptedModel, call, say
-from workers.mesh import Mesh, load_mesh
-from workers.setup import setup_mesh
 
 pytestmark = pytest.mark.asyncio
-ROOT = Path(__file__).resolve().parent.parent
 
 
-async def start_finance_worker(
-    mesh_file: Path, expenses_url: str, log: Path
-) -> asyncio.subprocess.Process:
-    env = {**os.environ, "MESH_FILE": str(mesh_file), "EXPENSES_URL": expenses_url}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "workers.finance", cwd=ROOT, env=env,
-        stdout=log.open("a"), stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    for _ in range(300):
-        if log.read_text().count("worker polling") > 0 and process.returncode is None:
-            return process
-        await asyncio.sleep(0.1)
-    raise AssertionError(log.read_text())
+async def start_finance_worker(mesh_file: Path, expenses_url: str, log: Path) -> WorkerProcess:
+    env = {"MESH_FILE": str(mesh_file), "EXPENSES_URL": expenses_url}
+    return await start_worker("finance", env, log, timeout_s=30)
 
 
 async def test_finance_worker_killed_during_submit_expense_files_exactly_one_claim(
@@ -56,8 +43,10 @@ async def test_finance_worker_killed_during_submit_expense_files_exactly_one_cla
     log = tmp_path / "finance.log"
     worker = await start_finance_worker(variant, backend.url, log)
     try:
-        endpoints = {**running_mesh.endpoints(), "finance": isolated.team("finance").endpoint}
-        config = SessionConfig(endpoints=endpoints, model=SCRIPTED)
+        teams = {**running_mesh.teams, "finance": isolated.team("finance")}
+        config = SessionConfig.for_mesh(
+            running_mesh.model_copy(update={"teams": teams}), model=SCRIPTED
+        )
         handle = await open_session(client, running_mesh, f"crash-{suffix}", config=config)
         expense = {"amount": 42.5, "currency": "EUR", "description": "Train ticket"}
         scripted_model.script(handle.id, call(("submit_expense", expense)), say("Filed."))
@@ -65,8 +54,7 @@ async def test_finance_worker_killed_during_submit_expense_files_exactly_one_cla
 
         # The claim reaches the backend; the worker dies before the answer does.
         await asyncio.to_thread(backend.first_request.wait, 30)
-        worker.send_signal(signal.SIGKILL)
-        await worker.wait()
+        await asyncio.to_thread(worker.kill)
         assert len(backend.records) == 1
 
         worker = await start_finance_worker(variant, backend.url, log)
@@ -78,7 +66,5 @@ async def test_finance_worker_killed_during_submit_expense_files_exactly_one_cla
         assert len(backend.requests) >= 2, "the retry after the crash should reach the backend"
         assert len(set(backend.requests)) == 1, "every attempt carries the same idempotency key"
     finally:
-        if worker.returncode is None:
-            worker.send_signal(signal.SIGTERM)
-            await worker.wait()
+        await asyncio.to_thread(worker.stop)
         backend.http.close()

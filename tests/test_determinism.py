@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowHistory
 
+from meshkit.mesh import Mesh, connect
 from orchestrator import session_client as sessions
 from orchestrator.session_client import open_session, send
 from orchestrator.session_types import ApprovalDecision, SessionConfig
@@ -24,7 +25,6 @@ from tests.helpers import (
     say,
 )
 from tests.reliability import count
-from workers.mesh import Mesh, connect
 
 pytestmark = pytest.mark.asyncio
 
@@ -36,9 +36,7 @@ def record(prefix: str, history: WorkflowHistory, run: str = "") -> None:
 
 
 async def test_a_continue_as_new_chain_replays(client: Client, running_mesh: Mesh) -> None:
-    config = SessionConfig(
-        endpoints=running_mesh.endpoints(), model="offline", max_run_history_bytes=50_000
-    )
+    config = SessionConfig.for_mesh(running_mesh, model="offline", max_run_history_bytes=50_000)
     handle = await open_session(
         client, running_mesh, f"chain-{uuid.uuid4().hex[:6]}", config=config
     )
@@ -62,7 +60,7 @@ async def test_a_continue_as_new_chain_replays(client: Client, running_mesh: Mes
 async def test_every_team_workflow_type_replays(
     client: Client, running_mesh: Mesh, scripted_model: ScriptedModel
 ) -> None:
-    config = SessionConfig(endpoints=running_mesh.endpoints(), model=SCRIPTED)
+    config = SessionConfig.for_mesh(running_mesh, model=SCRIPTED)
     handle = await open_session(
         client, running_mesh, f"types-{uuid.uuid4().hex[:6]}", config=config
     )

@@ -17,14 +17,14 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client, WorkflowHandle
 
+from meshkit.mesh import Mesh, connect
+from meshkit.setup import setup_mesh
 from orchestrator import session_client as sessions
 from orchestrator.session_client import open_session, send
 from orchestrator.session_types import ApprovalDecision, ChatReply, SessionConfig
 from tests.fakes import FakeExpenses, FakeJira, FakeLLM, FakeMarket
 from tests.processes import ProcessMesh
 from tests.reliability import assert_no_task_failures, count
-from workers.mesh import Mesh, connect
-from workers.setup import setup_mesh
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -84,7 +84,7 @@ async def rig(
 
 
 async def new_session(client: Client, rig: Rig) -> WorkflowHandle:
-    config = SessionConfig(endpoints=rig.mesh.endpoints())
+    config = SessionConfig.for_mesh(rig.mesh)
     handle = await open_session(client, rig.mesh, f"k9-{uuid.uuid4().hex[:8]}", config=config)
     rig.sessions.append(handle.id)
     return handle

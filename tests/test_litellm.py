@@ -11,10 +11,10 @@ from pytest_httpserver import HTTPServer
 from temporalio.client import Client
 from werkzeug import Request, Response
 
+from meshkit.mesh import Mesh
 from orchestrator.session_client import open_session, send
 from tests.conftest import FAKE_LLM_KEY
 from tests.fakes import completion_response as completion
-from workers.mesh import Mesh
 
 pytestmark = pytest.mark.asyncio
 

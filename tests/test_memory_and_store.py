@@ -6,9 +6,9 @@ import json
 import threading
 from pathlib import Path
 
+from meshkit.toolkit.policy import ApprovalPolicy
+from meshkit.toolkit.store import IdempotentStore
 from orchestrator.memory import NOTE_PREFIX, compact, estimate_tokens, truncate_output
-from services.approval import ApprovalPolicy
-from services.records import IdempotentStore
 
 
 def turn(n: int, size: int = 400) -> list[dict[str, object]]:

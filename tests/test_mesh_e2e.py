@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
+from meshkit.mesh import Mesh, connect
 from orchestrator.session_client import ChatError, open_session, send
 from orchestrator.session_types import ChatReply, SessionConfig, SessionState
 from services.it.netinfo import host_addresses
 from tests.helpers import SCRIPTED, ScriptedModel, call, replayer, say
-from workers.mesh import Mesh, connect
 
 pytestmark = pytest.mark.asyncio
 
@@ -222,7 +222,7 @@ async def test_a_model_that_never_stops_calling_tools_gets_a_clear_reply(
     client: Client, running_mesh: Mesh, scripted_model: ScriptedModel
 ) -> None:
     session_id = f"chat-loop-{uuid.uuid4().hex[:10]}"
-    config = SessionConfig(endpoints=running_mesh.endpoints(), model=SCRIPTED, max_agent_turns=2)
+    config = SessionConfig.for_mesh(running_mesh, model=SCRIPTED, max_agent_turns=2)
     handle = await client.start_workflow(
         "ChatSession",
         SessionState(config=config),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.mesh import DEFAULT_MESH_FILE, MeshError, connect_config, load_mesh, mesh_path
+from meshkit.mesh import DEFAULT_MESH_FILE, MeshError, connect_config, load_mesh, mesh_path
 
 REPO_MESH = Path(__file__).resolve().parent.parent / "mesh.toml"
 
@@ -61,7 +61,12 @@ def test_the_repository_mesh_file_declares_the_it_and_finance_teams() -> None:
     mesh = load_mesh(REPO_MESH)
 
     assert set(mesh.teams) == {"it", "finance"}
-    assert mesh.endpoints() == {"it": "it-tools", "finance": "finance-tools"}
+    assert {name: team.endpoint for name, team in mesh.teams.items()} == {
+        "it": "it-tools",
+        "finance": "finance-tools",
+    }
+    assert mesh.team_callers("it") == ["orchestrator"]
+    assert mesh.team_package("finance") == "services.finance"
     assert mesh.team("it").namespace == "it"
     assert mesh.team("it").task_queue == "it-tools"
     assert mesh.team("it").service == "ItService"

@@ -17,10 +17,10 @@ from pytest_httpserver import HTTPServer
 from temporalio.client import Client, WorkflowHandle
 from werkzeug import Request, Response
 
+from meshkit.mesh import Mesh
 from orchestrator.session_client import open_session, send
 from tests.fakes import completion_response as completion
 from tests.reliability import assert_no_task_failures, count
-from workers.mesh import Mesh
 
 pytestmark = pytest.mark.asyncio
 MODEL = "openai/gpt-4o-mini"

@@ -8,7 +8,6 @@ while the server is away, so no turn is lost and none runs twice.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,14 +16,14 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from meshkit.dev_server import DevServer, free_port, start_dev_server
+from meshkit.mesh import connect, load_mesh
+from meshkit.setup import setup_mesh
 from orchestrator import session_client as sessions
 from orchestrator.session_client import open_session, send
-from tests.conftest import NAMESPACES, free_port, temporal_cli
+from tests.conftest import NAMESPACES
 from tests.processes import ProcessMesh
 from tests.reliability import assert_no_task_failures, count
-from workers.dev_server import dynamic_config_args
-from workers.mesh import connect, load_mesh
-from workers.setup import setup_mesh
 
 pytestmark = pytest.mark.asyncio
 
@@ -33,28 +32,25 @@ TURNS = 4
 
 
 class PersistentServer:
+    """A dev server on one port and one SQLite file, to stop and start again."""
+
     def __init__(self, directory: Path) -> None:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self.args = [
-            temporal_cli(), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
-            "--port", str(self.port), "--http-port", str(free_port()),
-            "--metrics-port", str(free_port()), "--log-level", "error",
-            "--db-filename", str(directory / "temporal.db"), *dynamic_config_args(),
-        ]  # fmt: skip
-        for namespace in NAMESPACES:
-            self.args += ["--namespace", namespace]
-        self.log = directory / "server.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.directory = directory
+        self.server: DevServer | None = None
 
     def start(self) -> None:
-        with self.log.open("a") as out:
-            self.process = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT)
+        self.server = start_dev_server(
+            self.directory / "server.log",
+            port=self.port,
+            db_filename=self.directory / "temporal.db",
+            namespaces=NAMESPACES,
+        )
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(30)
+        if self.server is not None:
+            self.server.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 import uuid
 from pathlib import Path
 
@@ -13,9 +12,10 @@ import pytest
 from temporalio.api.operatorservice.v1 import DeleteNexusEndpointRequest, ListNexusEndpointsRequest
 from temporalio.client import Client
 
+from meshkit.mesh import Mesh, connect, load_mesh
+from meshkit.processes import worker_command
+from meshkit.setup import setup_mesh
 from orchestrator.session_client import open_session, send
-from workers.mesh import Mesh, connect, load_mesh
-from workers.setup import setup_mesh
 
 pytestmark = pytest.mark.asyncio
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 async def start_worker(name: str, mesh_file: Path, log: Path) -> asyncio.subprocess.Process:
     env = {**os.environ, "MESH_FILE": str(mesh_file), "LLM_MODEL": "offline"}
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", f"workers.{name}", cwd=ROOT, env=env,
+        *worker_command(name), cwd=ROOT, env=env,
         stdout=log.open("w"), stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
 
@@ -117,7 +117,7 @@ async def test_model_calls_can_run_as_local_activities(
         "LLM_LOCAL_ACTIVITY": "true",
     }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "workers.orchestrator", cwd=ROOT, env=env,
+        *worker_command("orchestrator"), cwd=ROOT, env=env,
         stdout=log.open("w"), stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     try:

@@ -1,86 +1,11 @@
-"""Worker of the orchestrator's namespace: chat sessions, model calls, local tools.
+"""Entry point of the orchestrator's worker: ``python -m workers.orchestrator``."""
 
-Run: ``python -m workers.orchestrator``. Model choice comes from ``LLM_MODEL``
-(default ``offline``), weather from ``OPEN_METEO_URL``; see README.
-"""
-
-from __future__ import annotations
-
-import asyncio
-import os
-from collections.abc import Mapping
-from datetime import timedelta
-
-from agents import set_trace_processors, set_tracing_disabled
-from agents.models.interface import Model
-from temporalio.common import RetryPolicy
-from temporalio.openai_agents import ModelActivityParameters, OpenAIAgentsPlugin
-from temporalio.worker import Worker
-
-from orchestrator.activities import LocalTools
-from orchestrator.models.provider import LlmSettings, MeshModelProvider
+from meshkit.mesh import load_mesh
+from meshkit.runtime import cli_main, configure_logging
+from orchestrator.models.provider import LlmSettings
 from orchestrator.weather import WeatherSettings
-from orchestrator.workflow import ChatSessionWorkflow
-from workers._run import cli_main, configure_logging, run_worker
-from workers.mesh import Mesh, connect, load_mesh
-
-
-def agents_plugin(
-    llm: LlmSettings, extra_models: Mapping[str, Model] | None = None
-) -> OpenAIAgentsPlugin:
-    """The OpenAI Agents plugin: every model call becomes an activity."""
-    return OpenAIAgentsPlugin(
-        model_params=ModelActivityParameters(
-            start_to_close_timeout=timedelta(seconds=90),
-            # The activity heartbeats at half this: a model call whose worker
-            # died is retried after 10 s rather than 90, and an interrupted
-            # turn's cancellation reaches the call in flight. Local activities
-            # cannot heartbeat; they are retried by the workflow task instead.
-            heartbeat_timeout=None if llm.local_activity else timedelta(seconds=10),
-            use_local_activity=llm.local_activity,
-            # A model outage is retried with backoff, but not forever: after
-            # the last attempt the turn ends with a clear reply instead.
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(seconds=1),
-                backoff_coefficient=2.0,
-                maximum_interval=timedelta(seconds=20),
-                maximum_attempts=6,
-            ),
-        ),
-        model_provider=MeshModelProvider(llm, extra_models),
-    )
-
-
-async def main(
-    mesh: Mesh,
-    llm: LlmSettings,
-    weather: WeatherSettings,
-    *,
-    extra_models: Mapping[str, Model] | None = None,
-    stop: asyncio.Event | None = None,
-) -> None:
-    # The SDK's default trace exporter posts every span to a hosted endpoint;
-    # the plugin wraps the global processors, so clear them as well.
-    os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")
-    set_tracing_disabled(True)
-    set_trace_processors([])
-    client = await connect(
-        mesh,
-        mesh.orchestrator,
-        plugins=[agents_plugin(llm, extra_models)],
-        require_namespace=True,
-    )
-    tools = LocalTools(weather)
-    worker = Worker(
-        client,
-        task_queue=mesh.orchestrator.task_queue,
-        workflows=[ChatSessionWorkflow],
-        activities=[tools.calculator, tools.weather],
-        graceful_shutdown_timeout=timedelta(seconds=10),
-    )
-    await run_worker(worker, "orchestrator", stop)
-
+from orchestrator.worker import main
 
 if __name__ == "__main__":
     configure_logging()
-    cli_main("orchestrator", main(load_mesh(), LlmSettings(), WeatherSettings()))
+    cli_main("orchestrator", lambda: main(load_mesh(), LlmSettings(), WeatherSettings()))

@@ -1,12 +1,20 @@
 """The offline model: a deterministic tool router that needs no API key.
 
-It is not a language model. It reads the latest user message, picks tools by
-keyword (arithmetic, weather, IP address, Jira metrics, stock price, ROI; one
-call per clause, so one message can ask for several), and once the tools have
-answered it writes the reply from their JSON outputs. Anything else gets a
-short list of what it can do, taken from the tools it was given. It produces
-real tool calls through the same agent loop a hosted model would, so the
-whole mesh runs and is tested without a provider.
+It is not a language model. It reads the latest user message and calls tools:
+
+- by name, for any tool it is given: ``fx_rate base=USD quote=EUR`` or
+  ``fx_rate {"base": "USD", "quote": "EUR"}``; values are read as the tool's
+  schema types them, so a team's new tool is usable without a hosted model;
+- by keyword, for the demo's questions (arithmetic, weather, IP address, Jira
+  metrics, stock price, ROI, expenses, tickets; one call per clause, so one
+  message can ask for several), when the tool is offered.
+
+Once the tools have answered it writes the reply from their JSON outputs, as
+readable key/value text for a tool it has no format for. It passes on what the
+instructions say about teams that are unavailable. Anything else gets a list
+of the tools it was given. It produces real tool calls through the same agent
+loop a hosted model would, so the whole mesh runs and is tested without a
+provider.
 """
 
 from __future__ import annotations
@@ -64,13 +72,17 @@ class OfflineModel(Model):
         last_user = max((i for i, item in enumerate(items) if _role(item) == "user"), default=-1)
         since = items[last_user + 1 :]
         outputs = [item for item in since if _type(item) == "function_call_output"]
+        notes = _unavailable_notes(system_instructions)
         if outputs:
             calls = {item["call_id"]: item for item in since if _type(item) == "function_call"}
             text = "\n".join(_describe(calls.get(o["call_id"]), o) for o in outputs)
-            return _response([_message(text)], items)
+            return _response([_message(_with_notes(text, notes))], items)
         user_text = _text(items[last_user]) if last_user >= 0 else ""
         available = {getattr(tool, "name", "") for tool in tools}
-        planned = [call for call in plan(user_text) if call[0] in available]
+        named = named_call(user_text, tools)
+        if isinstance(named, str):
+            return _response([_message(named)], items)
+        planned = [named] if named else [c for c in plan(user_text) if c[0] in available]
         if planned:
             return _response(
                 [
@@ -92,10 +104,95 @@ class OfflineModel(Model):
                 listed = "\n".join(f"{n}. {q}" for n, q in enumerate(earlier, 1))
                 return _response([_message(f"So far you asked:\n{listed}")], items)
             return _response([_message("This is your first message in this session.")], items)
-        return _response([_message(_help(tools))], items)
+        return _response([_message(_with_notes(_help(tools), notes))], items)
 
     def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[TResponseStreamEvent]:
         raise NotImplementedError("the offline model does not stream")
+
+
+_UNAVAILABLE = re.compile(r"Unavailable right now: (.+?)\. Their tools", re.DOTALL)
+
+
+def _unavailable_notes(instructions: str | None) -> str:
+    match = _UNAVAILABLE.search(instructions or "")
+    if not match:
+        return ""
+    teams = " ".join(match.group(1).split())
+    return f"Unavailable right now, so I could not use their tools: {teams}. Try again later."
+
+
+def _with_notes(text: str, notes: str) -> str:
+    return f"{text}\n{notes}" if notes else text
+
+
+_KEY_VALUE = re.compile(r"""([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|'[^']*'|\S+)""")
+
+
+def named_call(text: str, tools: list[Tool]) -> tuple[str, dict[str, Any]] | str | None:
+    """A call of a tool named at the start of ``text``, with its arguments.
+
+    Returns the call, or a message saying what is wrong with the arguments,
+    or None when the text does not start with a tool's name.
+    """
+    words = text.strip().split(None, 1)
+    if not words:
+        return None
+    by_name = {getattr(tool, "name", ""): tool for tool in tools}
+    tool = by_name.get(words[0])
+    if tool is None:
+        return None
+    rest = words[1].strip() if len(words) > 1 else ""
+    schema = getattr(tool, "params_json_schema", {}) or {}
+    properties: dict[str, Any] = schema.get("properties", {})
+    if rest.startswith("{"):
+        try:
+            args = json.loads(rest)
+        except json.JSONDecodeError as err:
+            return f"The arguments of {words[0]} are not valid JSON ({err.msg}). {_usage(words[0], properties)}"
+        if not isinstance(args, dict):
+            return (
+                f"The arguments of {words[0]} must be a JSON object. {_usage(words[0], properties)}"
+            )
+        return words[0], args
+    pairs = list(_KEY_VALUE.finditer(rest))
+    leftover = _KEY_VALUE.sub("", rest).strip()
+    if leftover:
+        if not pairs and not properties:
+            return None  # e.g. "get_ip please" is a question, not a call
+        return f"I did not understand {leftover!r}. {_usage(words[0], properties)}"
+    args = {}
+    for pair in pairs:
+        key, raw = pair.group(1), pair.group(2)
+        args[key] = _typed(raw, properties.get(key, {}))
+    return words[0], args
+
+
+def _usage(name: str, properties: dict[str, Any]) -> str:
+    example = " ".join(f"{key}=..." for key in properties)
+    return f"Call it as: {name} {example}".rstrip() + " (or with a JSON object)."
+
+
+def _typed(raw: str, schema: dict[str, Any]) -> Any:
+    """``raw`` as the type the tool's schema gives the argument."""
+    if raw[:1] in "\"'" and raw[-1:] == raw[:1] and len(raw) >= 2:
+        return raw[1:-1] if raw[0] == "'" else json.loads(raw)
+    types = {schema.get("type")} | {v.get("type") for v in schema.get("anyOf", [])}
+    if "null" in types and raw == "null":
+        return None
+    for kind, convert in (("integer", int), ("number", float)):
+        if kind in types:
+            try:
+                return convert(raw)
+            except ValueError:
+                pass
+    if "boolean" in types and raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    if types & {"array", "object"}:
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            pass
+    return raw
 
 
 def plan(text: str) -> list[tuple[str, dict[str, Any]]]:
@@ -266,7 +363,16 @@ def _describe(call: dict[str, Any] | None, output_item: dict[str, Any]) -> str:
     try:
         return _FORMATS[name](out)
     except (KeyError, TypeError, ValueError):
-        return f"{name}: {json.dumps(out)}"
+        return key_values(name, out)
+
+
+def key_values(name: str, out: dict[str, Any]) -> str:
+    """A result the model has no format for, as readable ``key: value`` lines."""
+    lines = [f"{name}:"]
+    for key, value in out.items():
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        lines.append(f"- {key.replace('_', ' ')}: {shown}")
+    return "\n".join(lines)
 
 
 def _money(value: float) -> str:
@@ -319,10 +425,10 @@ def _help(tools: list[Tool]) -> str:
         first = description.split(". ")[0].rstrip(".")
         lines.append(f"- {getattr(tool, 'name', '?')}: {first}")
     lines.append(
-        'Try: "What is 15 * 23?", "Weather in Paris", "What is my IP address?", '
-        '"Jira metrics for project OPS", "Stock price of AAPL", '
-        '"ROI on 10000 at 5% for 10 years", "File an expense of 45 EUR for a taxi", '
-        '"Create a ticket in OPS: printer is broken". Set LLM_MODEL to use a real model.'
+        "Call any tool by name with its arguments, e.g. "
+        '"calculator expression=2*(3+4)" or \'weather {"city": "Paris"}\'. '
+        'I also understand questions such as "What is 15 * 23?" or "Weather in Paris" '
+        "for the tools above. Set LLM_MODEL to use a real model."
     )
     return "\n".join(lines)
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import nexusrpc
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.approval import ApprovalPolicy
+from meshkit.toolkit.catalog import ToolCatalog
+from meshkit.toolkit.policy import ApprovalPolicy, ToolPolicy
 
 
 class StockPriceRequest(BaseModel):
@@ -79,14 +80,23 @@ class Expense(BaseModel):
 
 @nexusrpc.service(name="FinanceService")
 class FinanceService:
+    catalog: nexusrpc.Operation[None, ToolCatalog]
     stock_price: nexusrpc.Operation[StockPriceRequest, StockPrice]
     calculate_roi: nexusrpc.Operation[RoiRequest, RoiResult]
     submit_expense: nexusrpc.Operation[SubmitExpenseRequest, Expense]
 
 
-APPROVALS: dict[str, ApprovalPolicy] = {
-    "submit_expense": ApprovalPolicy(
-        above=100, field="amount", reason="Finance approves claims above 100 before filing them."
+POLICIES: dict[str, ToolPolicy] = {
+    "calculate_roi": ToolPolicy(timeout_s=20),
+    "stock_price": ToolPolicy(timeout_s=120),
+    "submit_expense": ToolPolicy(
+        approval=ApprovalPolicy(
+            above=100,
+            field="amount",
+            reason="Finance approves claims above 100 before filing them.",
+        ),
+        timeout_s=300,
     ),
 }
-"""The Finance team's approval policy, by operation name; operations not listed need none."""
+"""The Finance team's rules per operation: approvals and timeouts. The team's
+worker enforces the approvals itself; callers read them from the catalog."""

@@ -15,9 +15,9 @@ import httpx
 from pydantic import BaseModel, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from meshkit.toolkit.http import raise_for_backend, raise_for_transport
+from meshkit.toolkit.store import IdempotentStore, state_dir
 from services.finance.contract import Expense, SubmitExpenseRequest
-from services.http_errors import raise_for_backend, raise_for_transport
-from services.records import IdempotentStore, state_dir
 
 DEMO_SOURCE = "local demo store (set EXPENSES_URL for a real expenses API)"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 import re
 
-import nexusrpc
 from nexusrpc.handler import StartOperationContext, service_handler, sync_operation
 from temporalio import nexus
 
+from meshkit.toolkit import TeamServiceHandler, bad_request, normalize_text
 from services.finance.contract import (
     Expense,
     FinanceService,
@@ -25,14 +25,10 @@ TICKER = re.compile(r"^[A-Z]{1,5}(\.[A-Z]{1,2})?$")
 MAX_PRINCIPAL = 1e15
 
 
-def _bad_request(message: str) -> nexusrpc.HandlerError:
-    return nexusrpc.HandlerError(message, type=nexusrpc.HandlerErrorType.BAD_REQUEST)
-
-
 def validate_ticker(ticker: str) -> str:
     symbol = ticker.strip().upper().removeprefix("$")
     if not TICKER.match(symbol):
-        raise _bad_request(
+        raise bad_request(
             f"invalid ticker {ticker!r}: expected 1-5 letters with an optional class suffix, "
             "e.g. AAPL or BRK.B"
         )
@@ -42,18 +38,18 @@ def validate_ticker(ticker: str) -> str:
 def validate_roi(request: RoiRequest) -> RoiRequest:
     values = (request.principal, request.annual_rate, request.years)
     if not all(math.isfinite(v) for v in values):
-        raise _bad_request("principal, annual_rate and years must be finite numbers")
+        raise bad_request("principal, annual_rate and years must be finite numbers")
     if not 0 < request.principal <= MAX_PRINCIPAL:
-        raise _bad_request(
+        raise bad_request(
             f"principal must be greater than 0 and at most {MAX_PRINCIPAL:.0e}, "
             f"got {request.principal}"
         )
     if not -100 < request.annual_rate <= 1000:
-        raise _bad_request(
+        raise bad_request(
             f"annual_rate is a percentage between -100 and 1000, got {request.annual_rate}"
         )
     if not 0 < request.years <= 200:
-        raise _bad_request(f"years must be greater than 0 and at most 200, got {request.years}")
+        raise bad_request(f"years must be greater than 0 and at most 200, got {request.years}")
     return request
 
 
@@ -63,27 +59,24 @@ MAX_EXPENSE = 100_000
 
 def validate_expense(request: SubmitExpenseRequest) -> SubmitExpenseRequest:
     if not math.isfinite(request.amount) or not 0 < request.amount <= MAX_EXPENSE:
-        raise _bad_request(
+        raise bad_request(
             f"amount must be greater than 0 and at most {MAX_EXPENSE}, got {request.amount}"
         )
     if round(request.amount, 2) != request.amount:
-        raise _bad_request(f"amount has more than 2 decimal places: {request.amount}")
+        raise bad_request(f"amount has more than 2 decimal places: {request.amount}")
     currency = request.currency.strip().upper()
     if not CURRENCY.match(currency):
-        raise _bad_request(
+        raise bad_request(
             f"currency must be a 3-letter ISO code such as USD, got {request.currency!r}"
         )
-    description = " ".join(request.description.split())
+    description = normalize_text(request.description)
     if not 3 <= len(description) <= 500:
-        raise _bad_request("description must be 3-500 characters")
+        raise bad_request("description must be 3-500 characters")
     return SubmitExpenseRequest(amount=request.amount, currency=currency, description=description)
 
 
 @service_handler(service=FinanceService)
-class FinanceServiceHandler:
-    def __init__(self, task_queue: str) -> None:
-        self._task_queue = task_queue
-
+class FinanceServiceHandler(TeamServiceHandler):
     @nexus.workflow_run_operation
     async def stock_price(
         self, ctx: nexus.WorkflowRunOperationContext, input: StockPriceRequest
@@ -95,7 +88,7 @@ class FinanceServiceHandler:
             StockPriceWorkflow.run,
             request,
             id=f"stock-price-{request.ticker}-{ctx.request_id}",
-            task_queue=self._task_queue,
+            task_queue=self.team.task_queue,
         )
 
     @sync_operation
@@ -113,5 +106,5 @@ class FinanceServiceHandler:
             SubmitExpenseWorkflow.run,
             request,
             id=f"submit-expense-{ctx.request_id}",
-            task_queue=self._task_queue,
+            task_queue=self.team.task_queue,
         )

@@ -16,8 +16,8 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.exceptions import ApplicationError
 
+from meshkit.toolkit.http import raise_for_backend, raise_for_transport
 from services.finance.contract import StockPrice
-from services.http_errors import raise_for_backend, raise_for_transport
 
 DEMO_SOURCE = "demo data (set MARKET_DATA_URL for real quotes)"
 

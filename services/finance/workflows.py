@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import activity, workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from meshkit.toolkit.errors import backend_retry
     from services.finance.contract import (
         Expense,
         StockPrice,
@@ -19,16 +19,8 @@ with workflow.unsafe.imports_passed_through():
 
 
 # Outages (timeouts, 429, 5xx) are retried with backoff; refusals are final.
-BACKEND_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    maximum_interval=timedelta(seconds=10),
-    non_retryable_error_types=["BackendUnauthorized", "BackendRefused"],
-)
-QUOTE_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    maximum_interval=timedelta(seconds=10),
-    non_retryable_error_types=["BackendUnauthorized", "BackendRefused", "UnknownTicker"],
-)
+BACKEND_RETRY = backend_retry()
+QUOTE_RETRY = backend_retry("UnknownTicker")
 
 
 class MarketActivities:

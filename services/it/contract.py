@@ -10,7 +10,8 @@ from __future__ import annotations
 import nexusrpc
 from pydantic import BaseModel, Field
 
-from services.approval import ApprovalPolicy
+from meshkit.toolkit.catalog import ToolCatalog
+from meshkit.toolkit.policy import ApprovalPolicy, ToolPolicy
 
 
 class JiraMetricsRequest(BaseModel):
@@ -57,12 +58,19 @@ class Ticket(BaseModel):
 
 @nexusrpc.service(name="ItService")
 class ItService:
+    catalog: nexusrpc.Operation[None, ToolCatalog]
     jira_metrics: nexusrpc.Operation[JiraMetricsRequest, JiraMetrics]
     get_ip: nexusrpc.Operation[None, HostAddresses]
     create_ticket: nexusrpc.Operation[CreateTicketRequest, Ticket]
 
 
-APPROVALS: dict[str, ApprovalPolicy] = {
-    "create_ticket": ApprovalPolicy(always=True, reason="Tickets notify people and cost time."),
+POLICIES: dict[str, ToolPolicy] = {
+    "get_ip": ToolPolicy(timeout_s=20),
+    "jira_metrics": ToolPolicy(timeout_s=120),
+    "create_ticket": ToolPolicy(
+        approval=ApprovalPolicy(always=True, reason="Tickets notify people and cost time."),
+        timeout_s=300,
+    ),
 }
-"""The IT team's approval policy, by operation name; operations not listed need none."""
+"""The IT team's rules per operation: approvals and timeouts. The team's worker
+enforces the approvals itself; callers read them from the catalog."""

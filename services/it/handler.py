@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-import nexusrpc
 from nexusrpc.handler import StartOperationContext, service_handler, sync_operation
 from temporalio import nexus
 
+from meshkit.toolkit import TeamServiceHandler, bad_request, normalize_text, require
 from services.it.contract import (
     CreateTicketRequest,
     HostAddresses,
@@ -25,30 +25,21 @@ PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9]{1,9}$")
 def validate_project(project: str) -> str:
     key = project.strip().upper()
     if not PROJECT_KEY.match(key):
-        raise nexusrpc.HandlerError(
+        raise bad_request(
             f"invalid Jira project key {project!r}: expected 2-10 capital letters or digits "
-            "starting with a letter, e.g. OPS",
-            type=nexusrpc.HandlerErrorType.BAD_REQUEST,
+            "starting with a letter, e.g. OPS"
         )
     return key
 
 
 def validate_ticket(request: CreateTicketRequest) -> CreateTicketRequest:
-    summary = " ".join(request.summary.split())
-    if not summary:
-        raise nexusrpc.HandlerError(
-            "a ticket needs a summary", type=nexusrpc.HandlerErrorType.BAD_REQUEST
-        )
-    if len(summary) > 200:
-        raise nexusrpc.HandlerError(
-            f"the summary has {len(summary)} characters; the limit is 200",
-            type=nexusrpc.HandlerErrorType.BAD_REQUEST,
-        )
-    if len(request.description) > 5000:
-        raise nexusrpc.HandlerError(
-            f"the description has {len(request.description)} characters; the limit is 5000",
-            type=nexusrpc.HandlerErrorType.BAD_REQUEST,
-        )
+    summary = normalize_text(request.summary)
+    require(bool(summary), "a ticket needs a summary")
+    require(len(summary) <= 200, f"the summary has {len(summary)} characters; the limit is 200")
+    require(
+        len(request.description) <= 5000,
+        f"the description has {len(request.description)} characters; the limit is 5000",
+    )
     return CreateTicketRequest(
         project=validate_project(request.project),
         summary=summary,
@@ -57,10 +48,7 @@ def validate_ticket(request: CreateTicketRequest) -> CreateTicketRequest:
 
 
 @service_handler(service=ItService)
-class ItServiceHandler:
-    def __init__(self, task_queue: str) -> None:
-        self._task_queue = task_queue
-
+class ItServiceHandler(TeamServiceHandler):
     @nexus.workflow_run_operation
     async def jira_metrics(
         self, ctx: nexus.WorkflowRunOperationContext, input: JiraMetricsRequest
@@ -72,7 +60,7 @@ class ItServiceHandler:
             JiraMetricsWorkflow.run,
             request,
             id=f"jira-metrics-{request.project}-{ctx.request_id}",
-            task_queue=self._task_queue,
+            task_queue=self.team.task_queue,
         )
 
     @sync_operation
@@ -90,5 +78,5 @@ class ItServiceHandler:
             CreateTicketWorkflow.run,
             request,
             id=f"create-ticket-{request.project}-{ctx.request_id}",
-            task_queue=self._task_queue,
+            task_queue=self.team.task_queue,
         )

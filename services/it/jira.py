@@ -20,7 +20,7 @@ import httpx
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.http_errors import raise_for_backend, raise_for_transport
+from meshkit.toolkit.http import raise_for_backend, raise_for_transport
 from services.it.contract import JiraMetrics
 
 DEMO_SOURCE = "demo data (set JIRA_URL for a real Jira)"

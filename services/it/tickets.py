@@ -17,10 +17,10 @@ import httpx
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.http_errors import raise_for_backend, raise_for_transport
+from meshkit.toolkit.http import raise_for_backend, raise_for_transport
+from meshkit.toolkit.store import IdempotentStore, state_dir
 from services.it.contract import CreateTicketRequest, Ticket
 from services.it.jira import JiraSettings, auth_and_headers
-from services.records import IdempotentStore, state_dir
 
 DEMO_SOURCE = "local demo store (set JIRA_URL for a real Jira)"
 

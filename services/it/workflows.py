@@ -5,20 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import activity, workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from meshkit.toolkit.errors import backend_retry
     from services.it.contract import CreateTicketRequest, JiraMetrics, JiraMetricsRequest, Ticket
     from services.it.jira import JiraSettings, fetch_metrics
     from services.it.tickets import TicketOrder, TicketSettings, create_ticket
 
 
 # Outages (timeouts, 429, 5xx) are retried with backoff; refusals are final.
-BACKEND_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    maximum_interval=timedelta(seconds=10),
-    non_retryable_error_types=["BackendUnauthorized", "BackendRefused"],
-)
+BACKEND_RETRY = backend_retry()
 
 
 class JiraActivities:

@@ -1,4 +1,4 @@
-"""Running a worker until it is told to stop."""
+"""Running a worker process: logging, until it is told to stop, and leaving cleanly."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from temporalio.worker import Worker
@@ -62,15 +62,16 @@ def exit_now(code: int) -> None:
     os._exit(code)
 
 
-def cli_main(name: str, main: Coroutine[Any, Any, None]) -> None:
-    """Entry point of a worker process: run ``main``; a start-up failure the
-    user can fix (bad mesh file, unreachable server, missing namespace) is one
-    clear log line and exit status 1, not a traceback."""
-    from workers.mesh import MeshError  # here to keep this module import-light
+def cli_main(name: str, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Entry point of a worker process: run ``main()``; a start-up failure the
+    user can fix (bad mesh file, unreachable server, missing namespace, a team
+    that is not in the mesh file) is one clear log line and exit status 1, not
+    a traceback."""
+    from meshkit.mesh import MeshError  # here to keep this module import-light
 
     code = 0
     try:
-        asyncio.run(main)
+        asyncio.run(main())
     except MeshError as err:
         log.error("%s worker cannot start: %s", name, err)
         code = 1

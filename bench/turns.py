@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 
 from temporalio.client import Client, WorkflowHandle
 
-from orchestrator.bench.config import BenchConfig
-from orchestrator.bench.cpu import CpuMeter, spent
-from orchestrator.bench.stats import Summary, percentile, timed
+from bench.config import BenchConfig
+from bench.cpu import CpuMeter, spent
+from bench.stats import Summary, percentile, timed
+from meshkit.mesh import Mesh
 from orchestrator.session_client import open_session
 from orchestrator.session_types import ChatReply, ChatRequest
-from workers.mesh import Mesh
 
 
 @dataclass(frozen=True)

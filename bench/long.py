@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
-from orchestrator.bench.config import BenchConfig
-from orchestrator.bench.turns import BY_NAME, TurnResults, end_session, new_session_id, one_turn
+from bench.config import BenchConfig
+from bench.turns import BY_NAME, TurnResults, end_session, new_session_id, one_turn
+from meshkit.mesh import Mesh
 from orchestrator.session_client import open_session, session_workflow_id
-from workers.mesh import Mesh
 
 CHEAP = (BY_NAME["local_tool"], BY_NAME["no_tool"])
 """Alternated: the cheapest tool turn and the no-tool turn."""

@@ -20,13 +20,13 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
-from orchestrator.bench.config import BenchConfig
-from orchestrator.bench.cpu import CpuMeter, spent
-from orchestrator.bench.floor_handler import BenchServiceHandler
-from orchestrator.bench.floor_workflows import BenchEchoWorkflow, FloorWorkflow, noop
-from orchestrator.bench.stats import Summary, timed
-from workers.mesh import Mesh, NamespaceConfig, connect
-from workers.setup import ensure_endpoint
+from bench.config import BenchConfig
+from bench.cpu import CpuMeter, spent
+from bench.floor_handler import BenchServiceHandler
+from bench.floor_workflows import BenchEchoWorkflow, FloorWorkflow, noop
+from bench.stats import Summary, timed
+from meshkit.mesh import Mesh, NamespaceConfig, connect
+from meshkit.setup import ensure_endpoint
 
 FLOORS = ("update", "activity", "nexus_sync", "nexus_workflow")
 """Floor names, each the name of the Update of FloorWorkflow that measures it."""

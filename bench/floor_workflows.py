@@ -14,7 +14,7 @@ from typing import Any
 from temporalio import activity, workflow
 
 with workflow.unsafe.imports_passed_through():
-    from orchestrator.bench.floor_contract import BenchService
+    from bench.floor_contract import BenchService
 
 
 @activity.defn(name="bench_noop")

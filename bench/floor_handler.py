@@ -6,8 +6,8 @@ from __future__ import annotations
 from nexusrpc.handler import StartOperationContext, service_handler, sync_operation
 from temporalio import nexus
 
-from orchestrator.bench.floor_contract import BenchService
-from orchestrator.bench.floor_workflows import BenchEchoWorkflow
+from bench.floor_contract import BenchService
+from bench.floor_workflows import BenchEchoWorkflow
 
 
 @service_handler(service=BenchService)

@@ -1,7 +1,6 @@
 """The mesh file: namespaces, task queues and Nexus endpoints, declared once.
 
-Every process of the mesh (the three workers, the setup command, the chat
-client) reads the same ``mesh.toml`` through :func:`load_mesh`, and connects to
+Every process of the mesh (the workers, the setup command, the chat client) reads the same ``mesh.toml`` through :func:`load_mesh`, and connects to
 a namespace through :func:`connect`, which takes the address, API key and TLS
 settings from Temporal's environment configuration.
 """
@@ -18,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
-from temporalio.client import Client, Plugin
+from temporalio.client import Client, Interceptor, Plugin
 from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfigProfile
 from temporalio.service import RPCError, RPCStatusCode
@@ -58,6 +57,23 @@ class NamespaceConfig(_Strict):
 class TeamConfig(NamespaceConfig):
     service: str = Field(description="Name of the team's Nexus service (its contract).")
     endpoint: str = Field(description="Nexus endpoint routing to the team's task queue.")
+    package: str | None = Field(
+        default=None,
+        description="Python package of the team's code, holding a `team` module with "
+        "`register()`; unset means `services.<team>`.",
+    )
+    callers: list[str] | None = Field(
+        default=None,
+        description="Namespaces whose workflows may call this team; unset means the "
+        "orchestrator's namespace only.",
+    )
+
+    @field_validator("package")
+    @classmethod
+    def _package_name(cls, value: str | None) -> str | None:
+        if value is not None and not all(part.isidentifier() for part in value.split(".")):
+            raise ValueError(f"invalid Python package name {value!r}")
+        return value
 
     @field_validator("endpoint")
     @classmethod
@@ -88,9 +104,14 @@ class Mesh(_Strict):
             known = ", ".join(sorted(self.teams)) or "none"
             raise MeshError(f"team {name!r} is not in the mesh file (teams: {known})") from None
 
-    def endpoints(self) -> dict[str, str]:
-        """Nexus endpoint per team, as the orchestrator's session needs them."""
-        return {name: team.endpoint for name, team in self.teams.items()}
+    def team_package(self, name: str) -> str:
+        """The Python package holding a team's code."""
+        return self.team(name).package or f"services.{name}"
+
+    def team_callers(self, name: str) -> list[str]:
+        """Namespaces a team accepts calls from."""
+        callers = self.team(name).callers
+        return list(callers) if callers is not None else [self.orchestrator.namespace]
 
     def isolated(self, suffix: str, address: str | None = None) -> Mesh:
         """The same namespaces with every task queue and endpoint suffixed, so a
@@ -179,6 +200,7 @@ async def connect(
     *,
     plugins: Sequence[Plugin] = (),
     data_converter: DataConverter | None = None,
+    interceptors: Sequence[Interceptor] = (),
     require_namespace: bool = False,
 ) -> Client:
     """Connect to one namespace of the mesh.
@@ -188,7 +210,7 @@ async def connect(
     polls, and then fails.
     """
     config = connect_config(mesh, target)
-    kwargs: dict[str, Any] = {"plugins": list(plugins)}
+    kwargs: dict[str, Any] = {"plugins": list(plugins), "interceptors": list(interceptors)}
     if data_converter is not None:
         kwargs["data_converter"] = data_converter
     try:

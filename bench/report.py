@@ -11,12 +11,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.bench.config import BenchConfig
-from orchestrator.bench.floor import FloorResult
-from orchestrator.bench.long import LongResult
-from orchestrator.bench.processes import WorkerProcess
-from orchestrator.bench.stats import Summary
-from orchestrator.bench.turns import BY_NAME, LevelResult, TurnResults, composed_floor, ratio
+from bench.config import BenchConfig
+from bench.floor import FloorResult
+from bench.long import LongResult
+from bench.processes import WorkerProcess
+from bench.stats import Summary
+from bench.turns import BY_NAME, LevelResult, TurnResults, composed_floor, ratio
 
 MB = 1024 * 1024
 MAX_LISTED_ERRORS = 20

@@ -18,22 +18,22 @@ from typing import Any
 
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from orchestrator.bench.config import BenchConfig
-from orchestrator.bench.cpu import CpuMeter
-from orchestrator.bench.floor import measure_floors
-from orchestrator.bench.long import long_conversation
-from orchestrator.bench.processes import WorkerProcess, sample_memory, start_workers, stop_all
-from orchestrator.bench.report import figures
-from orchestrator.bench.server import (
+from bench.config import BenchConfig
+from bench.cpu import CpuMeter
+from bench.floor import measure_floors
+from bench.long import long_conversation
+from bench.processes import WorkerProcess, sample_memory, start_workers, stop_all
+from bench.report import figures
+from bench.server import (
     DevServer,
     isolated_env,
     start_server,
     wait_for_server,
     write_mesh,
 )
-from orchestrator.bench.turns import KINDS, measure_kind, sweep_level
-from workers.mesh import connect, load_mesh
-from workers.setup import setup_mesh
+from bench.turns import KINDS, measure_kind, sweep_level
+from meshkit.mesh import connect, load_mesh
+from meshkit.setup import setup_mesh
 
 Progress = Callable[[str], None]
 
@@ -41,7 +41,7 @@ Progress = Callable[[str], None]
 async def run_bench(
     config: BenchConfig, progress: Progress, keep_logs: bool = False
 ) -> dict[str, Any]:
-    """Run every phase and return the figures (see orchestrator.bench.report.figures)."""
+    """Run every phase and return the figures (see bench.report.figures)."""
     workdir = Path(tempfile.mkdtemp(prefix="mesh-bench-"))
     server: DevServer | None = None
     workers: list[WorkerProcess] = []
@@ -66,7 +66,7 @@ async def run_bench(
         await setup_mesh(mesh)
 
         progress("starting workers (one at a time)")
-        await start_workers(env, workdir, workers)
+        await start_workers(mesh, env, workdir, workers)
         sampler = asyncio.create_task(sample_memory(workers))
         client = await connect(mesh, mesh.orchestrator, data_converter=pydantic_data_converter)
         meter = CpuMeter.of(server.process.pid, {w.name: w.process.pid for w in workers})

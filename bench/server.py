@@ -9,18 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import socket
-import subprocess
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from workers.dev_server import dynamic_config_args
-from workers.mesh import DEFAULT_MESH_FILE, Mesh, connect, load_mesh
-
-NAMESPACES = ("orchestrator", "it", "finance")
+from meshkit.dev_server import DevServer, start_dev_server
+from meshkit.mesh import DEFAULT_MESH_FILE, Mesh, connect, load_mesh
 
 # Environment that would point a process at another cluster or a real backend.
 FOREIGN_ENV = (
@@ -41,27 +35,6 @@ FOREIGN_ENV = (
 )
 
 
-def temporal_cli() -> str:
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    for candidate in (
-        os.environ.get("TEMPORAL_CLI"),
-        str(cache / "nexus-tool-mesh" / "bin" / "temporal"),
-        shutil.which("temporal"),
-    ):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    raise RuntimeError(
-        "Temporal CLI not found: run scripts/bench (it builds it) or set TEMPORAL_CLI"
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def isolated_env(mesh_file: Path) -> dict[str, str]:
     """Environment for every bench process: this run's mesh, the offline
     model, demo backends, and no way to reach a hosted model by accident."""
@@ -80,42 +53,13 @@ def isolated_env(mesh_file: Path) -> dict[str, str]:
     return env
 
 
-@dataclass
-class DevServer:
-    process: subprocess.Popen[bytes]
-    address: str
-    log: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
 def start_server(workdir: Path, dynamic_config: Sequence[str] = ()) -> DevServer:
-    """Start the dev server with the mesh's dev-server settings
-    (``workers.dev_server``); ``dynamic_config`` adds or overrides ``KEY=VALUE``
-    settings of the server's dynamic config, to see how one changes the figures."""
-    port = free_port()
-    log = workdir / "server.log"
-    args = [
-        temporal_cli(), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
-        "--port", str(port), "--http-port", str(free_port()), "--metrics-port", str(free_port()),
-        "--log-level", "error", *dynamic_config_args(tuple(dynamic_config)),
-    ]  # fmt: skip
-    for namespace in NAMESPACES:
-        args += ["--namespace", namespace]
-    with log.open("w") as out:
-        # Its own session: a Ctrl-C in the terminal reaches the bench, which
-        # then stops the server after the workers, not all at once.
-        process = subprocess.Popen(
-            args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    return DevServer(process, f"127.0.0.1:{port}", log)
+    """The dev server with the mesh's settings (``meshkit.dev_server``), on free
+    ports; ``dynamic_config`` adds or overrides ``KEY=VALUE`` settings of the
+    server's dynamic config, to see how one changes the figures."""
+    return start_dev_server(
+        workdir / "server.log", namespaces=namespaces(), dynamic_config=dynamic_config
+    )
 
 
 def write_mesh(workdir: Path, address: str) -> Path:
@@ -124,6 +68,11 @@ def write_mesh(workdir: Path, address: str) -> Path:
     path = workdir / "mesh.toml"
     path.write_text(load_mesh(DEFAULT_MESH_FILE).isolated(uuid.uuid4().hex[:6], address).to_toml())
     return path
+
+
+def namespaces() -> list[str]:
+    mesh = load_mesh(DEFAULT_MESH_FILE)
+    return [mesh.orchestrator.namespace, *(team.namespace for team in mesh.teams.values())]
 
 
 async def wait_for_server(mesh: Mesh, server: DevServer, timeout_s: float = 60) -> None:

@@ -15,10 +15,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from orchestrator.bench.config import BenchConfig, Mode, make_config
-from orchestrator.bench.report import render
-from orchestrator.bench.runner import run_bench
-from workers._run import exit_now
+from bench.config import BenchConfig, Mode, make_config
+from bench.report import render
+from bench.runner import run_bench
+from meshkit.runtime import exit_now
 
 out = Console(highlight=False)
 if not out.is_terminal:
@@ -114,7 +114,7 @@ def main(
         # reported at once, and one removed from the virtualenv meanwhile (a
         # `uv sync --no-dev` elsewhere) no longer matters.
         try:
-            from orchestrator.bench.plot import plot_concurrency
+            from bench.plot import plot_concurrency
         except ImportError as error:
             raise typer.BadParameter(
                 f"--plot needs matplotlib, a dev dependency ({error}): run scripts/bench, "

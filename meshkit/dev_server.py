@@ -1,0 +1,178 @@
+"""The Temporal dev server (`temporal server start-dev`) as scripts/demo, the
+tests and the benchmark start it: one helper, one set of settings.
+
+Command line (used by scripts/demo)::
+
+    python -m meshkit.dev_server --port 7233 --db-filename F --log F --pidfile F
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+DYNAMIC_CONFIG = (
+    # New Nexus endpoints are visible at once instead of after a refresh.
+    'system.refreshNexusEndpointsMinWait="0s"',
+    # The dev server has one history shard, and each shard reads its task
+    # queues at most 20 times a second by default: past a small burst every
+    # activity, Nexus call and workflow task waits for the next 50 ms tick, and
+    # a tool turn takes ~300 ms instead of ~70 ms (measured by scripts/bench).
+    # A production cluster spreads this over many shards.
+    "history.transferProcessorMaxPollRPS=1000",
+    "history.outboundProcessorMaxPollRPS=1000",
+)
+
+
+def dynamic_config_args(extra: Sequence[str] = ()) -> list[str]:
+    args: list[str] = []
+    for setting in (*DYNAMIC_CONFIG, *extra):
+        args += ["--dynamic-config-value", setting]
+    return args
+
+
+def temporal_cli() -> str:
+    """The Temporal CLI that scripts/install builds (``TEMPORAL_CLI`` overrides)."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    for candidate in (
+        os.environ.get("TEMPORAL_CLI"),
+        str(cache / "nexus-tool-mesh" / "bin" / "temporal"),
+        shutil.which("temporal"),
+    ):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    raise RuntimeError(
+        "Temporal CLI not found: run scripts/install (it builds it) or set TEMPORAL_CLI"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class DevServer:
+    process: subprocess.Popen[bytes]
+    address: str
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait_healthy(self, timeout_s: float = 60) -> None:
+        """Wait until the server answers a health check."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the dev server exited; see {self.log}")
+            done = subprocess.run(
+                [temporal_cli(), "operator", "cluster", "health", "--address", self.address],
+                capture_output=True,
+                check=False,
+            )
+            if done.returncode == 0:
+                return
+            time.sleep(0.25)
+        raise RuntimeError(
+            f"the dev server did not become healthy in {timeout_s:.0f} s; see {self.log}"
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_dev_server(
+    log: Path,
+    *,
+    ip: str = "127.0.0.1",
+    port: int | None = None,
+    ui_port: int | None = None,
+    db_filename: Path | None = None,
+    namespaces: Sequence[str] = (),
+    dynamic_config: Sequence[str] = (),
+    log_level: str = "error",
+) -> DevServer:
+    """Start the dev server with the mesh's settings, in its own session.
+
+    Without ``ui_port`` it runs headless; without ``port`` it takes free ports
+    (tests, benchmark); without ``db_filename`` its state is in memory.
+    ``dynamic_config`` adds or overrides ``KEY=VALUE`` settings.
+    """
+    port = port or free_port()
+    args = [
+        temporal_cli(), "server", "start-dev", "--ip", ip, "--port", str(port),
+        "--http-port", str(free_port()), "--metrics-port", str(free_port()),
+        "--log-level", log_level, *dynamic_config_args(dynamic_config),
+    ]  # fmt: skip
+    args += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
+    if db_filename:
+        args += ["--db-filename", str(db_filename)]
+    for namespace in namespaces:
+        args += ["--namespace", namespace]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        # Its own session: a Ctrl-C in a terminal reaches the parent, which
+        # stops the server after its workers rather than all at once.
+        process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    return DevServer(process, f"{ip}:{port}", log)
+
+
+cli = typer.Typer(add_completion=False, help=__doc__)
+
+
+@cli.command()
+def start(
+    log: Annotated[Path, typer.Option(help="Server log (appended).")],
+    pidfile: Annotated[Path, typer.Option(help="Where to write the server's pid.")],
+    ip: str = "127.0.0.1",
+    port: int = 7233,
+    ui_port: Annotated[int, typer.Option(help="Temporal UI port; 0 for none.")] = 8233,
+    db_filename: Annotated[Path | None, typer.Option(help="SQLite file; unset: memory.")] = None,
+    timeout: float = 60,
+) -> None:
+    """Start a dev server in the background and return once it is healthy."""
+    server = start_dev_server(
+        log, ip=ip, port=port, ui_port=ui_port or None, db_filename=db_filename, log_level="warn"
+    )
+    pidfile.write_text(f"{server.pid}\n")
+    try:
+        server.wait_healthy(timeout)
+    except RuntimeError as err:
+        server.stop()
+        pidfile.unlink(missing_ok=True)
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,85 @@
+"""The generic team worker: runs any team of the mesh file from its registration.
+
+It connects to the team's namespace, builds the team's handler from its
+package's ``team.register()``, and runs it with the team's workflows and
+activities behind the team's door (caller and approval checks,
+:mod:`meshkit.toolkit.door`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from datetime import timedelta
+
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from meshkit.mesh import Mesh, MeshError, connect, load_mesh
+from meshkit.runtime import run_worker
+from meshkit.toolkit.door import TeamDoor
+from meshkit.toolkit.team import TeamContext, TeamRegistration
+
+
+def load_registration(mesh: Mesh, team: str) -> TeamRegistration:
+    """Import the team's package and call its ``team.register()``."""
+    package = mesh.team_package(team)
+    try:
+        module = importlib.import_module(f"{package}.team")
+    except ModuleNotFoundError as err:
+        raise MeshError(
+            f"team {team!r}: cannot import {package}.team ({err}); the mesh file's "
+            f"`package` must name a package with a `team` module"
+        ) from None
+    register = getattr(module, "register", None)
+    if not callable(register):
+        raise MeshError(f"team {team!r}: {package}.team has no register() function")
+    registration = register()
+    if not isinstance(registration, TeamRegistration):
+        raise MeshError(f"team {team!r}: {package}.team.register() must return a TeamRegistration")
+    return registration
+
+
+def team_context(mesh: Mesh, team: str, registration: TeamRegistration) -> TeamContext:
+    config = mesh.team(team)
+    return TeamContext(
+        name=team,
+        namespace=config.namespace,
+        task_queue=config.task_queue,
+        policies=dict(registration.policies),
+    )
+
+
+async def main(
+    mesh: Mesh,
+    team: str,
+    registration: TeamRegistration | None = None,
+    *,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run ``team``'s worker until ``stop`` is set (or SIGINT/SIGTERM when None)."""
+    config = mesh.team(team)
+    registration = registration or load_registration(mesh, team)
+    context = team_context(mesh, team, registration)
+    door = TeamDoor(team, registration.policies, mesh.team_callers(team))
+    client = await connect(
+        mesh,
+        config,
+        data_converter=pydantic_data_converter,
+        interceptors=[door],
+        require_namespace=True,
+    )
+    worker = Worker(
+        client,
+        task_queue=config.task_queue,
+        nexus_service_handlers=[registration.handler(context)],
+        workflows=list(registration.workflows),
+        activities=list(registration.activities),
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+    await run_worker(worker, team, stop)
+
+
+async def run_team(team: str) -> None:
+    """The team worker process: the mesh file from ``MESH_FILE`` or ./mesh.toml."""
+    await main(load_mesh(), team)

@@ -1,0 +1,194 @@
+"""The team's door: every Nexus call to a team's worker passes through it.
+
+Installed by the team worker on every team, so no handler can forget it:
+
+- **Callers.** The request's inbound links name the caller's namespace
+  (Temporal attaches them when a workflow calls an operation). A call whose
+  links name a namespace the team does not accept, or that carries no link
+  at all, is refused. See README, "Who may call a team", for what this does
+  and does not guarantee.
+- **Approvals.** A call whose policy needs a person's approval must carry an
+  :class:`~meshkit.toolkit.policy.ApprovalRecord` (Nexus header) for this
+  operation and these exact arguments, or it is refused with a final error.
+- **Audit.** A workflow started for an approved call keeps the record in its
+  memo, in the team's namespace, where the Temporal UI shows it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Collection, Mapping
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import nexusrpc
+from pydantic import BaseModel, ValidationError
+from temporalio import client as temporal_client
+from temporalio import worker as temporal_worker
+from temporalio.worker import (
+    ExecuteNexusOperationCancelInput,
+    ExecuteNexusOperationStartInput,
+    NexusOperationInboundInterceptor,
+)
+
+from meshkit.toolkit.catalog import CATALOG_OPERATION
+from meshkit.toolkit.policy import APPROVAL_HEADER, ApprovalRecord, ToolPolicy, arguments_digest
+
+log = logging.getLogger("meshkit.door")
+
+APPROVAL_MEMO = "approval"
+"""Memo key under which a team's workflow keeps the approval of its call."""
+
+_approval: contextvars.ContextVar[ApprovalRecord | None] = contextvars.ContextVar(
+    "mesh_approval", default=None
+)
+
+
+def caller_namespaces(links: Collection[nexusrpc.Link]) -> set[str]:
+    """Namespaces named by a request's inbound links (``temporal:///namespaces/<ns>/...``)."""
+    found = set()
+    for link in links:
+        url = urlparse(link.url)
+        parts = [unquote(p) for p in url.path.split("/") if p]
+        if url.scheme == "temporal" and len(parts) >= 2 and parts[0] == "namespaces":
+            found.add(parts[1])
+    return found
+
+
+def _refuse(message: str) -> nexusrpc.HandlerError:
+    # UNAUTHORIZED is final: the caller's Nexus machinery does not retry it.
+    return nexusrpc.HandlerError(message, type=nexusrpc.HandlerErrorType.UNAUTHORIZED)
+
+
+class TeamDoor(temporal_client.Interceptor, temporal_worker.Interceptor):
+    """Caller and approval checks for one team's worker; see the module docstring.
+
+    Give it to the team's client (``Client.connect(interceptors=[door])``):
+    the worker picks up the Nexus side from there, and the client side adds
+    the approval memo to workflows the handler starts.
+    """
+
+    def __init__(
+        self, team: str, policies: Mapping[str, ToolPolicy], callers: Collection[str]
+    ) -> None:
+        self.team = team
+        self.policies = dict(policies)
+        self.callers = frozenset(callers)
+
+    def intercept_nexus_operation(
+        self, next: NexusOperationInboundInterceptor
+    ) -> NexusOperationInboundInterceptor:
+        return _DoorInbound(next, self)
+
+    def intercept_client(
+        self, next: temporal_client.OutboundInterceptor
+    ) -> temporal_client.OutboundInterceptor:
+        return _MemoOutbound(next)
+
+    def check_caller(self, ctx: nexusrpc.handler.StartOperationContext) -> str:
+        """The caller's namespace, if the team accepts it; raises otherwise."""
+        named = caller_namespaces(ctx.inbound_links)
+        if not named:
+            raise _refuse(
+                f"team {self.team} accepts calls from workflows of namespaces "
+                f"{', '.join(sorted(self.callers))} only; this request names no caller"
+            )
+        refused = named - self.callers
+        if refused:
+            raise _refuse(
+                f"namespace {', '.join(sorted(refused))} may not call team {self.team} "
+                f"(accepted: {', '.join(sorted(self.callers))})"
+            )
+        return min(named)
+
+    def check_approval(
+        self, ctx: nexusrpc.handler.StartOperationContext, input: Any
+    ) -> ApprovalRecord | None:
+        policy = self.policies.get(ctx.operation)
+        approval = policy.approval if policy else None
+        arguments = input.model_dump(mode="json") if isinstance(input, BaseModel) else {}
+        if approval is None or not approval.requires_approval(arguments):
+            return None
+        why = f" ({approval.reason})" if approval.reason else ""
+        raw = _header(ctx.headers, APPROVAL_HEADER)
+        if raw is None:
+            raise _refuse(
+                f"{ctx.operation} needs a person's approval{why}, and this call carries no "
+                "approval record; nothing was done"
+            )
+        try:
+            record = ApprovalRecord.model_validate_json(raw)
+        except ValidationError as err:
+            raise _refuse(f"the approval record of this call is malformed: {err}") from None
+        if record.tool != ctx.operation:
+            raise _refuse(
+                f"the approval record is for {record.tool!r}, not {ctx.operation!r}; "
+                "nothing was done"
+            )
+        if record.arguments_sha256 != _digest_of(input):
+            raise _refuse(
+                f"the arguments of this {ctx.operation} call differ from the ones "
+                f"{record.approved_by} approved; nothing was done"
+            )
+        return record
+
+
+class _DoorInbound(NexusOperationInboundInterceptor):
+    def __init__(self, next: NexusOperationInboundInterceptor, door: TeamDoor) -> None:
+        super().__init__(next)
+        self._door = door
+
+    async def execute_nexus_operation_start(self, input: ExecuteNexusOperationStartInput) -> Any:
+        ctx = input.ctx
+        door = self._door
+        try:
+            caller = door.check_caller(ctx)
+            record = (
+                None
+                if ctx.operation == CATALOG_OPERATION
+                else door.check_approval(ctx, input.input)
+            )
+        except nexusrpc.HandlerError as err:
+            log.warning(
+                "refused %s.%s: %s", ctx.service, ctx.operation, err,
+                extra={"team": door.team, "operation": ctx.operation},
+            )  # fmt: skip
+            raise
+        if record is not None:
+            log.info(
+                "%s approved by %s at %s (call %s, caller %s)",
+                ctx.operation, record.approved_by, record.approved_at.isoformat(),
+                record.call_id, caller,
+            )  # fmt: skip
+        token = _approval.set(record)
+        try:
+            return await self.next.execute_nexus_operation_start(input)
+        finally:
+            _approval.reset(token)
+
+    async def execute_nexus_operation_cancel(self, input: ExecuteNexusOperationCancelInput) -> None:
+        # Cancelling what a caller started is allowed to whoever holds the token:
+        # the token is only ever handed to the caller that started it.
+        await self.next.execute_nexus_operation_cancel(input)
+
+
+class _MemoOutbound(temporal_client.OutboundInterceptor):
+    async def start_workflow(self, input: temporal_client.StartWorkflowInput) -> Any:
+        record = _approval.get()
+        if record is not None:
+            input.memo = {**(input.memo or {}), APPROVAL_MEMO: record.model_dump(mode="json")}
+        return await self.next.start_workflow(input)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def _digest_of(input: Any) -> str:
+    # exclude_unset: the fields the caller sent, as the caller hashed them.
+    sent = input.model_dump(mode="json", exclude_unset=True) if isinstance(input, BaseModel) else {}
+    return arguments_digest(sent)

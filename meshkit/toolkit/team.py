@@ -1,0 +1,65 @@
+"""How a team plugs into the mesh: its registration, and the base of its handler.
+
+A team's package ``services/<team>/`` has a module ``team`` with a function
+``register() -> TeamRegistration``. The generic team worker
+(``python -m workers.team <team>``) imports it, builds the handler, and runs
+it with the team's workflows and activities behind the team's door.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from nexusrpc.handler import StartOperationContext, sync_operation
+
+from meshkit.toolkit.catalog import ToolCatalog, build_catalog
+from meshkit.toolkit.policy import ToolPolicy
+
+
+@dataclass(frozen=True)
+class TeamContext:
+    """Where a team's worker runs, as the mesh file says."""
+
+    name: str
+    namespace: str
+    task_queue: str
+    policies: Mapping[str, ToolPolicy] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TeamRegistration:
+    """Everything the team worker needs to run one team."""
+
+    handler: Callable[[TeamContext], Any]
+    """Builds the team's ``@service_handler`` instance (a :class:`TeamServiceHandler`)."""
+    policies: Mapping[str, ToolPolicy]
+    """The team's rules per operation, declared beside its contract."""
+    workflows: Sequence[type] = ()
+    activities: Sequence[Callable[..., Any]] = ()
+
+
+class TeamServiceHandler:
+    """Base of every team's service handler: it serves the team's catalog.
+
+    The contract declares ``catalog: nexusrpc.Operation[None, ToolCatalog]``;
+    this class implements it from the handler's own operations and the
+    team's policies, so the catalog never drifts from the code.
+    """
+
+    def __init__(self, team: TeamContext) -> None:
+        self.team = team
+        self._catalog: ToolCatalog | None = None
+
+    @sync_operation
+    async def catalog(self, ctx: StartOperationContext, input: None) -> ToolCatalog:
+        """The tools this team offers: names, schemas, kinds, approval policies, timeouts."""
+        if self._catalog is None:
+            self._catalog = build_catalog(
+                type(self),
+                team=self.team.name,
+                namespace=self.team.namespace,
+                policies=dict(self.team.policies),
+            )
+        return self._catalog
