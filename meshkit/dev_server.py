@@ -30,6 +30,14 @@ DYNAMIC_CONFIG = (
     # A production cluster spreads this over many shards.
     "history.transferProcessorMaxPollRPS=1000",
     "history.outboundProcessorMaxPollRPS=1000",
+    # A workflow may set Nexus headers on its calls; by default that includes
+    # `Nexus-Link`, which replaces the server's link to the caller and so lets
+    # a workflow claim another namespace. The teams' door reads the caller
+    # from that link: refuse the header (the list replaces the default, which
+    # is repeated here).
+    "component.nexusoperations.disallowedHeaders="
+    '["request-timeout","xdc-redirection-api","xdc-redirection","caller-name",'
+    '"caller-type","call-initiation","nexus-link"]',
 )
 
 

@@ -45,15 +45,31 @@ _approval: contextvars.ContextVar[ApprovalRecord | None] = contextvars.ContextVa
 )
 
 
-def caller_namespaces(links: Collection[nexusrpc.Link]) -> set[str]:
-    """Namespaces named by a request's inbound links (``temporal:///namespaces/<ns>/...``)."""
-    found = set()
-    for link in links:
-        url = urlparse(link.url)
-        parts = [unquote(p) for p in url.path.split("/") if p]
-        if url.scheme == "temporal" and len(parts) >= 2 and parts[0] == "namespaces":
-            found.add(parts[1])
-    return found
+WORKFLOW_EVENT_LINK = "temporal.api.common.v1.Link.WorkflowEvent"
+
+
+def link_namespace(link: nexusrpc.Link) -> str | None:
+    """The namespace a caller's workflow-event link names
+    (``temporal:///namespaces/<ns>/workflows/...``), or None for any other link."""
+    url = urlparse(link.url)
+    parts = [unquote(p) for p in url.path.split("/") if p]
+    if (
+        link.type == WORKFLOW_EVENT_LINK
+        and url.scheme == "temporal"
+        and len(parts) >= 2
+        and parts[0] == "namespaces"
+    ):
+        return parts[1]
+    return None
+
+
+def callback_namespace(callback_url: str | None) -> str | None:
+    """The namespace in a callback URL (``.../namespaces/<ns>/nexus/callback``), if any."""
+    parts = [unquote(p) for p in urlparse(callback_url or "").path.split("/") if p]
+    for i, part in enumerate(parts[:-1]):
+        if part == "namespaces":
+            return parts[i + 1]
+    return None
 
 
 def _refuse(message: str) -> nexusrpc.HandlerError:
@@ -87,20 +103,40 @@ class TeamDoor(temporal_client.Interceptor, temporal_worker.Interceptor):
         return _MemoOutbound(next)
 
     def check_caller(self, ctx: nexusrpc.handler.StartOperationContext) -> str:
-        """The caller's namespace, if the team accepts it; raises otherwise."""
-        named = caller_namespaces(ctx.inbound_links)
-        if not named:
+        """The caller's namespace, if the team accepts it; raises otherwise.
+
+        When a workflow calls an operation, the server links the request to
+        the caller's workflow event (naming its namespace) and gives the
+        callback URL of the caller's namespace. A workflow can override the
+        link with a ``Nexus-Link`` header (unless the server disallows that
+        header, as the mesh's dev server does), but not the callback URL, so
+        both must name one accepted namespace.
+        """
+        accepted = ", ".join(sorted(self.callers))
+        if not ctx.inbound_links:
             raise _refuse(
-                f"team {self.team} accepts calls from workflows of namespaces "
-                f"{', '.join(sorted(self.callers))} only; this request names no caller"
+                f"team {self.team} accepts calls from workflows of namespaces {accepted} only; "
+                "this request names no calling workflow"
             )
-        refused = named - self.callers
-        if refused:
+        named = {link_namespace(link) for link in ctx.inbound_links}
+        if None in named or len(named) != 1:
             raise _refuse(
-                f"namespace {', '.join(sorted(refused))} may not call team {self.team} "
-                f"(accepted: {', '.join(sorted(self.callers))})"
+                f"team {self.team} accepts calls from one workflow of namespaces {accepted}; "
+                "this request's links name something else"
             )
-        return min(named)
+        (caller,) = named
+        assert caller is not None
+        callback = callback_namespace(ctx.callback_url)
+        if not ctx.callback_url or (callback is not None and callback != caller):
+            raise _refuse(
+                f"team {self.team} refused a request whose caller link ({caller}) and callback "
+                f"({callback or 'none'}) disagree"
+            )
+        if caller not in self.callers:
+            raise _refuse(
+                f"namespace {caller} may not call team {self.team} (accepted: {accepted})"
+            )
+        return caller
 
     def check_approval(
         self, ctx: nexusrpc.handler.StartOperationContext, input: Any
