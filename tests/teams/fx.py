@@ -53,7 +53,7 @@ class FxService:
 POLICIES = {{}}
 '''
 
-HANDLER = '''
+HANDLER = """
 from nexusrpc.handler import StartOperationContext, service_handler, sync_operation
 
 from meshkit.toolkit import TeamServiceHandler, bad_request
@@ -72,9 +72,9 @@ def rate_of(base: str, quote: str) -> float:
 @service_handler(service=FxService)
 class FxServiceHandler(TeamServiceHandler):
 {handlers}
-'''
+"""
 
-TEAM = '''
+TEAM = """
 from meshkit.toolkit import TeamRegistration
 from {package}.contract import POLICIES
 from {package}.handler import FxServiceHandler
@@ -82,23 +82,23 @@ from {package}.handler import FxServiceHandler
 
 def register() -> TeamRegistration:
     return TeamRegistration(handler=FxServiceHandler, policies=POLICIES)
-'''
+"""
 
 OPERATIONS = {
     "fx_rate": (
         "    fx_rate: nexusrpc.Operation[RateRequest, Rate]",
-        '''    @sync_operation
+        """    @sync_operation
     async def fx_rate(self, ctx: StartOperationContext, input: RateRequest) -> Rate:
         return Rate(base=input.base, quote=input.quote, rate=rate_of(input.base, input.quote))
-''',
+""",
     ),
     "fx_convert": (
         "    fx_convert: nexusrpc.Operation[ConvertRequest, Converted]",
-        '''    @sync_operation
+        """    @sync_operation
     async def fx_convert(self, ctx: StartOperationContext, input: ConvertRequest) -> Converted:
         value = round(input.amount * rate_of(input.base, input.quote), input.rounding)
         return Converted(amount=input.amount, converted=value, quote=input.quote)
-''',
+""",
     ),
 }
 
