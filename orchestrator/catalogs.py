@@ -37,6 +37,8 @@ async def refresh(config: SessionConfig, cache: dict[str, CatalogState]) -> dict
         previous = cache.get(team) or CatalogState()
         if isinstance(result, BaseException):
             reason = root_message(result)
+            if "timed out" in reason:
+                reason = f"no answer within {config.catalog_timeout_s:g} s; is its worker running?"
             workflow.logger.warning("catalog of team %s not fetched: %s", team, reason)
             cache[team] = previous.model_copy(
                 update={"failed_at": now, "error": reason, "stale": False}
