@@ -10,7 +10,7 @@ from agents import FunctionTool, ModelResponse, ModelSettings, Tool
 from agents.models.interface import ModelTracing
 from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage
 
-from orchestrator.models.offline import OfflineModel, plan
+from orchestrator.models.offline import OfflineModel, key_values, named_call, plan
 
 TOOL_NAMES = ("calculator", "weather", "jira_metrics", "get_ip", "stock_price", "calculate_roi")
 
@@ -397,3 +397,109 @@ async def test_one_shot_iterators_in_the_input_are_read_once_and_counted_small()
         previous_response_id=None, conversation_id=None, prompt=None,
     )  # fmt: skip
     assert response.usage.input_tokens < 200
+
+
+# --- any tool by name, from its catalog ----------------------------------------------------
+
+
+def catalog_tools() -> list[Tool]:
+    """The Finance team's tools as the agent receives them, from its catalog."""
+    from meshkit.toolkit.catalog import build_catalog
+    from services.finance.contract import POLICIES
+    from services.finance.handler import FinanceServiceHandler
+
+    catalog = build_catalog(
+        FinanceServiceHandler, team="finance", namespace="finance", policies=POLICIES
+    )
+
+    async def unused(ctx: Any, arguments: str) -> str:
+        return ""
+
+    return [
+        FunctionTool(
+            name=tool.name,
+            description=tool.description,
+            params_json_schema=tool.input_schema,
+            on_invoke_tool=unused,
+        )
+        for tool in catalog.tools
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "calculate_roi principal=1000 annual_rate=10 years=2",
+            ("calculate_roi", {"principal": 1000.0, "annual_rate": 10.0, "years": 2.0}),
+        ),
+        (
+            'calculate_roi {"principal": 5, "annual_rate": 1, "years": 3}',
+            ("calculate_roi", {"principal": 5, "annual_rate": 1, "years": 3}),
+        ),
+        (
+            "submit_expense amount=12.5 currency=EUR description='taxi to the airport'",
+            (
+                "submit_expense",
+                {"amount": 12.5, "currency": "EUR", "description": "taxi to the airport"},
+            ),
+        ),
+        ('stock_price ticker="BRK.B"', ("stock_price", {"ticker": "BRK.B"})),
+        ("what is the ROI on 1000 at 10% for 2 years", None),
+    ],
+)
+def test_a_tool_named_with_arguments_is_called_with_typed_values(
+    text: str, expected: tuple[str, dict[str, Any]] | None
+) -> None:
+    assert named_call(text, catalog_tools()) == expected
+
+
+def test_a_named_call_it_cannot_read_gets_a_usage_line() -> None:
+    garbled = named_call("calculate_roi principal=1000 years two", catalog_tools())
+    assert garbled == (
+        "I did not understand 'years two'. Call it as: calculate_roi principal=... "
+        "annual_rate=... years=... (or with a JSON object)."
+    )
+    # Words after a tool's name, without any key=value, are a question, not a call.
+    assert named_call("calculate_roi for my savings", catalog_tools()) is None
+    broken = named_call("calculate_roi {principal: 1}", catalog_tools())
+    assert isinstance(broken, str) and "not valid JSON" in broken
+
+
+async def test_a_named_call_reaches_the_agent_as_a_tool_call() -> None:
+    response = await respond("calculate_roi principal=1000 annual_rate=10 years=2", catalog_tools())
+    [call] = response.output
+    assert isinstance(call, ResponseFunctionToolCall) and call.name == "calculate_roi"
+    assert json.loads(call.arguments) == {"principal": 1000.0, "annual_rate": 10.0, "years": 2.0}
+
+
+def test_a_result_without_a_format_reads_as_key_value_lines() -> None:
+    assert key_values("fx_rate", {"base": "USD", "rate": 0.5, "pairs": ["USD/EUR"]}) == (
+        'fx_rate:\n- base: USD\n- rate: 0.5\n- pairs: ["USD/EUR"]'
+    )
+
+
+async def test_unavailable_teams_in_the_instructions_are_passed_on_to_the_user() -> None:
+    from orchestrator.workflow import INSTRUCTIONS, UNAVAILABLE
+
+    instructions = INSTRUCTIONS + UNAVAILABLE.format(teams="team it (no answer within 3 s)")
+    response = await OfflineModel().get_response(
+        system_instructions=instructions,
+        input="hello",
+        model_settings=ModelSettings(),
+        tools=catalog_tools(),
+        output_schema=None,
+        handoffs=[],
+        tracing=ModelTracing.DISABLED,
+        previous_response_id=None,
+        conversation_id=None,
+        prompt=None,
+    )
+    [message] = response.output
+    assert isinstance(message, ResponseOutputMessage)
+    text = message.content[0].text  # type: ignore[union-attr]
+    assert (
+        "Unavailable right now, so I could not use their tools: team it (no answer within 3 s)"
+        in text
+    )
+    assert "- calculate_roi: Future value and return of an investment" in text

@@ -157,8 +157,8 @@ def named_call(text: str, tools: list[Tool]) -> tuple[str, dict[str, Any]] | str
     pairs = list(_KEY_VALUE.finditer(rest))
     leftover = _KEY_VALUE.sub("", rest).strip()
     if leftover:
-        if not pairs and not properties:
-            return None  # e.g. "get_ip please" is a question, not a call
+        if not pairs:
+            return None  # "weather in Paris" is a question for the keyword routes
         return f"I did not understand {leftover!r}. {_usage(words[0], properties)}"
     args = {}
     for pair in pairs:
