@@ -81,3 +81,12 @@ def _split_turns(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         else:
             turns[-1].append(item)
     return turns
+
+
+def drop_last_turn(items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
+    """Items without the most recent turn (and its tool calls); whether there was one."""
+    notes = [item for item in items if _is_note(item)]
+    turns = _split_turns([item for item in items if not _is_note(item)])
+    if not turns:
+        return items, False
+    return notes + [item for turn in turns[:-1] for item in turn], True

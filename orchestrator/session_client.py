@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from temporalio.client import (
     Client,
@@ -23,25 +24,34 @@ from temporalio.client import (
     WorkflowUpdateStage,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.contrib.workflow_streams import WorkflowStreamClient, WorkflowStreamItem
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from meshkit.mesh import Mesh
 from orchestrator.session_types import (
     DEFAULT_MODEL,
+    EVENTS_TOPIC,
+    MODEL_TOPIC,
     ApprovalDecision,
     ChatReply,
     ChatRequest,
     PendingApproval,
     SessionConfig,
+    SessionEvent,
     SessionState,
     SessionStatus,
     ToolCall,
 )
 
+OFFSET_QUERY = "__temporal_workflow_stream_offset"
 WORKFLOW_TYPE = "ChatSession"
 SESSION_PREFIX = "chat-"
-POLL_INTERVAL_S = 0.25
+FOLLOW_COOLDOWN = timedelta(milliseconds=10)
+"""Pause between two polls of the session's stream once caught up. A poll is
+an Update that waits in the workflow until there is something new, so this
+bounds how soon a second event is seen after a first, not how often the
+client asks while the session is quiet."""
 
 
 class ChatError(Exception):
@@ -50,6 +60,8 @@ class ChatError(Exception):
 
 Approver = Callable[[PendingApproval], Awaitable[ApprovalDecision]]
 ProgressListener = Callable[[ToolCall], None]
+EventListener = Callable[[SessionEvent], None]
+TextListener = Callable[[str], None]
 
 
 def session_workflow_id(session: str) -> str:
@@ -113,13 +125,17 @@ async def send(
     *,
     approver: Approver | None = None,
     on_tool: ProgressListener | None = None,
+    on_text: TextListener | None = None,
+    on_event: EventListener | None = None,
 ) -> ChatReply:
     """Send one message and wait for the reply.
 
-    While the turn runs, its tool calls are reported to ``on_tool`` as they
-    start and end, and calls waiting for approval are put to ``approver``.
-    Without an approver, such calls wait until they are decided elsewhere or
-    expire.
+    While the turn runs, the client follows the session's event stream
+    (pushed by the workflow; nothing is polled on a timer): tool calls are
+    reported to ``on_tool`` as they start and end, the model's text to
+    ``on_text`` as it is produced, every event to ``on_event``, and calls
+    waiting for approval are put to ``approver``. Without an approver, such
+    calls wait until they are decided elsewhere or expire.
     """
     deadline = asyncio.get_running_loop().time() + timeout_s
     # One id per message: if the server is unreachable for a while (restart,
@@ -137,6 +153,10 @@ async def send(
         )
 
     accepted: list[WorkflowUpdateHandle[ChatReply]] = []
+    # Following the stream costs two history events per poll: only when asked.
+    listening = any((approver, on_tool, on_text, on_event))
+    # Where the stream is now: this turn's events come after it.
+    start_offset = await _until(deadline, lambda: _offset(handle)) if listening else 0
 
     async def result() -> ChatReply:
         # The handle from the start knows a rejection already; after a lost
@@ -158,10 +178,19 @@ async def send(
         if err.status == RPCStatusCode.NOT_FOUND:
             raise ChatError(f"session {handle.id} has ended or does not exist") from None
         raise
-    seen = _Seen(states={}, asked=set())
-    watcher = asyncio.ensure_future(_watch(handle, seen, approver, on_tool))
+    seen = _Seen(states={}, asked=set(), replied=set(), reply_seen=asyncio.Event())
+    watcher = asyncio.ensure_future(
+        _follow(handle, start_offset, seen, approver, on_tool, on_text, on_event)
+        if listening
+        else asyncio.sleep(0)
+    )
     try:
         reply = await _until(deadline, result)
+        # The reply event follows the last of the turn's events: let the
+        # watcher report them all before it stops.
+        if listening:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(_replied(seen, reply.turn), 2.0)
     except WorkflowUpdateFailedError as err:
         # A validator's rejection surfaces here, from the accepted-stage handle;
         # the turn itself never fails the Update (it answers with a reply).
@@ -169,7 +198,7 @@ async def send(
     finally:
         watcher.cancel()
     if on_tool:
-        # Calls that started and ended between two polls are reported now.
+        # Anything the stream did not deliver (it is best effort) is reported now.
         for call in reply.tools:
             if seen.states.get(call.call_id) != call.state:
                 on_tool(call)
@@ -217,36 +246,123 @@ async def status(handle: WorkflowHandle) -> SessionStatus:
 class _Seen:
     states: dict[str, str]
     asked: set[str]
+    replied: set[int]
+    reply_seen: asyncio.Event
 
 
-async def _watch(
+async def _offset(handle: WorkflowHandle) -> int:
+    return await handle.query(OFFSET_QUERY, result_type=int)
+
+
+async def _replied(seen: _Seen, turn: int) -> None:
+    while turn not in seen.replied:
+        seen.reply_seen.clear()
+        await seen.reply_seen.wait()
+
+
+def stream_of(handle: WorkflowHandle) -> WorkflowStreamClient:
+    """The session's event stream; it follows the session across continue-as-new."""
+    return WorkflowStreamClient.create(handle._client, handle.id)
+
+
+def decode(item: WorkflowStreamItem[Any]) -> SessionEvent | None:
+    """A stream item as a session event: the session's own events, and the
+    model's text deltas (published by the model activity) as ``text_delta``."""
+    data = item.data
+    if item.topic == EVENTS_TOPIC:
+        return SessionEvent.model_validate(data).model_copy(update={"offset": item.offset})
+    if (
+        item.topic == MODEL_TOPIC
+        and isinstance(data, dict)
+        and data.get("type") == "response.output_text.delta"
+        and data.get("delta")
+    ):
+        return SessionEvent(kind="text_delta", turn=-1, delta=data["delta"], offset=item.offset)
+    return None
+
+
+async def follow(
+    handle: WorkflowHandle, after: int, cooldown: timedelta = FOLLOW_COOLDOWN
+) -> AsyncIterator[SessionEvent]:
+    """The session's events with an offset above ``after``, as they happen.
+
+    Never ends on its own while the session is open. ``text_delta`` events
+    carry the turn in progress (-1 when no turn has started in view).
+    """
+    turn = -1
+    async for item in stream_of(handle).subscribe(
+        [EVENTS_TOPIC, MODEL_TOPIC], from_offset=after + 1, poll_cooldown=cooldown
+    ):
+        event = decode(item)
+        if event is None:
+            continue
+        if event.kind == "turn_started":
+            turn = event.turn
+        elif event.kind == "text_delta":
+            event.turn = turn
+        yield event
+
+
+async def _follow(
     handle: WorkflowHandle,
+    start: int,
     seen: _Seen,
     approver: Approver | None,
     on_tool: ProgressListener | None,
+    on_text: TextListener | None,
+    on_event: EventListener | None,
 ) -> None:
-    """Poll the status query while a turn runs: report progress, ask for approvals."""
-    while True:
-        try:
-            current = await status(handle)
-        except RPCError:
-            await asyncio.sleep(POLL_INTERVAL_S)
-            continue
-        if on_tool:
-            for call in current.tools:
-                if seen.states.get(call.call_id) != call.state:
-                    seen.states[call.call_id] = call.state
-                    on_tool(call)
-        if approver:
-            for pending in current.pending_approvals:
-                if pending.call_id in seen.asked:
-                    continue
-                seen.asked.add(pending.call_id)
-                decision = await approver(pending)
-                # Decided elsewhere, or expired meanwhile: the turn goes on either way.
-                with contextlib.suppress(ChatError):
-                    await decide(handle, decision.model_copy(update={"call_id": pending.call_id}))
-        await asyncio.sleep(POLL_INTERVAL_S)
+    """Follow the turn's events: report progress, stream text, ask for approvals."""
+    async for event in follow(handle, start - 1):
+        if on_event:
+            on_event(event)
+        if event.kind in ("tool_started", "tool_finished") and event.call_id:
+            call = ToolCall(
+                name=event.name or "",
+                location=event.location or "",
+                call_id=event.call_id,
+                arguments=str(event.arguments or ""),
+                state=event.state or "running",  # type: ignore[arg-type]
+                ok=bool(event.ok) if event.kind == "tool_finished" else True,
+                duration_ms=event.duration_ms or 0.0,
+                error=event.error,
+            )
+            if on_tool and seen.states.get(call.call_id) != call.state:
+                seen.states[call.call_id] = call.state
+                on_tool(call)
+        elif event.kind == "text_delta" and on_text and event.delta:
+            on_text(event.delta)
+        elif event.kind == "approval_requested" and approver and event.call_id:
+            if event.call_id in seen.asked:
+                continue
+            seen.asked.add(event.call_id)
+            if on_tool:
+                waiting = seen.states.get(event.call_id) != "awaiting_approval"
+                seen.states[event.call_id] = "awaiting_approval"
+                if waiting:
+                    on_tool(
+                        ToolCall(
+                            name=event.name or "",
+                            location=event.location or "",
+                            call_id=event.call_id,
+                            state="awaiting_approval",
+                        )
+                    )
+            pending = PendingApproval(
+                call_id=event.call_id,
+                tool=event.name or "",
+                location=event.location or "",
+                arguments=event.arguments or {},
+                reason=event.reason or "",
+                expires_at=event.expires_at or datetime.now(UTC),
+            )
+            decision = await approver(pending)
+            # Decided elsewhere, or expired meanwhile: the turn goes on either way.
+            with contextlib.suppress(ChatError):
+                await decide(handle, decision.model_copy(update={"call_id": pending.call_id}))
+        elif event.kind == "reply":
+            seen.replied.add(event.turn)
+            seen.reply_seen.set()
 
 
 _TRANSIENT = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}

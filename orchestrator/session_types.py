@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
+from temporalio.contrib.workflow_streams import WorkflowStreamState
 
 from meshkit.toolkit.catalog import ToolCatalog
 
@@ -18,6 +19,19 @@ worker maps it to its ``LLM_MODEL``, so provider choice and keys stay in the
 worker's environment and out of workflow history."""
 
 ToolState = Literal["running", "awaiting_approval", "ok", "error", "denied", "expired"]
+EventKind = Literal[
+    "turn_started",
+    "tool_started",
+    "tool_finished",
+    "approval_requested",
+    "approval_decided",
+    "text_delta",
+    "reply",
+]
+EVENTS_TOPIC = "events"
+"""Topic of the session's workflow stream that carries :class:`SessionEvent`."""
+MODEL_TOPIC = "model"
+"""Topic the model activity publishes the model's raw stream events to."""
 SessionActivity = Literal["idle", "thinking", "running_tools", "awaiting_approval", "ended"]
 
 
@@ -98,6 +112,12 @@ class SessionConfig(BaseModel):
     )
     kept_turns: int = Field(
         default=100, ge=1, description="Turns kept for the history query and usage figures."
+    )
+    retained_events: int = Field(
+        default=1_000,
+        ge=10,
+        description="Events of the session's stream carried into its next run; a client "
+        "resuming from an older offset starts at the oldest one kept.",
     )
 
     @field_validator("tools")
@@ -225,10 +245,45 @@ class CatalogState(BaseModel):
         return self.fetched_at is not None and self.fetched_at > self.failed_at
 
 
+class SessionEvent(BaseModel):
+    """One thing that happened in a turn, pushed to clients as it happens.
+
+    Flat, so that a client in any language reads it without a schema; which
+    fields are set depends on ``kind``.
+    """
+
+    kind: EventKind
+    turn: int
+    offset: int = Field(default=-1, description="Position in the session's stream.")
+    text: str | None = Field(
+        default=None, description="turn_started: the message; reply: the reply."
+    )
+    delta: str | None = Field(default=None, description="text_delta: the next piece of text.")
+    call_id: str | None = None
+    name: str | None = Field(default=None, description="The tool's name.")
+    location: str | None = Field(default=None, description="'local', or the team.")
+    arguments: Any = Field(default=None, description="The tool call's arguments.")
+    state: str | None = None
+    ok: bool | None = None
+    interrupted: bool | None = None
+    duration_ms: float | None = None
+    error: str | None = None
+    reason: str | None = Field(default=None, description="approval_requested: why.")
+    expires_at: datetime | None = None
+    approve: bool | None = None
+    by: str | None = Field(default=None, description="approval_decided: who decided.")
+    usage: TokenUsage | None = None
+    unavailable: dict[str, str] | None = None
+
+
 class SessionState(BaseModel):
     """Everything a session carries, including across continue-as-new."""
 
     config: SessionConfig
+    owner: str = Field(default="", description="Who the session belongs to (API user).")
+    stream: WorkflowStreamState | None = Field(
+        default=None, description="The session's event stream, carried across runs."
+    )
     items: list[dict[str, Any]] = Field(
         default_factory=list, description="The conversation as model input items."
     )

@@ -21,6 +21,7 @@ from meshkit.mesh import Mesh, connect
 from meshkit.runtime import run_worker
 from orchestrator.activities import LocalTools
 from orchestrator.models.provider import LlmSettings, MeshModelProvider
+from orchestrator.session_types import MODEL_TOPIC
 from orchestrator.weather import WeatherSettings
 from orchestrator.workflow import ChatSessionWorkflow
 
@@ -38,6 +39,9 @@ def agents_plugin(
             # cannot heartbeat; they are retried by the workflow task instead.
             heartbeat_timeout=None if llm.local_activity else timedelta(seconds=10),
             use_local_activity=llm.local_activity,
+            # The model's stream events go to the session's stream as they
+            # arrive (not possible from a local activity).
+            streaming_topic=None if llm.local_activity else MODEL_TOPIC,
             # A model outage is retried with backoff, but not forever: after
             # the last attempt the turn ends with a clear reply instead.
             retry_policy=RetryPolicy(

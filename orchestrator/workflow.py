@@ -12,18 +12,22 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from agents import Agent, Runner
     from agents.exceptions import AgentsException, MaxTurnsExceeded
+    from temporalio.contrib.workflow_streams import WorkflowStream
+    from temporalio.openai_agents import AgentsWorkflowError
 
     from meshkit.toolkit.catalog import ToolCatalog
     from meshkit.toolkit.policy import ApprovalPolicy
     from orchestrator import catalogs
     from orchestrator.failures import turn_failure
-    from orchestrator.memory import compact
+    from orchestrator.memory import compact, drop_last_turn
     from orchestrator.session_types import (
+        EVENTS_TOPIC,
         ApprovalDecision,
         ChatReply,
         ChatRequest,
         PendingApproval,
         SessionActivity,
+        SessionEvent,
         SessionState,
         SessionStatus,
         SessionSummary,
@@ -74,17 +78,27 @@ class ChatSessionWorkflow:
         self._calls: list[ToolCall] = []
         self._pending: dict[str, PendingApproval] = {}
         self._decisions: dict[str, tuple[ApprovalDecision, Any]] = {}
+        # The session's events, pushed to clients (Workflow Streams: publishes
+        # land in workflow state, clients long-poll with an Update); carried
+        # across continue-as-new. The model activity publishes the model's
+        # own stream events to another topic of the same stream.
+        self._stream = WorkflowStream(state.stream)
+        self._events = self._stream.topic(EVENTS_TOPIC, type=SessionEvent)
 
     @workflow.run
     async def run(self, state: SessionState) -> SessionSummary:
         while True:
             await workflow.wait_condition(lambda: self._ended or self._history_is_large())
-            # Let in-flight Updates return their replies before the run closes.
+            # Subscribers long-poll with Updates: release them (they follow
+            # the session to its next run, or see it end), then let in-flight
+            # Updates return their replies before the run closes.
+            self._stream.detach_pollers()
             await workflow.wait_condition(workflow.all_handlers_finished)
             if self._ended:
                 return SessionSummary(turns=self._state.turn_count)
             if self._history_is_large():
                 self._state.runs += 1
+                self._state.stream = self._retained_stream()
                 workflow.continue_as_new(self._state)
 
     # --- chat -------------------------------------------------------------------------
@@ -141,6 +155,14 @@ class ChatSessionWorkflow:
             workflow.now(),
         )
         pending = self._pending[call_id]
+        self._publish(
+            "approval_decided",
+            call_id=call_id,
+            name=pending.tool,
+            location=pending.location,
+            approve=decision.approve,
+            by=decision.by,
+        )
         return f"{pending.tool}: {'approved' if decision.approve else 'denied'}"
 
     @decide.validator
@@ -174,6 +196,36 @@ class ChatSessionWorkflow:
         if self._ended:
             raise ValueError("this session has ended; start a new one")
         check_tool_names(names)
+
+    @workflow.update
+    async def undo(self) -> str:
+        """Drop the last turn from what the model sees next (history keeps it)."""
+        async with self._turn_lock:
+            items, dropped = drop_last_turn(self._state.items)
+            if not dropped:
+                raise ApplicationError(
+                    "there is no turn to undo", type="NothingToUndo", non_retryable=True
+                )
+            self._state.items = items
+            return f"turn {self._state.turn_count} is no longer part of the conversation"
+
+    @workflow.update
+    async def compact_now(self) -> str:
+        """Compact the conversation now: the model sees only the last turn, with a note."""
+        async with self._turn_lock:
+            before = self._state.compacted_turns
+            self._state.items, self._state.compacted_turns = compact(self._state.items, 0, before)
+            return f"{self._state.compacted_turns - before} earlier turn(s) compacted away"
+
+    @undo.validator
+    def _validate_undo(self) -> None:
+        if self._ended:
+            raise ValueError("this session has ended; start a new one")
+
+    @compact_now.validator
+    def _validate_compact(self) -> None:
+        if self._ended:
+            raise ValueError("this session has ended; start a new one")
 
     @workflow.update
     async def end_chat(self) -> str:
@@ -227,10 +279,42 @@ class ChatSessionWorkflow:
 
     def tool_started(self, call: ToolCall) -> None:
         self._calls.append(call)
+        self._publish(
+            "tool_started",
+            call_id=call.call_id,
+            name=call.name,
+            location=call.location,
+            arguments=call.arguments,
+        )
 
     def tool_finished(self, call: ToolCall) -> None:
         by_location = self._state.tools_by_location
         by_location[call.location] = by_location.get(call.location, 0) + 1
+        self._publish(
+            "tool_finished",
+            call_id=call.call_id,
+            name=call.name,
+            location=call.location,
+            state=call.state,
+            ok=call.ok,
+            duration_ms=call.duration_ms,
+            error=call.error,
+        )
+
+    def _publish(self, kind: str, turn: int | None = None, **fields: Any) -> None:
+        number = turn if turn is not None else self._state.turn_count + 1
+        self._events.publish(SessionEvent(kind=kind, turn=number, **fields))  # type: ignore[arg-type]
+
+    def _retained_stream(self) -> Any:
+        # The stream is carried into the next run; keep its recent events only,
+        # so a session's state stays small however long it lives. A client
+        # resuming from an older offset starts at the oldest retained event.
+        state = self._stream.get_state()
+        excess = len(state.log) - self._state.config.retained_events
+        if excess > 0:
+            self._stream.truncate(state.base_offset + excess)
+            state = self._stream.get_state()
+        return state
 
     def catalog_stale(self, team: str) -> None:
         known = self._state.catalogs.get(team)
@@ -241,13 +325,23 @@ class ChatSessionWorkflow:
         self, call: ToolCall, arguments: dict[str, Any], policy: ApprovalPolicy
     ) -> Approval:
         timeout = timedelta(seconds=self._state.config.approval_timeout_s)
-        self._pending[call.call_id] = PendingApproval(
+        pending = PendingApproval(
             call_id=call.call_id,
             tool=call.name,
             location=call.location,
             arguments=arguments,
             reason=policy.reason or "this tool's team requires approval",
             expires_at=workflow.now() + timeout,
+        )
+        self._pending[call.call_id] = pending
+        self._publish(
+            "approval_requested",
+            call_id=call.call_id,
+            name=call.name,
+            location=call.location,
+            arguments=arguments,
+            reason=pending.reason,
+            expires_at=pending.expires_at,
         )
         try:
             await workflow.wait_condition(lambda: call.call_id in self._decisions, timeout=timeout)
@@ -273,6 +367,7 @@ class ChatSessionWorkflow:
         number = self._state.turn_count + 1
         self._calls = []
         config = self._state.config
+        self._publish("turn_started", number, text=text)
         unavailable: dict[str, str] = {}
         try:
             unavailable = await catalogs.refresh(config, self._state.catalogs)
@@ -303,7 +398,7 @@ class ChatSessionWorkflow:
         self._state.items = items
         new_input: list[Any] = [*items, {"role": "user", "content": text}]
         try:
-            result = await Runner.run(agent, input=new_input, max_turns=config.max_agent_turns)
+            result = await self._run_agent(agent, new_input, config.max_agent_turns)
         except asyncio.CancelledError:
             if not self._interrupting:
                 raise  # the workflow itself is being cancelled
@@ -341,6 +436,20 @@ class ChatSessionWorkflow:
         self._record(text, reply)
         return reply
 
+    async def _run_agent(self, agent: Agent[Any], new_input: list[Any], max_turns: int) -> Any:
+        """Run the agent, streaming the model's text to the session's stream.
+
+        Streaming needs the model calls to be regular activities with a
+        stream topic (the worker's setting); without, the plain run is used.
+        """
+        try:
+            streamed = Runner.run_streamed(agent, input=new_input, max_turns=max_turns)
+        except AgentsWorkflowError:
+            return await Runner.run(agent, input=new_input, max_turns=max_turns)
+        async for _ in streamed.stream_events():
+            pass  # the model activity has published them; clients read the stream
+        return streamed
+
     def _catalogs(self) -> dict[str, ToolCatalog]:
         """The catalogs of the teams that answered the last time they were asked."""
         return {
@@ -364,6 +473,15 @@ class ChatSessionWorkflow:
         )
 
     def _record(self, text: str, reply: ChatReply) -> None:
+        self._publish(
+            "reply",
+            reply.turn,
+            text=reply.text,
+            ok=reply.ok,
+            interrupted=reply.interrupted,
+            usage=reply.usage,
+            unavailable=reply.unavailable,
+        )
         state = self._state
         state.turn_count = reply.turn
         state.usage_total = state.usage_total.plus(reply.usage)

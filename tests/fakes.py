@@ -17,7 +17,15 @@ from urllib.parse import parse_qs, urlsplit
 
 from werkzeug import Response
 
-Reply = tuple[int, dict[str, Any]]
+
+class EventStream:
+    """A server-sent events body, for fakes of streaming APIs."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+Reply = tuple[int, "dict[str, Any] | EventStream"]
 App = Callable[[str, str, dict[str, str], dict[str, str], Any], Reply]
 
 
@@ -38,10 +46,13 @@ class FakeServer:
                 body = json.loads(self.rfile.read(length)) if length else None
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 status, payload = app(self.command, parts.path, query, headers, body)
-                data = json.dumps(payload).encode()
+                sse = isinstance(payload, EventStream)
+                data = payload.text.encode() if sse else json.dumps(payload).encode()
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header(
+                        "Content-Type", "text/event-stream" if sse else "application/json"
+                    )
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data)
@@ -204,22 +215,26 @@ class FakeLLM:
             self.holding.clear()
             self.held.set()
             self.release.wait(60)
+        answer = self._answer(body)
+        return 200, EventStream(chat_completion_sse(answer)) if body.get("stream") else answer
+
+    def _answer(self, body: dict[str, Any]) -> dict[str, Any]:
         last = body["messages"][-1]
         if last["role"] == "tool":
-            return 200, chat_completion(
+            return chat_completion(
                 {"role": "assistant", "content": f"done: {last['content'][:300]}"}
             )
         text = str(last.get("content", "")).lower()
         call = self._route(text)
         if call is None:
-            return 200, chat_completion({"role": "assistant", "content": "hello"})
+            return chat_completion({"role": "assistant", "content": "hello"})
         name, args = call
         tool_call = {
             "id": f"call_{len(self.requests)}",
             "type": "function",
             "function": {"name": name, "arguments": json.dumps(args)},
         }
-        return 200, chat_completion(
+        return chat_completion(
             {"role": "assistant", "content": None, "tool_calls": [tool_call]}, "tool_calls"
         )
 
@@ -257,6 +272,49 @@ def chat_completion(message: dict[str, Any], finish: str = "stop") -> dict[str, 
     }
 
 
-def completion_response(message: dict[str, Any], finish: str = "stop") -> Response:
-    """The same, as a werkzeug response for pytest-httpserver handlers."""
-    return Response(json.dumps(chat_completion(message, finish)), content_type="application/json")
+def chat_completion_sse(completion: dict[str, Any], piece: int = 8) -> str:
+    """A chat completion as OpenAI streams it: ``chat.completion.chunk`` events
+    with the text and each tool call's arguments in pieces, the finish reason,
+    a usage chunk, then ``[DONE]``."""
+    base = {k: completion[k] for k in ("id", "created", "model")}
+    choice = completion["choices"][0]
+    message = choice["message"]
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {
+            **base,
+            "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    content = message.get("content") or ""
+    chunks += [chunk({"content": content[i : i + piece]}) for i in range(0, len(content), piece)]
+    for index, call in enumerate(message.get("tool_calls") or []):
+        function = call["function"]
+        head = {"index": index, "id": call["id"], "type": "function"}
+        chunks.append(
+            chunk(
+                {"tool_calls": [{**head, "function": {"name": function["name"], "arguments": ""}}]}
+            )
+        )
+        arguments = function["arguments"]
+        for i in range(0, len(arguments), piece):
+            part = {"index": index, "function": {"arguments": arguments[i : i + piece]}}
+            chunks.append(chunk({"tool_calls": [part]}))
+    chunks.append(chunk({}, choice["finish_reason"]))
+    chunks.append(
+        {**base, "object": "chat.completion.chunk", "choices": [], "usage": completion["usage"]}
+    )
+    return "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+
+
+def completion_response(
+    message: dict[str, Any], finish: str = "stop", *, stream: bool = False
+) -> Response:
+    """The same, as a werkzeug response for pytest-httpserver handlers: streamed
+    as server-sent events when the request asked for a stream."""
+    completion = chat_completion(message, finish)
+    if stream:
+        return Response(chat_completion_sse(completion), content_type="text/event-stream")
+    return Response(json.dumps(completion), content_type="application/json")

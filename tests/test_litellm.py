@@ -35,14 +35,20 @@ class FakeProvider:
         last = body["messages"][-1]
         if last["role"] == "tool":
             value = json.loads(last["content"])["value"]
-            return completion({"role": "assistant", "content": f"The answer is {value}."}, "stop")
+            return completion(
+                {"role": "assistant", "content": f"The answer is {value}."},
+                "stop",
+                stream=body.get("stream", False),
+            )
         call = {
             "id": "call_1",
             "type": "function",
             "function": {"name": "calculator", "arguments": json.dumps({"expression": "6 * 7"})},
         }
         return completion(
-            {"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls"
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            "tool_calls",
+            stream=body.get("stream", False),
         )
 
 

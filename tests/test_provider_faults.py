@@ -26,8 +26,9 @@ pytestmark = pytest.mark.asyncio
 MODEL = "openai/gpt-4o-mini"
 
 
+# The session streams model calls, so the fake answers as a stream.
 def text(content: str) -> Response:
-    return completion({"role": "assistant", "content": content})
+    return completion({"role": "assistant", "content": content}, stream=True)
 
 
 def tool_call(name: str, arguments: str) -> Response:
@@ -36,7 +37,9 @@ def tool_call(name: str, arguments: str) -> Response:
         "type": "function",
         "function": {"name": name, "arguments": arguments},
     }
-    return completion({"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls")
+    return completion(
+        {"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls", stream=True
+    )
 
 
 def error(status: int, message: str) -> Response:

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.models.offline import NAME as OFFLINE
 from orchestrator.models.offline import OfflineModel
+from orchestrator.models.streaming import StreamingModel
 from orchestrator.session_types import DEFAULT_MODEL
 
 
@@ -58,8 +59,9 @@ class MeshModelProvider(ModelProvider):
 
     def __init__(self, settings: LlmSettings, extra: Mapping[str, Model] | None = None) -> None:
         self._settings = settings
-        self._extra = dict(extra or {})
-        self._offline = OfflineModel()
+        # Models that answer in one piece stream by replaying their answer.
+        self._extra = {name: StreamingModel(model, name) for name, model in (extra or {}).items()}
+        self._offline = StreamingModel(OfflineModel(), OFFLINE)
 
     def get_model(self, model_name: str | None) -> Model:
         name = model_name or DEFAULT_MODEL
@@ -101,9 +103,22 @@ class _Bounded(Model):
         *args: Any,
         **kwargs: Any,
     ) -> Any:
-        extra = {**(model_settings.extra_args or {}), "timeout": self._timeout_s, "num_retries": 0}
-        bounded = dataclasses.replace(model_settings, extra_args=extra)
-        return await self._inner.get_response(system_instructions, input, bounded, *args, **kwargs)
+        return await self._inner.get_response(
+            system_instructions, input, self._bounded(model_settings), *args, **kwargs
+        )
 
-    def stream_response(self, *args: Any, **kwargs: Any) -> Any:
-        return self._inner.stream_response(*args, **kwargs)
+    def _bounded(self, model_settings: ModelSettings) -> ModelSettings:
+        extra = {**(model_settings.extra_args or {}), "timeout": self._timeout_s, "num_retries": 0}
+        return dataclasses.replace(model_settings, extra_args=extra)
+
+    def stream_response(  # type: ignore[override]
+        self,
+        system_instructions: Any,
+        input: Any,
+        model_settings: ModelSettings,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        return self._inner.stream_response(
+            system_instructions, input, self._bounded(model_settings), *args, **kwargs
+        )
