@@ -74,16 +74,22 @@ async def open_session(
     session: str,
     model: str = DEFAULT_MODEL,
     config: SessionConfig | None = None,
+    owner: str = "",
 ) -> WorkflowHandle:
-    """Start the session's workflow, or attach to it when it is already running."""
+    """Start the session's workflow, or attach to it when it is already running.
+
+    ``owner`` is the API user the session belongs to (kept in its memo, so the
+    API can list a user's sessions and refuse everyone else's).
+    """
     config = config or SessionConfig.for_mesh(mesh, model=model)
     workflow_id = session_workflow_id(session)
     try:
         await client.start_workflow(
             WORKFLOW_TYPE,
-            SessionState(config=config),
+            SessionState(config=config, owner=owner),
             id=workflow_id,
             task_queue=mesh.orchestrator.task_queue,
+            memo={"owner": owner} if owner else None,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             # An ended session's id is never silently reused for a new, empty one.
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -108,12 +114,13 @@ async def attach(client: Client, session: str) -> WorkflowHandle:
     return handle
 
 
-async def list_sessions(client: Client) -> list[tuple[str, str]]:
-    """Open sessions, newest first, as (workflow id, start time)."""
+async def list_sessions(client: Client, owner: str | None = None) -> list[tuple[str, str]]:
+    """Open sessions, newest first, as (workflow id, start time); only ``owner``'s if given."""
     query = f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
     found = [
         (w.id, w.start_time.isoformat(timespec="seconds"))
         async for w in client.list_workflows(query)
+        if owner is None or (await w.memo()).get("owner") == owner
     ]
     return sorted(found, key=lambda row: row[1], reverse=True)
 
@@ -287,9 +294,11 @@ async def follow(
     """The session's events with an offset above ``after``, as they happen.
 
     Never ends on its own while the session is open. ``text_delta`` events
-    carry the turn in progress (-1 when no turn has started in view).
+    (published by the model activity, which knows no turn) carry the turn of
+    the latest ``turn_started`` before them; a stream resumed in the middle of
+    a turn takes it from the session's status.
     """
-    turn = -1
+    turn = (await status(handle)).turn if after >= 0 else -1
     async for item in stream_of(handle).subscribe(
         [EVENTS_TOPIC, MODEL_TOPIC], from_offset=after + 1, poll_cooldown=cooldown
     ):

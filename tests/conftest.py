@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -160,3 +162,48 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # ty
     parts = [f"{label}: {TALLY[kind]}" for kind, label in LABELS.items()]
     terminalreporter.write_sep("=", "reliability summary")
     terminalreporter.write_line(", ".join([*parts, f"failures: {failures}"]))
+
+
+@dataclass
+class WebApi:
+    """The HTTP API served for the tests, with two users."""
+
+    url: str
+    token: str
+    other_token: str
+
+
+ALICE_TOKEN = "alice-token-0123456789abcdef"
+BOB_TOKEN = "bob-token-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def web_api(running_mesh: Mesh) -> Iterator[WebApi]:
+    """``python -m orchestrator.api``'s app on a free port, in a thread of its own
+    (with its own event loop and Temporal client), so that blocking clients such
+    as a browser driver can use it from a test."""
+    import threading
+
+    import uvicorn
+
+    from meshkit.dev_server import free_port
+    from orchestrator.api.app import create_app
+    from orchestrator.api.auth import load_users
+
+    users = load_users({"MESH_API_TOKENS": f"alice:{ALICE_TOKEN},bob:{BOB_TOKEN}"})
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(running_mesh, users), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    assert server.started, "the API did not start"
+    yield WebApi(f"http://127.0.0.1:{port}", ALICE_TOKEN, BOB_TOKEN)
+    server.should_exit = True
+    thread.join(10)
