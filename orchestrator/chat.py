@@ -28,6 +28,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
@@ -41,6 +42,7 @@ from orchestrator.session_types import (
     ApprovalDecision,
     ChatReply,
     PendingApproval,
+    SessionStatus,
     ToolCall,
 )
 
@@ -70,11 +72,19 @@ def show_tool(call: ToolCall) -> None:
     console.print(f"[dim]  {escape(line)}[/]")
 
 
-def render(reply: ChatReply) -> None:
-    body = escape(reply.text)
-    console.print(
-        f"[bold cyan]agent[/]: {body}" if reply.ok else f"[bold cyan]agent[/]: [yellow]{body}[/]"
-    )
+def render(reply: ChatReply, streamed: bool = False) -> None:
+    """The reply (unless its text was already streamed), its tools and usage."""
+    if streamed and reply.ok:
+        console.print()  # ends the streamed line
+    else:
+        if streamed:
+            console.print()
+        body = escape(reply.text)
+        console.print(
+            f"[bold cyan]agent[/]: {body}"
+            if reply.ok
+            else f"[bold cyan]agent[/]: [yellow]{body}[/]"
+        )
     if reply.tools:
         parts = [
             f"{call.name} [{call.location}, {call.duration_ms:.0f} ms, {call.state}]"
@@ -89,6 +99,38 @@ def render(reply: ChatReply) -> None:
             f"[dim]model: {u.requests} call(s), {u.input_tokens} tokens in, "
             f"{u.output_tokens} out[/]"
         )
+
+
+def status_table(state: SessionStatus) -> Table:
+    """The session's status as people read it."""
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("state", state.state)
+    table.add_row("turn", str(state.turn))
+    for call in state.tools:
+        outcome = call.error or call.state
+        table.add_row(
+            "  tool", f"{call.name} [{call.location}] {outcome}, {call.duration_ms:.0f} ms"
+        )
+    for pending in state.pending_approvals:
+        table.add_row("  waiting", escape(f"{pending.tool} [{pending.location}] for approval"))
+    for team, availability in state.teams.items():
+        table.add_row(f"team {team}", escape(availability))
+    if state.tool_limit is not None:
+        table.add_row("tool limit", ", ".join(state.tool_limit))
+    u = state.usage_total
+    table.add_row(
+        "usage", f"{u.requests} model calls, {u.input_tokens} tokens in, {u.output_tokens} out"
+    )
+    calls = ", ".join(f"{where} {n}" for where, n in sorted(state.tools_by_location.items()))
+    table.add_row("tool calls", calls or "none")
+    table.add_row("compacted turns", str(state.compacted_turns))
+    table.add_row(
+        "runs",
+        f"{state.runs} (this one: {state.history_events} events, {state.history_bytes / 1e3:.0f} KB)",
+    )
+    return table
 
 
 class _Stdin:
@@ -187,11 +229,32 @@ async def send_interruptible(
             console.print("[dim]  interrupting the turn...[/]")
             interrupting.append(asyncio.ensure_future(sessions.interrupt(handle)))
 
+    streamed: list[str] = []
+
+    def on_text(piece: str) -> None:
+        if not streamed:
+            console.print("[bold cyan]agent[/]: ", end="")
+        streamed.append(piece)
+        console.print(escape(piece), end="", soft_wrap=True)
+
+    def on_tool(call: ToolCall) -> None:
+        if streamed:  # a tool call in the middle of text starts a new line
+            console.print()
+            streamed.clear()
+        show_tool(call)
+
     loop.add_signal_handler(signal.SIGINT, on_sigint)
     try:
-        return await sessions.send(
-            handle, text, timeout_s, approver=approver_for(approval), on_tool=show_tool
+        reply = await sessions.send(
+            handle,
+            text,
+            timeout_s,
+            approver=approver_for(approval),
+            on_tool=on_tool,
+            on_text=on_text,
         )
+        render(reply, streamed=bool(streamed) and "".join(streamed) == reply.text)
+        return reply
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         for task in interrupting:
@@ -226,7 +289,6 @@ async def run_chat(
             if session is None:
                 # A one-shot session has nothing to resume: close it.
                 await sessions.end(handle)
-        render(reply)
         return 0 if reply.ok else 1
     return await interactive(handle, mesh, timeout_s, approval)
 
@@ -234,7 +296,7 @@ async def run_chat(
 async def interactive(handle: WorkflowHandle, mesh: Mesh, timeout_s: float, approval: str) -> int:
     console.print(
         f"[dim]session {escape(handle.id)} in namespace {escape(mesh.orchestrator.namespace)}. "
-        "Commands: /history /status /end; Ctrl-C interrupts a turn; Ctrl-D leaves the "
+        "Commands: /history /status /undo /compact /end; Ctrl-C interrupts a turn; Ctrl-D leaves the "
         "session open.[/]"
     )
     loop = asyncio.get_running_loop()
@@ -264,10 +326,13 @@ async def interactive(handle: WorkflowHandle, mesh: Mesh, timeout_s: float, appr
                     )
                 continue
             if command == "/status":
-                state = await sessions.status(handle)
-                console.print_json(state.model_dump_json())
+                console.print(status_table(await sessions.status(handle)))
                 continue
-            render(await send_interruptible(handle, text, timeout_s, approval))
+            if command in ("/undo", "/compact"):
+                name = "undo" if command == "/undo" else "compact_now"
+                console.print(f"[dim]{escape(await sessions.session_update(handle, name))}[/]")
+                continue
+            await send_interruptible(handle, text, timeout_s, approval)
         except ChatError as err:
             errors.print(f"[red]{escape(str(err))}[/]")
 

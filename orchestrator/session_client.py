@@ -227,6 +227,14 @@ async def limit_tools(handle: WorkflowHandle, names: list[str]) -> list[str]:
         raise ChatError(f"tool limit refused: {_failure_message(err)}") from None
 
 
+async def session_update(handle: WorkflowHandle, name: str) -> str:
+    """Run one of the session's argument-less Updates (``undo``, ``compact_now``)."""
+    try:
+        return await handle.execute_update(name, result_type=str)
+    except WorkflowUpdateFailedError as err:
+        raise ChatError(_failure_message(err)) from None
+
+
 async def interrupt(handle: WorkflowHandle) -> str:
     try:
         return await handle.execute_update("interrupt", result_type=str)
