@@ -15,6 +15,7 @@ from bench.config import BenchConfig
 from bench.floor import FloorResult
 from bench.long import LongResult
 from bench.processes import WorkerProcess
+from bench.push import PushResult
 from bench.stats import Summary
 from bench.turns import BY_NAME, LevelResult, TurnResults, composed_floor, ratio
 
@@ -35,6 +36,7 @@ def figures(
     turns: dict[str, TurnResults],
     levels: list[LevelResult],
     long: LongResult,
+    push: PushResult,
     workers: list[WorkerProcess],
     duration_s: float,
 ) -> dict[str, Any]:
@@ -42,6 +44,7 @@ def figures(
     errors = [e for r in turns.values() for e in r.errors]
     errors += [e for level in levels for e in level.errors]
     errors += long.errors
+    errors += push.errors
     return {
         "meta": {
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -121,6 +124,17 @@ def figures(
             # Every 10th turn's latency, for a growth curve without a huge file.
             "latency_every_10_ms": [round(x, 1) for x in long.latencies[9::10]],
             "errors": len(long.errors),
+        },
+        "events": {
+            "pushed_p50_ms": push.pushed.p50_ms,
+            "pushed_p95_ms": push.pushed.p95_ms,
+            "polled_p50_ms": push.polled.p50_ms,
+            "polled_p95_ms": push.polled.p95_ms,
+            "samples": push.pushed.samples,
+            "turn_alone_p50_ms": push.turn_alone.p50_ms,
+            "turn_followed_p50_ms": push.turn_followed.p50_ms,
+            "turn_alone_p95_ms": push.turn_alone.p95_ms,
+            "turn_followed_p95_ms": push.turn_followed.p95_ms,
         },
         "workers": {
             w.name: {
@@ -235,6 +249,21 @@ def render(data: dict[str, Any], console: Console) -> None:
         f"last 4 {_ms(long['latency_last_ms'])} ms · largest history "
         f"{long['max_history_events']:,} events, {long['max_history_bytes'] / MB:,.2f} MB "
         f"({len(long['runs'])} run(s))"
+    )
+
+    events = data["events"]
+    cost = (
+        events["turn_followed_p50_ms"] / events["turn_alone_p50_ms"] - 1
+        if events["turn_alone_p50_ms"]
+        else float("nan")
+    )
+    console.print(
+        f"[bold]Events[/] (tool start in the workflow to the client, {events['samples']} "
+        f"workflow-backed tool turns): pushed p50 {_ms(events['pushed_p50_ms'])} / p95 "
+        f"{_ms(events['pushed_p95_ms'])} ms; polled every 250 ms p50 "
+        f"{_ms(events['polled_p50_ms'])} / p95 {_ms(events['polled_p95_ms'])} ms · turn p50 "
+        f"{_ms(events['turn_alone_p50_ms'])} ms unwatched, {_ms(events['turn_followed_p50_ms'])} "
+        f"ms followed ({cost:+.0%})"
     )
 
     footprint = Table(title="Workers (separate processes)", title_justify="left")

@@ -23,6 +23,7 @@ from bench.cpu import CpuMeter
 from bench.floor import measure_floors
 from bench.long import long_conversation
 from bench.processes import WorkerProcess, sample_memory, start_workers, stop_all
+from bench.push import measure_push
 from bench.report import figures
 from bench.server import (
     DevServer,
@@ -87,12 +88,17 @@ async def run_bench(
         progress(f"long conversation: {config.long_turns} turns")
         long = await long_conversation(client, mesh, config)
 
+        progress("events: pushed vs polled, tool turns watched and not")
+        push = await measure_push(client, mesh, config)
+
         for worker in workers:
             worker.sample()
         dead = [w.name for w in workers if not w.alive()]
         if dead:
             raise RuntimeError(f"worker(s) {', '.join(dead)} exited during the run")
-        data = figures(config, floors, turns, levels, long, workers, time.perf_counter() - began)
+        data = figures(
+            config, floors, turns, levels, long, push, workers, time.perf_counter() - began
+        )
         ok = True
         return data
     except (asyncio.CancelledError, KeyboardInterrupt):

@@ -175,6 +175,7 @@ class ToolCall(BaseModel):
     ok: bool = True
     duration_ms: float = 0.0
     error: str | None = None
+    started_at: datetime | None = Field(default=None, description="When the call started.")
 
 
 class PendingApproval(BaseModel):
@@ -255,6 +256,9 @@ class SessionEvent(BaseModel):
     kind: EventKind
     turn: int
     offset: int = Field(default=-1, description="Position in the session's stream.")
+    at: datetime | None = Field(
+        default=None, description="When it happened in the workflow (its task's time)."
+    )
     text: str | None = Field(
         default=None, description="turn_started: the message; reply: the reply."
     )

@@ -259,6 +259,7 @@ def _function_tool(
             call_id=call_id,
             arguments=arguments[:500],
             state="running",
+            started_at=workflow.now(),
         )
         host.tool_started(record)
         output: str | None = None

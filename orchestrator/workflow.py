@@ -303,7 +303,9 @@ class ChatSessionWorkflow:
 
     def _publish(self, kind: str, turn: int | None = None, **fields: Any) -> None:
         number = turn if turn is not None else self._state.turn_count + 1
-        self._events.publish(SessionEvent(kind=kind, turn=number, **fields))  # type: ignore[arg-type]
+        self._events.publish(
+            SessionEvent(kind=kind, turn=number, at=workflow.now(), **fields)  # type: ignore[arg-type]
+        )
 
     def _retained_stream(self) -> Any:
         # The stream is carried into the next run; keep its recent events only,

@@ -29,6 +29,17 @@ REQUIRED = [
     "long.latency_last_ms",
     "long.max_history_bytes",
     "long.max_history_events",
+    *(
+        f"events.{figure}"
+        for figure in (
+            "pushed_p50_ms",
+            "pushed_p95_ms",
+            "polled_p50_ms",
+            "polled_p95_ms",
+            "turn_alone_p50_ms",
+            "turn_followed_p50_ms",
+        )
+    ),
     *(f"workers.{name}.{figure}" for name in WORKERS for figure in ("rss_mb", "startup_s")),
     "meta.cpu_count",
 ]
