@@ -43,3 +43,15 @@ ensure_temporal() {
     || die "building the Temporal CLI failed"
   [ -x "$TEMPORAL_CLI" ] || die "built the Temporal CLI but $TEMPORAL_CLI is missing"
 }
+
+# Debian's Chromium and its driver, for the browser test; never a downloaded browser.
+ensure_browser() {
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then return; fi
+  command -v apt-get >/dev/null 2>&1 || die "the browser test needs Debian's chromium and chromium-driver packages"
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  say "installing Debian's chromium and chromium-driver (browser test)"
+  $sudo apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
+    || { $sudo apt-get update -q >/dev/null 2>&1 && $sudo apt-get install -y -q chromium chromium-driver >/dev/null; } \
+    || die "could not install chromium and chromium-driver with apt-get"
+}

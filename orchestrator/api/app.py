@@ -82,6 +82,7 @@ class SessionView(BaseModel):
     status: SessionStatus
     history: list[Turn]
     temporal_ui: str
+    offset: int = Field(description="The stream's next offset: follow from offset - 1.")
 
 
 class Message(BaseModel):
@@ -204,10 +205,17 @@ def create_app(mesh: Mesh, users: Users, temporal_ui: str = "http://127.0.0.1:82
     async def get_session(session_id: Session, who: User) -> SessionView:
         """The session's status and recent turns."""
         handle = await owned(session_id, who)
+        # The offset first: events after it may repeat what the history shows,
+        # never miss what it does not.
+        offset = await handle.query(sessions.OFFSET_QUERY, result_type=int)
         status = await sessions.status(handle)
         history = await handle.query("history", result_type=list[Turn])
         return SessionView(
-            id=session_id, status=status, history=history, temporal_ui=ui_link(session_id)
+            id=session_id,
+            status=status,
+            history=history,
+            temporal_ui=ui_link(session_id),
+            offset=offset,
         )
 
     @app.post(

@@ -1,0 +1,131 @@
+"""The web chat in a real browser (Debian's headless Chromium) against the real mesh:
+a message, a tool chip that appears before the reply, an approval card answered
+with its button, the reply, and an unknown session that does not break the page.
+
+The browser driver blocks, and the test session's workers share its event loop:
+each scenario runs in a thread while the loop keeps serving the mesh."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.conftest import WebApi
+
+pytestmark = pytest.mark.asyncio
+
+CHROMIUM = Path("/usr/bin/chromium")
+DRIVER = Path("/usr/bin/chromedriver")
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[WebDriver]:
+    if not (CHROMIUM.exists() and DRIVER.exists()):
+        if os.environ.get("CI"):
+            pytest.fail(
+                "Debian's chromium and chromium-driver are missing: scripts/test installs them"
+            )
+        pytest.skip("chromium and chromium-driver are not installed (scripts/test installs them)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                 "--window-size=1280,900", f"--user-data-dir={tmp_path / 'profile'}"):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+async def test_a_ticket_is_approved_with_a_button_and_tool_chips_appear_before_the_reply(
+    browser: WebDriver, web_api: WebApi, tmp_path: Path
+) -> None:
+    await asyncio.to_thread(approve_a_ticket, browser, web_api, tmp_path)
+
+
+async def test_a_long_message_wraps_and_an_unknown_session_says_so(
+    browser: WebDriver, web_api: WebApi
+) -> None:
+    await asyncio.to_thread(long_message_and_unknown_session, browser, web_api)
+
+
+async def test_without_a_token_the_page_asks_to_sign_in(
+    browser: WebDriver, web_api: WebApi
+) -> None:
+    await asyncio.to_thread(signed_out, browser, web_api)
+
+
+def approve_a_ticket(browser: WebDriver, web_api: WebApi, tmp_path: Path) -> None:
+    wait = WebDriverWait(browser, 60)
+    browser.get(f"{web_api.url}/?token={web_api.token}")
+    assert "token=" not in browser.current_url, "the token is removed from the address bar"
+    wait.until(ec.element_to_be_clickable((By.ID, "new-session"))).click()
+    box = wait.until(ec.element_to_be_clickable((By.ID, "message")))
+    box.send_keys("Create a ticket in OPS: printer is broken", Keys.ENTER)
+
+    chip = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".chip[data-call-id]")))
+    assert chip.get_attribute("data-team") == "it" and "create_ticket" in chip.text
+    assert not browser.find_elements(By.CSS_SELECTOR, ".reply"), "the chip came before the reply"
+    approve = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".approval button.approve")))
+    assert approve == browser.switch_to.active_element, "the card takes the keyboard's focus"
+    approve.send_keys(Keys.ENTER)  # the keyboard alone
+
+    reply = wait.until(
+        ec.presence_of_element_located(
+            (By.XPATH, "//li[contains(@class,'reply')][contains(.,'Created ticket')]")
+        )
+    )
+    assert "model call" in reply.text  # usage per turn
+    assert chip.get_attribute("data-state") == "ok" and "ok" in chip.text
+    assert not browser.find_elements(By.CSS_SELECTOR, ".approval")
+
+    box.send_keys("What is 15 * 23?", Keys.ENTER)
+    wait.until(
+        ec.presence_of_element_located(
+            (By.XPATH, "//li[contains(@class,'reply')][contains(.,'345')]")
+        )
+    )
+    link = browser.find_element(By.ID, "temporal-ui")
+    assert "/namespaces/orchestrator/workflows/chat-" in (link.get_attribute("href") or "")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    for path in (ARTIFACTS / "web-chat.png", tmp_path / "web-chat.png"):
+        assert browser.save_screenshot(str(path))
+
+
+def long_message_and_unknown_session(browser: WebDriver, web_api: WebApi) -> None:
+    wait = WebDriverWait(browser, 60)
+    browser.get(f"{web_api.url}/?token={web_api.token}#chat-doesnotexist")
+    notice = wait.until(ec.visibility_of_element_located((By.ID, "notice")))
+    wait.until(lambda _: "Session not found" in notice.text)
+
+    wait.until(ec.element_to_be_clickable((By.ID, "new-session"))).click()
+    box = wait.until(ec.element_to_be_clickable((By.ID, "message")))
+    long = "word " * 1500
+    browser.execute_script("arguments[0].value = arguments[1]", box, long)
+    box.send_keys(Keys.ENTER)
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".reply")))
+    width = browser.execute_script("return document.documentElement.scrollWidth")
+    assert width <= browser.execute_script("return window.innerWidth"), "no horizontal overflow"
+
+
+def signed_out(browser: WebDriver, web_api: WebApi) -> None:
+    browser.get(f"{web_api.url}/")
+    browser.execute_script("localStorage.clear()")
+    browser.get(f"{web_api.url}/")
+    notice = WebDriverWait(browser, 30).until(ec.visibility_of_element_located((By.ID, "notice")))
+    assert "sign-in URL" in notice.text
