@@ -22,11 +22,18 @@ from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError, WorkflowUpdateStage
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateStage,
+)
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -57,8 +64,20 @@ class Problem(BaseModel):
     detail: str = Field(description="What went wrong, for a person to read.")
 
 
+# What a session accepts, stated in the schema so that clients (and fuzzers)
+# know it: no control characters or bidirectional overrides, something besides
+# spaces, and tool names of letters, digits, '_' and '-'.
+_CONTROLS = "".join(
+    chr(c) for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0),
+                     *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+)  # fmt: skip
+MESSAGE_PATTERN = f"^[^{_CONTROLS}]*[^\\s{_CONTROLS}][^{_CONTROLS}]*$"
+TOOL_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+ToolName = Annotated[str, Field(pattern=TOOL_NAME_PATTERN)]
+
+
 class NewSession(BaseModel):
-    tools: list[str] | None = Field(
+    tools: list[ToolName] | None = Field(
         default=None,
         max_length=50,
         description="Limit the session to these teams and tools ('local' for the "
@@ -86,7 +105,12 @@ class SessionView(BaseModel):
 
 
 class Message(BaseModel):
-    text: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, description="The message.")
+    text: str = Field(
+        min_length=1,
+        max_length=MAX_MESSAGE_CHARS,
+        pattern=MESSAGE_PATTERN,
+        description="The message: plain text (no control characters), not only spaces.",
+    )
 
 
 class Decision(BaseModel):
@@ -99,12 +123,25 @@ class Result(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "The body is not valid JSON."},
     401: {"model": Problem, "description": "Missing or wrong bearer token."},
-    404: {"model": Problem, "description": "No such session of yours."},
+    404: {"model": Problem, "description": "No such open session of yours."},
+    422: {"model": Problem, "description": "The request's parameters or body are invalid."},
 }
 STREAM = {
     "description": "Server-sent events: `id: <offset>`, `event: <kind>`, `data: <SessionEvent JSON>`.",
-    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    "content": {
+        "text/event-stream": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string", "description": "The event's offset."},
+                    "event": {"type": "string", "description": "The event's kind."},
+                    "data": {"type": "string", "description": "The SessionEvent as JSON."},
+                },
+            }
+        }
+    },
 }
 
 
@@ -169,9 +206,20 @@ def create_app(mesh: Mesh, users: Users, temporal_ui: str = "http://127.0.0.1:82
             if err.status == RPCStatusCode.NOT_FOUND:
                 raise HTTPException(404, f"no session {session_id}") from None
             raise
-        if owner != who:
+        # An ended session is gone from the API (its history stays in Temporal
+        # for the namespace's retention).
+        if owner != who or described.status != WorkflowExecutionStatus.RUNNING:
             raise HTTPException(404, f"no session {session_id}")
         return handle
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
+        # One readable line, the same shape as every other error of this API.
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {_readable(e)}"
+            for e in err.errors()
+        )
+        return JSONResponse({"detail": problems or "invalid request"}, 422)
 
     @app.exception_handler(RPCError)
     async def temporal_error(request: Request, err: RPCError) -> JSONResponse:
@@ -179,7 +227,7 @@ def create_app(mesh: Mesh, users: Users, temporal_ui: str = "http://127.0.0.1:82
             return JSONResponse({"detail": "Temporal is unreachable; try again"}, 503)
         return JSONResponse({"detail": f"Temporal refused the request: {err.message}"}, 502)
 
-    @app.post("/api/sessions", status_code=201, responses={**ERRORS, 422: {"model": Problem}})
+    @app.post("/api/sessions", status_code=201, responses=ERRORS)
     async def create_session(body: NewSession, who: User) -> SessionCreated:
         """Start a session; it belongs to the caller."""
         session_id = f"chat-{uuid.uuid4().hex[:12]}"
@@ -221,7 +269,7 @@ def create_app(mesh: Mesh, users: Users, temporal_ui: str = "http://127.0.0.1:82
     @app.post(
         "/api/sessions/{session_id}/messages",
         response_class=StreamingResponse,
-        responses={200: STREAM, **ERRORS, 409: {"model": Problem}, 422: {"model": Problem}},
+        responses={200: STREAM, **ERRORS, 409: {"model": Problem}},
     )
     async def send_message(session_id: Session, body: Message, who: User) -> StreamingResponse:
         """Send a message; the answer is the turn's events as they happen, ending with
@@ -352,6 +400,20 @@ def create_app(mesh: Mesh, users: Users, temporal_ui: str = "http://127.0.0.1:82
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+PATTERN_MEANING = {
+    MESSAGE_PATTERN: "send plain text without control characters, and not only spaces",
+    TOOL_NAME_PATTERN: "a team or tool name: letters, digits, '_' and '-'",
+}
+
+
+def _readable(error: Any) -> str:
+    if error.get("type") == "string_pattern_mismatch":
+        meaning = PATTERN_MEANING.get((error.get("ctx") or {}).get("pattern", ""))
+        if meaning:
+            return meaning
+    return str(error["msg"])
 
 
 NO_BUFFER = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
