@@ -41,7 +41,7 @@ def agents_plugin(
             use_local_activity=llm.local_activity,
             # The model's stream events go to the session's stream as they
             # arrive (not possible from a local activity).
-            streaming_topic=None if llm.local_activity else MODEL_TOPIC,
+            streaming_topic=MODEL_TOPIC if llm.stream and not llm.local_activity else None,
             # A model outage is retried with backoff, but not forever: after
             # the last attempt the turn ends with a clear reply instead.
             retry_policy=RetryPolicy(

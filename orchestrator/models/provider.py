@@ -39,6 +39,11 @@ class LlmSettings(BaseSettings):
         "call; no heartbeats). Changing it breaks replay of sessions already running: switch it "
         "only with no session open, or on a new task queue.",
     )
+    stream: bool = Field(
+        default=True,
+        description="Stream model calls, so the reply's text reaches clients as it is written "
+        "(not with local activities). Off, each model call answers in one piece.",
+    )
     timeout_s: float = Field(
         default=60.0, gt=0, description="Timeout of one request to the LiteLLM model."
     )

@@ -21,15 +21,16 @@ from agents.models.interface import Model
 from openai.types.responses import (
     Response,
     ResponseCompletedEvent,
-    ResponseCreatedEvent,
     ResponseOutputMessage,
     ResponseTextDeltaEvent,
     ResponseUsage,
 )
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
 
-PIECE_CHARS = 24
-"""About how much text one delta carries: a few words, as providers send."""
+PIECE_CHARS = 48
+"""About how much text one delta carries: a few words. Each event is published
+to the session (and kept in the model activity's result), so fewer, larger
+pieces cost less per turn; 48 characters still reads as streaming."""
 
 
 def pieces(text: str, size: int = PIECE_CHARS) -> list[str]:
@@ -65,9 +66,9 @@ async def stream_events(response: ModelResponse, model: str) -> AsyncIterator[TR
             output_tokens_details=OutputTokensDetails(reasoning_tokens=0),
         ),
     )
+    # No response.created event: the Agents SDK builds the turn from
+    # response.completed alone, and every event costs a publish to the session.
     sequence = 0
-    started = final.model_copy(update={"output": [], "usage": None})
-    yield ResponseCreatedEvent(type="response.created", response=started, sequence_number=sequence)
     for index, item in enumerate(response.output):
         if not isinstance(item, ResponseOutputMessage):
             continue
