@@ -9,15 +9,19 @@ and the orchestrator's apart.
 from __future__ import annotations
 
 import ast
+import enum
+import importlib
 from pathlib import Path
 from typing import Any, Literal
 
 import pytest
+from nexusrpc import get_service_definition
 from pydantic import BaseModel, Field
 
 from meshkit.mesh import DEFAULT_MESH_FILE, load_mesh
 from meshkit.team_worker import load_registration, team_context
 from meshkit.toolkit.catalog import (
+    CATALOG_OPERATION,
     ToolCatalog,
     build_catalog,
     strict_input_schema,
@@ -56,6 +60,36 @@ def test_each_teams_catalog_lists_its_operations_as_its_code_declares_them() -> 
         assert {tool.name: tool.kind for tool in catalog.tools} == expected
 
 
+def contract_of(team: str) -> Any:
+    return importlib.import_module(f"{MESH.team_package(team)}.contract")
+
+
+@pytest.mark.parametrize("team", sorted(MESH.teams))
+def test_a_catalog_offers_exactly_the_contracts_operations_but_itself(team: str) -> None:
+    contract = contract_of(team)
+    service = get_service_definition(getattr(contract, MESH.team(team).service))
+    assert service is not None and CATALOG_OPERATION in service.operation_definitions
+    offered = [tool.name for tool in catalog_of(team).tools]
+    assert sorted(offered) == sorted(set(service.operation_definitions) - {CATALOG_OPERATION})
+
+
+@pytest.mark.parametrize("team", sorted(MESH.teams))
+def test_every_entrys_approval_and_timeout_are_the_teams_declared_policy(team: str) -> None:
+    policies = contract_of(team).POLICIES
+    assert load_registration(MESH, team).policies is policies
+    catalog = catalog_of(team)
+    assert {t.name: (t.approval, t.timeout_s) for t in catalog.tools} == {
+        name: (policy.approval, policy.timeout_s) for name, policy in policies.items()
+    }
+
+
+@pytest.mark.parametrize("team", sorted(MESH.teams))
+def test_every_entry_is_described_by_a_docstring_not_just_its_name(team: str) -> None:
+    for tool in catalog_of(team).tools:
+        assert tool.description != tool.name, f"{team}.{tool.name} has no docstring"
+        assert "\n" not in tool.description and tool.description == tool.description.strip()
+
+
 def test_policies_and_descriptions_come_from_the_contract() -> None:
     it = catalog_of("it")
     ticket = it.entry("create_ticket")
@@ -73,15 +107,28 @@ def test_policies_and_descriptions_come_from_the_contract() -> None:
     assert props["amount"]["description"].startswith("Amount claimed")
 
 
-def test_an_entrys_version_changes_with_its_policy_and_only_then() -> None:
+@pytest.mark.parametrize(
+    ("tool", "policy"),
+    [
+        ("get_ip", ToolPolicy(timeout_s=5)),
+        ("create_ticket", ToolPolicy(timeout_s=300)),  # no approval any more
+        ("jira_metrics", ToolPolicy(timeout_s=120, approval=ApprovalPolicy(always=True))),
+    ],
+)
+def test_an_entrys_version_changes_with_its_policy_and_only_then(
+    tool: str, policy: ToolPolicy
+) -> None:
     before = catalog_of("it")
-    assert catalog_of("it") == before
+    assert catalog_of("it") == before  # built twice from the same code: the same versions
     policies = dict(load_registration(MESH, "it").policies)
-    changed = catalog_of("it", {**policies, "get_ip": ToolPolicy(timeout_s=5)})
+    assert policies[tool] != policy
+    changed = catalog_of("it", {**policies, tool: policy})
     versions = {t.name: t.version for t in before.tools}
     after = {t.name: t.version for t in changed.tools}
-    assert after["get_ip"] != versions["get_ip"]
-    assert after["jira_metrics"] == versions["jira_metrics"]
+    assert after[tool] != versions[tool]
+    assert {n: v for n, v in after.items() if n != tool} == {
+        n: v for n, v in versions.items() if n != tool
+    }
     assert changed.version != before.version
 
 
@@ -97,12 +144,20 @@ class Nested(BaseModel):
     weight: float | None = Field(default=None, description="Optional weight.")
 
 
+class Colour(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
 class Awkward(BaseModel):
     """Everything a team might write in a contract."""
 
     name: str = Field(min_length=1, max_length=20, description="A name.")
     count: int = Field(default=3, ge=1, le=10, description="How many.")
+    ratio: float = Field(gt=0, lt=1, description="A share.")
     mode: Literal["fast", "safe"] = "safe"
+    colour: Colour = Colour.RED
+    flag: bool = False
     tags: list[str] = Field(default_factory=list, description="Tags.")
     part: Nested
     parts: list[Nested] = Field(default_factory=list)
@@ -131,12 +186,45 @@ def test_optional_fields_become_required_and_nullable_and_constraints_move_to_de
     None
 ):
     schema, optional = strict_input_schema(Awkward)
-    assert set(optional) == {"count", "mode", "tags", "parts", "note"}
-    assert schema["required"] == list(schema["properties"])
-    count = schema["properties"]["count"]
-    assert {"type": "null"} in count["anyOf"]
+    props = schema["properties"]
+    assert set(optional) == {"count", "mode", "colour", "flag", "tags", "parts", "note"}
+    assert schema["required"] == list(props) == list(Awkward.model_fields)
+    for name in optional:
+        assert {"type": "null"} in props[name]["anyOf"], name
+    for name in set(props) - set(optional):
+        assert "anyOf" not in props[name], f"{name} is required, so it is not nullable"
+    count = props["count"]
     assert "minimum 1" in count["description"] and "maximum 10" in count["description"]
-    assert "default" not in str(schema) and "title" not in schema
+    assert "maxLength 20" in props["name"]["description"]
+    assert "exclusiveMinimum 0" in props["ratio"]["description"]
+    assert {"enum": ["fast", "safe"], "type": "string"} in props["mode"]["anyOf"]
+    assert schema["$defs"]["Colour"]["enum"] == ["red", "blue"]
+    nested = schema["$defs"]["Nested"]
+    assert nested["required"] == ["label", "weight"] and nested["additionalProperties"] is False
+    assert {"type": "null"} in nested["properties"]["weight"]["anyOf"]
+    assert not keywords(schema) & {"default", "title", "minimum", "maxLength", "exclusiveMinimum"}
+
+
+def keywords(schema: Any) -> set[str]:
+    """Every keyword used anywhere in ``schema`` (property and definition names aside)."""
+    if isinstance(schema, list):
+        return set().union(*map(keywords, schema)) if schema else set()
+    if not isinstance(schema, dict):
+        return set()
+    found = set(schema)
+    for key, value in schema.items():
+        named = key in ("properties", "$defs")
+        found |= keywords(list(value.values())) if named else keywords(value)
+    return found
+
+
+def test_a_lists_length_limit_reaches_the_model_in_its_description() -> None:
+    class Batch(BaseModel):
+        items: list[str] = Field(min_length=1, max_length=5, description="Items.")
+
+    schema, _ = strict_input_schema(Batch)
+    description = schema["properties"]["items"]["description"]
+    assert "maxItems 5" in description and "minItems 1" in description
 
 
 @pytest.mark.parametrize(
@@ -195,8 +283,15 @@ def test_a_tool_limit_names_teams_tools_or_local_and_refuses_unknown_names() -> 
     assert allowed_names(["local", "stock_price"], catalogs, MESH.teams) == {
         "calculator", "weather", "stock_price",
     }  # fmt: skip
+    assert allowed_names(["weather"], catalogs, MESH.teams) == {"weather"}
+    # A team that is in the session but unavailable is known; it just offers nothing now.
+    only_finance = {"finance": catalogs["finance"]}
+    assert allowed_names(["it", "calculate_roi"], only_finance, MESH.teams) == {"calculate_roi"}
     with pytest.raises(UnknownToolError, match="no team or tool is called 'fx_rate'"):
         allowed_names(["finance", "fx_rate"], catalogs, MESH.teams)
+    # A tool is known only from a fetched catalog.
+    with pytest.raises(UnknownToolError, match="'get_ip'"):
+        allowed_names(["get_ip"], only_finance, MESH.teams)
 
 
 def test_a_teams_validation_report_reaches_the_model_as_one_line() -> None:
@@ -233,19 +328,51 @@ def imports_of(path: Path) -> list[tuple[int, str]]:
             found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.append((node.lineno, node.module.split(".")[0]))
-    return found
+    return sorted(found)  # ast.walk goes breadth first; report in line order
+
+
+def violations(package: str, path: Path) -> list[str]:
+    """The imports of ``path`` (in ``package``) that break the floor plan."""
+    broken = []
+    for line, imported in imports_of(path):
+        where = f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}:{line}"
+        where += f" imports {imported}"
+        if imported == "workers":
+            broken.append(f"{where}: workers holds entry points, nothing imports them")
+        elif package in ("meshkit", "orchestrator", "services") and imported == "tests":
+            broken.append(f"{where}: product code never imports tests")
+        elif (package, imported) in RULES:
+            broken.append(f"{where}: {RULES[(package, imported)]}")
+    return broken
 
 
 def test_the_import_graph_keeps_every_room_apart() -> None:
     broken = []
     for package in PACKAGES:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            for line, imported in imports_of(path):
-                where = f"{path.relative_to(ROOT)}:{line} imports {imported}"
-                if imported == "workers":
-                    broken.append(f"{where}: workers holds entry points, nothing imports them")
-                elif package in ("meshkit", "orchestrator", "services") and imported == "tests":
-                    broken.append(f"{where}: product code never imports tests")
-                elif (package, imported) in RULES:
-                    broken.append(f"{where}: {RULES[(package, imported)]}")
+        paths = sorted((ROOT / package).rglob("*.py"))
+        assert paths, f"no Python files under {package}/: the check would prove nothing"
+        for path in paths:
+            broken += violations(package, path)
     assert not broken, "\n".join(broken)
+
+
+def test_the_import_check_reports_each_forbidden_import_with_its_line(tmp_path: Path) -> None:
+    module = tmp_path / "planted.py"
+    module.write_text(
+        "import json\n"
+        "from workers.team import run_team\n"
+        "if False:\n"
+        "    import services.it.contract\n"
+        "from bench import report\n"
+        "from tests.helpers import x\n"
+        "from . import sibling\n"
+    )
+    assert [v.split(": ")[0] for v in violations("orchestrator", module)] == [
+        f"{module}:2 imports workers",
+        f"{module}:4 imports services",
+        f"{module}:5 imports bench",
+        f"{module}:6 imports tests",
+    ]
+    assert [v.split(": ")[0] for v in violations("bench", module)] == [
+        f"{module}:2 imports workers"
+    ]

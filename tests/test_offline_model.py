@@ -9,7 +9,9 @@ import pytest
 from agents import FunctionTool, ModelResponse, ModelSettings, Tool
 from agents.models.interface import ModelTracing
 from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage
+from pydantic import BaseModel, Field
 
+from meshkit.toolkit.catalog import strict_input_schema
 from orchestrator.models.offline import OfflineModel, key_values, named_call, plan
 
 TOOL_NAMES = ("calculator", "weather", "jira_metrics", "get_ip", "stock_price", "calculate_roi")
@@ -383,7 +385,7 @@ async def test_one_shot_iterators_in_the_input_are_read_once_and_counted_small()
         def __repr__(self) -> str:
             return "X" * 50_000
 
-    items = [
+    items: list[Any] = [
         {"role": "user", "content": "What is 2 + 2?"},
         {
             "type": "message",
@@ -454,6 +456,77 @@ def test_a_tool_named_with_arguments_is_called_with_typed_values(
     assert named_call(text, catalog_tools()) == expected
 
 
+def test_values_take_the_type_the_schema_gives_them_not_the_one_they_look_like() -> None:
+    roi = named_call("calculate_roi principal=1000 annual_rate=10 years=2", catalog_tools())
+    assert isinstance(roi, tuple)
+    assert {key: type(value) for key, value in roi[1].items()} == {
+        "principal": float,
+        "annual_rate": float,
+        "years": float,
+    }
+    # A ticker is a string in the schema, so digits stay a string.
+    assert named_call("stock_price ticker=123", catalog_tools()) == (
+        "stock_price",
+        {"ticker": "123"},
+    )
+
+
+class FxRateRequest(BaseModel):
+    """Exchange rate between two currencies."""
+
+    base: str = Field(description="ISO code of the currency to convert from.")
+    days: int = Field(default=1, description="How many days of history.")
+    inverse: bool = Field(default=False, description="Quote base per quote currency.")
+    note: str | None = Field(default=None, description="Anything to log with the request.")
+    quotes: list[str] = Field(default_factory=list, description="Currencies to convert to.")
+
+
+def new_team_tool() -> FunctionTool:
+    """A tool no keyword route knows, with the schema a team's catalog would give it."""
+
+    async def unused(ctx: Any, arguments: str) -> str:
+        return ""
+
+    return FunctionTool(
+        name="fx_rate",
+        description="Exchange rate between two currencies.",
+        params_json_schema=strict_input_schema(FxRateRequest)[0],
+        on_invoke_tool=unused,
+    )
+
+
+def test_a_new_teams_tool_is_callable_by_name_with_every_kind_of_value() -> None:
+    text = 'fx_rate base=USD days=7 inverse=true note=null quotes=["EUR","GBP"]'
+    assert named_call(text, [new_team_tool()]) == (
+        "fx_rate",
+        {"base": "USD", "days": 7, "inverse": True, "note": None, "quotes": ["EUR", "GBP"]},
+    )
+    days = named_call("fx_rate days=7", [new_team_tool()])
+    assert isinstance(days, tuple) and type(days[1]["days"]) is int
+
+
+def test_quoted_values_keep_their_spaces_and_escaped_quotes() -> None:
+    assert named_call('fx_rate note="say \\"hi\\" twice" base=\'US D\'', [new_team_tool()]) == (
+        "fx_rate",
+        {"note": 'say "hi" twice', "base": "US D"},
+    )
+    # Quoted, "null" is the word, not a missing value.
+    assert named_call("fx_rate note='null'", [new_team_tool()]) == ("fx_rate", {"note": "null"})
+
+
+def test_a_backslash_in_a_quoted_value_does_not_break_the_model() -> None:
+    result = named_call('fx_rate base=USD note="C:\\Users\\docs"', [new_team_tool()])
+    assert result == ("fx_rate", {"base": "USD", "note": "C:\\Users\\docs"}) or (
+        isinstance(result, str) and "note" in result
+    )
+
+
+def test_a_leading_word_that_names_no_given_tool_is_not_a_call() -> None:
+    assert named_call("fx_rate base=USD", catalog_tools()) is None
+    assert named_call("Calculate_roi principal=1", catalog_tools()) is None
+    assert named_call("   ", catalog_tools()) is None
+
+
 def test_a_named_call_it_cannot_read_gets_a_usage_line() -> None:
     garbled = named_call("calculate_roi principal=1000 years two", catalog_tools())
     assert garbled == (
@@ -464,6 +537,20 @@ def test_a_named_call_it_cannot_read_gets_a_usage_line() -> None:
     assert named_call("calculate_roi for my savings", catalog_tools()) is None
     broken = named_call("calculate_roi {principal: 1}", catalog_tools())
     assert isinstance(broken, str) and "not valid JSON" in broken
+    assert "calculate_roi principal=... annual_rate=... years=..." in broken
+
+
+def test_json_arguments_are_one_whole_object_after_the_tools_name() -> None:
+    trailing = named_call('submit_expense {"amount": 5} extra', catalog_tools())
+    assert isinstance(trailing, str) and "not valid JSON" in trailing
+    assert "submit_expense amount=... currency=... description=..." in trailing
+    assert named_call("stock_price {}", catalog_tools()) == ("stock_price", {})
+    assert named_call('fx_rate {"base": "USD"} ', [new_team_tool()]) == (
+        "fx_rate",
+        {"base": "USD"},
+    )
+    # A JSON array is neither an object nor key=value words: a question, not a call.
+    assert named_call('fx_rate ["USD"]', [new_team_tool()]) is None
 
 
 async def test_a_named_call_reaches_the_agent_as_a_tool_call() -> None:
@@ -477,6 +564,22 @@ def test_a_result_without_a_format_reads_as_key_value_lines() -> None:
     assert key_values("fx_rate", {"base": "USD", "rate": 0.5, "pairs": ["USD/EUR"]}) == (
         'fx_rate:\n- base: USD\n- rate: 0.5\n- pairs: ["USD/EUR"]'
     )
+    assert key_values("fx_rate", {"as_of": None, "stale": True, "city": "Zürich"}) == (
+        "fx_rate:\n- as of: null\n- stale: true\n- city: Zürich"
+    )
+
+
+async def test_a_new_teams_tool_output_is_answered_as_key_value_lines() -> None:
+    response = await respond(
+        [
+            user("fx_rate base=USD"),
+            call("c1", "fx_rate", {"base": "USD"}),
+            output("c1", {"base": "USD", "quote": "EUR", "rate": 0.92}),
+        ],
+        [new_team_tool()],
+    )
+
+    assert reply_text(response) == "fx_rate:\n- base: USD\n- quote: EUR\n- rate: 0.92"
 
 
 async def test_unavailable_teams_in_the_instructions_are_passed_on_to_the_user() -> None:
@@ -503,3 +606,59 @@ async def test_unavailable_teams_in_the_instructions_are_passed_on_to_the_user()
         in text
     )
     assert "- calculate_roi: Future value and return of an investment" in text
+
+
+async def respond_with_instructions(
+    instructions: str, items: list[Any] | str, tools: list[Tool]
+) -> ModelResponse:
+    return await OfflineModel().get_response(
+        system_instructions=instructions,
+        input=items,
+        model_settings=ModelSettings(),
+        tools=tools,
+        output_schema=None,
+        handoffs=[],
+        tracing=ModelTracing.DISABLED,
+        previous_response_id=None,
+        conversation_id=None,
+        prompt=None,
+    )
+
+
+async def test_every_unavailable_team_is_named_also_under_the_tools_answers() -> None:
+    from orchestrator.workflow import INSTRUCTIONS, UNAVAILABLE
+
+    teams = "team it (connection refused: 127.0.0.1:7233. Retrying.); team hr (no answer)"
+    response = await respond_with_instructions(
+        INSTRUCTIONS + UNAVAILABLE.format(teams=teams),
+        [
+            user("ROI of 1000 at 10% for 2 years"),
+            call("c1", "calculate_roi", {"principal": 1000, "annual_rate": 10, "years": 2}),
+            output("c1", {"error": "finance is busy"}),
+        ],
+        catalog_tools(),
+    )
+
+    assert reply_text(response) == (
+        "I could not run calculate_roi: finance is busy\n"
+        f"Unavailable right now, so I could not use their tools: {teams}. Try again later."
+    )
+
+
+async def test_instructions_without_unavailable_teams_add_no_note() -> None:
+    from orchestrator.workflow import INSTRUCTIONS
+
+    response = await respond_with_instructions(INSTRUCTIONS, "hello", catalog_tools())
+
+    assert "Unavailable" not in reply_text(response)
+
+
+async def test_the_help_text_lists_each_tool_it_is_given_and_no_other() -> None:
+    tools = catalog_tools()
+    response = await respond("hello", tools)
+
+    listed = [line for line in reply_text(response).splitlines() if line.startswith("- ")]
+    assert [line.split(":")[0] for line in listed] == [f"- {tool.name}" for tool in tools]
+    for line, tool in zip(listed, tools, strict=True):
+        assert isinstance(tool, FunctionTool)
+        assert line == f"- {tool.name}: {tool.description.split('. ')[0].rstrip('.')}"

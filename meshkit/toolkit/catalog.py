@@ -187,7 +187,8 @@ def _strict(node: Any) -> Any:
         elif key in SUPPORTED_KEYWORDS:
             out[key] = _strict(value)
         elif key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-                     "minLength", "maxLength", "pattern", "format"):  # fmt: skip
+                     "minLength", "maxLength", "minItems", "maxItems", "pattern",
+                     "format"):  # fmt: skip
             notes.append(f"{key} {value}")
     if "allOf" in node and len(node["allOf"]) == 1:
         out.update(_strict(node["allOf"][0]))

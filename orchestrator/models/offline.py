@@ -175,7 +175,9 @@ def _usage(name: str, properties: dict[str, Any]) -> str:
 def _typed(raw: str, schema: dict[str, Any]) -> Any:
     """``raw`` as the type the tool's schema gives the argument."""
     if raw[:1] in "\"'" and raw[-1:] == raw[:1] and len(raw) >= 2:
-        return raw[1:-1] if raw[0] == "'" else json.loads(raw)
+        # Quotes only group words: the inside is taken as typed, except an
+        # escaped quote (a Windows path's backslashes stay backslashes).
+        return raw[1:-1].replace(f"\\{raw[0]}", raw[0])
     types = {schema.get("type")} | {v.get("type") for v in schema.get("anyOf", [])}
     if "null" in types and raw == "null":
         return None
