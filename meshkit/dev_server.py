@@ -38,6 +38,12 @@ DYNAMIC_CONFIG = (
     "component.nexusoperations.disallowedHeaders="
     '["request-timeout","xdc-redirection-api","xdc-redirection","caller-name",'
     '"caller-type","call-initiation","nexus-link"]',
+    # A rollout stops the old build's worker once Temporal reports the version
+    # drained (no open pinned workflow). The server checks that on a timer, 3
+    # minutes by default, after a 3-minute grace period for visibility to
+    # catch up; the dev server's SQLite visibility is current at once.
+    'matching.wv.VersionDrainageStatusVisibilityGracePeriod="2s"',
+    'matching.wv.VersionDrainageStatusRefreshInterval="1s"',
 )
 
 

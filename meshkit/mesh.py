@@ -27,6 +27,7 @@ DEFAULT_MESH_FILE = Path(__file__).resolve().parent.parent / "mesh.toml"
 
 _ENDPOINT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
 _NAMESPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_DEPLOYMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
 class MeshError(Exception):
@@ -45,12 +46,32 @@ class NamespaceConfig(_Strict):
         description="Profile of Temporal's environment configuration (temporal.toml) used "
         "to reach this namespace; unset means the default profile.",
     )
+    deployment: str | None = Field(
+        default=None,
+        description="Name of the Temporal Worker Deployment this component's worker runs "
+        "as a version of; unset means its task queue's name.",
+    )
+
+    @property
+    def deployment_name(self) -> str:
+        """The Worker Deployment of this component (see ``deployment``)."""
+        return self.deployment or self.task_queue
 
     @field_validator("namespace")
     @classmethod
     def _namespace_name(cls, value: str) -> str:
         if not _NAMESPACE_NAME.match(value):
             raise ValueError(f"invalid namespace name {value!r}")
+        return value
+
+    @field_validator("deployment")
+    @classmethod
+    def _deployment_name(cls, value: str | None) -> str | None:
+        # The server joins deployment name and build id with a dot.
+        if value is not None and not _DEPLOYMENT_NAME.match(value):
+            raise ValueError(
+                f"invalid deployment name {value!r}: letters, digits, '-' and '_' only"
+            )
         return value
 
 
@@ -108,6 +129,10 @@ class Mesh(_Strict):
         """The Python package holding a team's code."""
         return self.team(name).package or f"services.{name}"
 
+    def component(self, name: str) -> NamespaceConfig:
+        """The orchestrator's or a team's config, by component name."""
+        return self.orchestrator if name == "orchestrator" else self.team(name)
+
     def team_callers(self, name: str) -> list[str]:
         """Namespaces a team accepts calls from."""
         callers = self.team(name).callers
@@ -116,11 +141,16 @@ class Mesh(_Strict):
     def isolated(self, suffix: str, address: str | None = None) -> Mesh:
         """The same namespaces with every task queue and endpoint suffixed, so a
         second deployment (a test, a benchmark) shares nothing with this one."""
+
+        def deployment(config: NamespaceConfig) -> str | None:
+            return f"{config.deployment}-{suffix}" if config.deployment else None
+
         teams = {
             name: team.model_copy(
                 update={
                     "task_queue": f"{team.task_queue}-{suffix}",
                     "endpoint": f"{team.endpoint}-{suffix}",
+                    "deployment": deployment(team),
                 }
             )
             for name, team in self.teams.items()
@@ -131,7 +161,10 @@ class Mesh(_Strict):
                     default_address=address or self.temporal.default_address
                 ),
                 "orchestrator": self.orchestrator.model_copy(
-                    update={"task_queue": f"{self.orchestrator.task_queue}-{suffix}"}
+                    update={
+                        "task_queue": f"{self.orchestrator.task_queue}-{suffix}",
+                        "deployment": deployment(self.orchestrator),
+                    }
                 ),
                 "teams": teams,
             }

@@ -138,17 +138,23 @@ class WorkerProcess:
 
 
 def spawn_worker(
-    component: str, env: dict[str, str] | None = None, log: Path | None = None
+    component: str,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    cwd: Path | None = None,
 ) -> WorkerProcess:
     """Start ``component`` in its own session (a Ctrl-C in the terminal reaches
-    only the parent, which stops its workers itself), appending to ``log``."""
+    only the parent, which stops its workers itself), appending to ``log``.
+
+    ``cwd`` runs another checkout's code (``python -m`` imports from there
+    first), e.g. an older build being rolled back to."""
     log = log or Path(os.devnull)
     log.parent.mkdir(parents=True, exist_ok=True)
     offset = log.stat().st_size if log.exists() else 0
     with log.open("ab") as out:
         process = subprocess.Popen(
             worker_command(component),
-            cwd=ROOT,
+            cwd=cwd or ROOT,
             env={**os.environ, **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=out,

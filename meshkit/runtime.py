@@ -10,6 +10,8 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.common import WorkerDeploymentVersion
 from temporalio.worker import Worker
 
 log = logging.getLogger("workers")
@@ -25,12 +27,26 @@ def configure_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-async def run_worker(worker: Worker, name: str, stop: asyncio.Event | None = None) -> None:
+async def run_worker(
+    worker: Worker,
+    name: str,
+    stop: asyncio.Event | None = None,
+    *,
+    version: WorkerDeploymentVersion | None = None,
+    health_port: int | None = None,
+) -> None:
     """Run ``worker`` until ``stop`` is set, or SIGINT/SIGTERM when ``stop`` is None.
 
-    Shutdown is graceful: polling stops, and running tasks get the worker's
-    graceful-shutdown timeout to finish before they are cancelled.
+    A versioned worker (``version``) makes itself its deployment's current
+    version when there is none yet (the first deploy); later versions wait for
+    a rollout. With ``health_port`` or ``MESH_HEALTH_PORT`` it answers health
+    checks (:mod:`meshkit.health`). Shutdown is graceful: polling stops, and
+    running tasks get the worker's graceful-shutdown timeout to finish before
+    they are cancelled.
     """
+    from meshkit.health import serve_health
+    from meshkit.versioning import become_current_if_first
+
     own_stop = stop is None
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -38,15 +54,34 @@ async def run_worker(worker: Worker, name: str, stop: asyncio.Event | None = Non
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
     async with worker:
+        if version is not None:
+            await become_current_if_first(worker.client, version, polled_task_types(worker))
+        health = serve_health(worker, name, version.build_id if version else None, health_port)
         log.info(
-            "%s worker polling task queue %r in namespace %r",
+            "%s worker polling task queue %r in namespace %r%s",
             name,
             worker.task_queue,
             worker.client.namespace,
+            f" as {version.deployment_name} build {version.build_id}" if version else "",
         )
-        await stop.wait()
-        log.info("%s worker shutting down", name)
+        try:
+            await stop.wait()
+            log.info("%s worker shutting down", name)
+        finally:
+            if health is not None:
+                health.stop()
     log.info("%s worker stopped", name)
+
+
+def polled_task_types(worker: Worker) -> set[int]:
+    """The task types (``TaskQueueType`` values) ``worker`` polls."""
+    config = worker.config()
+    kinds = {
+        TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW: config.get("workflows"),
+        TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY: config.get("activities"),
+        TaskQueueType.TASK_QUEUE_TYPE_NEXUS: config.get("nexus_service_handlers"),
+    }
+    return {int(kind) for kind, registered in kinds.items() if registered}
 
 
 def exit_now(code: int) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import importlib
 from datetime import timedelta
 
+from temporalio.common import VersioningBehavior
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
@@ -19,6 +20,7 @@ from meshkit.mesh import Mesh, MeshError, connect, load_mesh
 from meshkit.runtime import run_worker
 from meshkit.toolkit.door import TeamDoor
 from meshkit.toolkit.team import TeamContext, TeamRegistration
+from meshkit.versioning import deployment_config
 
 
 def load_registration(mesh: Mesh, team: str) -> TeamRegistration:
@@ -69,6 +71,10 @@ async def main(
         interceptors=[door],
         require_namespace=True,
     )
+    # A team's workflows are short tool calls: unless one says otherwise, each
+    # finishes on the version that started it, so a rollout never changes
+    # the code under a call in flight (and needs no patching to stay safe).
+    deployment = deployment_config(config, VersioningBehavior.PINNED)
     worker = Worker(
         client,
         task_queue=config.task_queue,
@@ -76,8 +82,9 @@ async def main(
         workflows=list(registration.workflows),
         activities=list(registration.activities),
         graceful_shutdown_timeout=timedelta(seconds=10),
+        deployment_config=deployment,
     )
-    await run_worker(worker, team, stop)
+    await run_worker(worker, team, stop, version=deployment.version if deployment else None)
 
 
 async def run_team(team: str) -> None:

@@ -13,12 +13,13 @@ from datetime import timedelta
 
 from agents import set_trace_processors, set_tracing_disabled
 from agents.models.interface import Model
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, VersioningBehavior
 from temporalio.openai_agents import ModelActivityParameters, OpenAIAgentsPlugin
 from temporalio.worker import Worker
 
 from meshkit.mesh import Mesh, connect
 from meshkit.runtime import run_worker
+from meshkit.versioning import deployment_config
 from orchestrator.activities import LocalTools
 from orchestrator.models.provider import LlmSettings, MeshModelProvider
 from orchestrator.session_types import MODEL_TOPIC
@@ -75,11 +76,16 @@ async def main(
         require_namespace=True,
     )
     tools = LocalTools(weather)
+    # ChatSession declares its own behaviour (auto-upgrade); see its definition.
+    deployment = deployment_config(mesh.orchestrator, VersioningBehavior.AUTO_UPGRADE)
     worker = Worker(
         client,
         task_queue=mesh.orchestrator.task_queue,
         workflows=[ChatSessionWorkflow],
         activities=[tools.calculator, tools.weather],
         graceful_shutdown_timeout=timedelta(seconds=10),
+        deployment_config=deployment,
     )
-    await run_worker(worker, "orchestrator", stop)
+    await run_worker(
+        worker, "orchestrator", stop, version=deployment.version if deployment else None
+    )

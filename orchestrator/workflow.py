@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -57,7 +58,13 @@ FAREWELL = "Session ended. Goodbye!"
 INTERRUPTED = "(turn interrupted by the user before it finished)"
 
 
-@workflow.defn(name="ChatSession")
+# A session lives for days and must not keep an old orchestrator build alive:
+# each workflow task runs on the deployment's current version, so a rollout
+# moves open sessions to the new code at their next task. That makes every
+# change here one that must replay the histories of older builds
+# (tests/test_determinism.py, tests/test_recorded_histories.py), and makes
+# `workflow.patched` the way to change the commands a turn issues.
+@workflow.defn(name="ChatSession", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class ChatSessionWorkflow:
     """A conversation with the agent.
 

@@ -114,9 +114,20 @@ class FakeExpenses:
         self.records: dict[str, dict[str, Any]] = {}
         self.requests: list[str] = []
         self.first_request = threading.Event()
+        self.gate = threading.Event()
+        self.gate.set()
+        self.held = threading.Event()
         self._lock = threading.Lock()
         self.http = FakeServer(self._app)
         self.url = self.http.url
+
+    def hold(self) -> None:
+        """Record new claims but answer none until :meth:`release` (a slow API)."""
+        self.held.clear()
+        self.gate.clear()
+
+    def release(self) -> None:
+        self.gate.set()
 
     def _app(
         self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: Any
@@ -139,6 +150,9 @@ class FakeExpenses:
         self.first_request.set()
         if first and self.ack_delay_s:
             time.sleep(self.ack_delay_s)
+        if not self.gate.is_set():
+            self.held.set()
+            self.gate.wait(60)
         return 201 if first else 200, record
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import activity, workflow
+from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
     from meshkit.toolkit.errors import backend_retry
@@ -16,6 +17,11 @@ with workflow.unsafe.imports_passed_through():
     )
     from services.finance.expenses import ExpenseOrder, ExpenseSettings, submit_expense
     from services.finance.market import MarketDataSettings, fetch_quote
+
+# A tool call finishes on the build that started it: a rollout of this team
+# never changes the code under a call in flight, and the old build's worker
+# keeps polling until its last pinned call ends (meshkit.rollout).
+PINNED = VersioningBehavior.PINNED
 
 
 # Outages (timeouts, 429, 5xx) are retried with backoff; refusals are final.
@@ -34,7 +40,7 @@ class MarketActivities:
         return await fetch_quote(self._settings, request.ticker)
 
 
-@workflow.defn(name="StockPriceWorkflow")
+@workflow.defn(name="StockPriceWorkflow", versioning_behavior=PINNED)
 class StockPriceWorkflow:
     """Fetches a quote, retrying market-data outages with backoff."""
 
@@ -60,7 +66,7 @@ class ExpenseActivities:
         return await submit_expense(self._settings, order)
 
 
-@workflow.defn(name="SubmitExpenseWorkflow")
+@workflow.defn(name="SubmitExpenseWorkflow", versioning_behavior=PINNED)
 class SubmitExpenseWorkflow:
     """Files one expense claim exactly once.
 

@@ -5,12 +5,18 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import activity, workflow
+from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
     from meshkit.toolkit.errors import backend_retry
     from services.it.contract import CreateTicketRequest, JiraMetrics, JiraMetricsRequest, Ticket
     from services.it.jira import JiraSettings, fetch_metrics
     from services.it.tickets import TicketOrder, TicketSettings, create_ticket
+
+# A tool call finishes on the build that started it: a rollout of this team
+# never changes the code under a call in flight, and the old build's worker
+# keeps polling until its last pinned call ends (meshkit.rollout).
+PINNED = VersioningBehavior.PINNED
 
 
 # Outages (timeouts, 429, 5xx) are retried with backoff; refusals are final.
@@ -28,7 +34,7 @@ class JiraActivities:
         return await fetch_metrics(self._settings, request.project)
 
 
-@workflow.defn(name="JiraMetricsWorkflow")
+@workflow.defn(name="JiraMetricsWorkflow", versioning_behavior=PINNED)
 class JiraMetricsWorkflow:
     """Fetches a project's metrics, retrying Jira outages with backoff."""
 
@@ -57,7 +63,7 @@ class TicketActivities:
         return await create_ticket(self._jira, self._tickets, order)
 
 
-@workflow.defn(name="CreateTicketWorkflow")
+@workflow.defn(name="CreateTicketWorkflow", versioning_behavior=PINNED)
 class CreateTicketWorkflow:
     """Creates one ticket exactly once.
 

@@ -1,0 +1,258 @@
+"""Roll out, roll back, or show one component of the demo mesh.
+
+Used by ``scripts/demo deploy|rollback|versions <component>``::
+
+    python -m meshkit.rollout deploy finance [--build-id B] [--ramp 25 --ramp 50] [--hotfix]
+    python -m meshkit.rollout rollback finance
+    python -m meshkit.rollout versions finance
+
+The demo keeps each worker's pid in ``<run dir>/<component>.pid`` (the current
+build's worker) and, while an older build drains, ``<component>@<build>.pid``.
+A new build's worker runs from this checkout; a rollback to a build that is a
+commit of this repository and no longer runs starts it from a git worktree
+of that commit under ``<run dir>/builds/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from temporalio.api.enums.v1 import VersionDrainageStatus
+from temporalio.common import WorkerDeploymentVersion
+
+from meshkit.mesh import MeshError, NamespaceConfig, connect, load_mesh, mesh_path
+from meshkit.processes import ROOT, spawn_worker
+from meshkit.rollout.steps import RolloutError, describe_version, previous_build, rollout
+from meshkit.runtime import exit_now
+from meshkit.versioning import BUILD_ID_ENV, build_id, registered_builds, routing
+
+cli = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True)
+
+RunDir = Annotated[Path, typer.Option(help="The demo's run directory (pids, logs).")]
+DEFAULT_RUN_DIR = ROOT / ".run"
+
+
+class Pids:
+    """The demo's pidfiles of one component."""
+
+    def __init__(self, run_dir: Path, component: str) -> None:
+        self.run_dir, self.component = run_dir, component
+
+    def current(self) -> Path:
+        return self.run_dir / f"{self.component}.pid"
+
+    def of(self, build: str) -> Path:
+        return self.run_dir / f"{self.component}@{build}.pid"
+
+    def log(self, build: str) -> Path:
+        return self.run_dir / "logs" / f"{self.component}@{build}.log"
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        pid = int(path.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+async def stop_pid(pid: int, timeout_s: float = 30) -> None:
+    """SIGTERM (the worker's graceful shutdown), then SIGKILL if it hangs."""
+    with_kill = False
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        if time.monotonic() > deadline and not with_kill:
+            os.kill(pid, signal.SIGKILL)
+            with_kill = True
+        await asyncio.sleep(0.1)
+
+
+def worktree(run_dir: Path, build: str) -> Path | None:
+    """A checkout of ``build`` when it names a commit of this repository."""
+    path = run_dir / "builds" / build
+    if (path / "meshkit").is_dir():
+        return path
+    done = subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), build],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return path if done.returncode == 0 else None
+
+
+async def start_build(component: str, build: str, pids: Pids, cwd: Path | None = None) -> int:
+    """Start ``component``'s worker as ``build`` and wait until it polls."""
+    env = {BUILD_ID_ENV: build, "MESH_FILE": str(mesh_path().resolve())}
+    worker = spawn_worker(component, env, pids.log(build), cwd=cwd)
+    try:
+        await worker.wait_ready(90)
+    except BaseException:
+        worker.stop(5)
+        raise
+    pids.of(build).write_text(f"{worker.pid}\n")
+    return worker.pid
+
+
+async def _deploy(
+    component: str,
+    build: str | None,
+    ramp: list[float],
+    ramp_wait: float,
+    hotfix: bool,
+    drain_timeout: float,
+    run_dir: Path,
+    rollback: bool = False,
+) -> None:
+    mesh = load_mesh()
+    config: NamespaceConfig = mesh.component(component)
+    client = await connect(mesh, config, require_namespace=True)
+    pids = Pids(run_dir, component)
+    state = await routing(client, config.deployment_name)
+    old = state.current if state else None
+    if rollback:
+        if old is None:
+            raise RolloutError(f"{component}: no version is current, nothing to roll back")
+        build = await previous_build(client, config.deployment_name, old)
+        if build is None:
+            raise RolloutError(
+                f"{component}: build {old} records no previous build (it was the first)"
+            )
+    new = build or build_id()
+    if new == old:
+        raise RolloutError(
+            f"{component}: build {new} is already current; change the code (or pass "
+            "--build-id) to deploy a new build, or use `scripts/demo restart`"
+        )
+    # The running worker of the current build moves to its versioned pidfile.
+    old_pid = read_pid(pids.current())
+    if old and old_pid:
+        pids.of(old).write_text(f"{old_pid}\n")
+        pids.current().unlink(missing_ok=True)
+    new_pid = read_pid(pids.of(new))
+    if new_pid is not None:
+        typer.echo(f"{component}: the worker of build {new} runs already (pid {new_pid})")
+    else:
+        cwd = None
+        if rollback and build != build_id():
+            cwd = worktree(run_dir, new)
+            if cwd is None:
+                raise RolloutError(
+                    f"{component}: build {new} no longer runs and is not a commit of this "
+                    f"repository; start it with {BUILD_ID_ENV}={new} and its code, then "
+                    "run the rollback again"
+                )
+        typer.echo(f"{component}: starting build {new} (log {pids.log(new)})")
+        new_pid = await start_build(component, new, pids, cwd)
+
+    async def stop_old() -> None:
+        if old is not None and (pid := read_pid(pids.of(old))) is not None:
+            await stop_pid(pid)
+            pids.of(old).unlink(missing_ok=True)
+
+    try:
+        await rollout(
+            client,
+            component,
+            WorkerDeploymentVersion(config.deployment_name, new),
+            stop_old=stop_old,
+            ramp=tuple(ramp),
+            ramp_wait_s=ramp_wait,
+            move_pinned_calls=hotfix,
+            drain_timeout_s=drain_timeout,
+            report=typer.echo,
+        )
+    finally:
+        # Whatever happened, the current build's worker is the component's pid.
+        state = await routing(client, config.deployment_name)
+        if state and state.current and (pid := read_pid(pids.of(state.current))):
+            pids.current().write_text(f"{pid}\n")
+            pids.of(state.current).unlink(missing_ok=True)
+
+
+def _run(coroutine: object) -> None:
+    code = 0
+    try:
+        asyncio.run(coroutine)  # type: ignore[arg-type]
+    except (RolloutError, MeshError, RuntimeError) as err:
+        typer.echo(f"error: {err}", err=True)
+        code = 1
+    exit_now(code)
+
+
+@cli.command()
+def deploy(
+    component: Annotated[str, typer.Argument(help="'orchestrator' or a team of the mesh file.")],
+    build_id: Annotated[
+        str | None, typer.Option(help="Build id of the new version; default: this checkout's.")
+    ] = None,
+    ramp: Annotated[
+        list[float] | None, typer.Option(help="Ramp percentages to pass through, in order.")
+    ] = None,
+    ramp_wait: Annotated[float, typer.Option(help="Seconds at each ramp step.")] = 10.0,
+    hotfix: Annotated[
+        bool,
+        typer.Option(help="Also move the old build's open pinned calls to the new one."),
+    ] = False,
+    drain_timeout: Annotated[float, typer.Option(help="Seconds to wait for draining.")] = 600.0,
+    run_dir: RunDir = DEFAULT_RUN_DIR,
+) -> None:
+    """Start the new build beside the old, make it current, drain and stop the old."""
+    _run(_deploy(component, build_id, ramp or [], ramp_wait, hotfix, drain_timeout, run_dir))
+
+
+@cli.command()
+def rollback(
+    component: Annotated[str, typer.Argument(help="'orchestrator' or a team of the mesh file.")],
+    drain_timeout: Annotated[float, typer.Option(help="Seconds to wait for draining.")] = 600.0,
+    run_dir: RunDir = DEFAULT_RUN_DIR,
+) -> None:
+    """Make the build that was current before the current one current again."""
+    _run(_deploy(component, None, [], 0, False, drain_timeout, run_dir, rollback=True))
+
+
+async def _versions(component: str) -> None:
+    mesh = load_mesh()
+    config = mesh.component(component)
+    client = await connect(mesh, config, require_namespace=True)
+    state = await routing(client, config.deployment_name)
+    typer.echo(f"deployment {config.deployment_name} (namespace {config.namespace})")
+    for build in sorted(await registered_builds(client, config.deployment_name)):
+        info = await describe_version(client, config.deployment_name, build)
+        drainage = VersionDrainageStatus.Name(info.drainage_info.status)  # type: ignore[attr-defined]
+        if state and build == state.current:
+            role = "current"
+        elif state and build == state.ramping:
+            role = f"ramping {state.ramp_percentage:g}%"
+        else:
+            role = drainage.removeprefix("VERSION_DRAINAGE_STATUS_").lower()
+            role = "inactive" if role == "unspecified" else role
+        typer.echo(f"  {build}: {role}")
+
+
+@cli.command()
+def versions(
+    component: Annotated[str, typer.Argument(help="'orchestrator' or a team of the mesh file.")],
+) -> None:
+    """The deployment's versions and which one is current."""
+    _run(_versions(component))
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,281 @@
+"""Worker Versioning: every worker runs as one version of its component's
+Temporal Worker Deployment.
+
+A version is ``(deployment name, build id)``. The deployment name comes from
+the mesh file (``deployment``, default: the component's task queue), the build
+id from ``MESH_BUILD_ID`` or, in a git checkout, the commit. Temporal routes
+new workflows, and every Nexus request, to the deployment's *current* version;
+a pinned workflow keeps running on the version that started it until it ends,
+so its worker must keep polling until the version has drained
+(:mod:`meshkit.rollout`).
+
+``MESH_WORKER_VERSIONING=false`` runs a worker unversioned, as before
+versioning, for a server without Worker Deployments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import subprocess
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from temporalio.api.deployment.v1 import WorkerDeploymentVersion as DeploymentVersion
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import (
+    DescribeTaskQueueRequest,
+    DescribeWorkerDeploymentRequest,
+    DescribeWorkerDeploymentVersionRequest,
+    SetWorkerDeploymentCurrentVersionRequest,
+)
+from temporalio.client import Client
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import WorkerDeploymentConfig
+
+from meshkit.mesh import NamespaceConfig
+
+log = logging.getLogger("meshkit.versioning")
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD_ID_ENV = "MESH_BUILD_ID"
+VERSIONING_ENV = "MESH_WORKER_VERSIONING"
+
+
+def versioning_enabled(env: dict[str, str] | None = None) -> bool:
+    value = (env if env is not None else os.environ).get(VERSIONING_ENV, "true")
+    return value.strip().lower() not in {"0", "false", "no", "off"}
+
+
+def build_id(env: dict[str, str] | None = None) -> str:
+    """This code's build id: ``MESH_BUILD_ID``, else the git commit of this checkout
+    (with a digest of uncommitted changes, so an edited tree is a new build),
+    else ``dev``."""
+    env = env if env is not None else dict(os.environ)
+    explicit = env.get(BUILD_ID_ENV, "").strip()
+    if explicit:
+        return explicit
+    return git_build_id(ROOT) or "dev"
+
+
+def git_build_id(root: Path) -> str | None:
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, check=True, timeout=10
+        )
+        return done.stdout
+
+    try:
+        commit = git("rev-parse", "--short=12", "HEAD").strip()
+        # Tracked files only: logs and state under .run/ never change the build.
+        diff = git("diff", "HEAD", "--", ".", ":(exclude)*.md")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if not diff:
+        return commit
+    return f"{commit}-dirty-{hashlib.sha256(diff.encode()).hexdigest()[:8]}"
+
+
+def worker_version(config: NamespaceConfig, build: str | None = None) -> WorkerDeploymentVersion:
+    return WorkerDeploymentVersion(
+        deployment_name=config.deployment_name, build_id=build or build_id()
+    )
+
+
+def deployment_config(
+    config: NamespaceConfig, default_behavior: VersioningBehavior
+) -> WorkerDeploymentConfig | None:
+    """The worker's deployment options, or None when versioning is switched off.
+
+    ``default_behavior`` covers workflow types that do not declare their own;
+    the mesh's workflows each declare theirs beside their definition.
+    """
+    if not versioning_enabled():
+        return None
+    return WorkerDeploymentConfig(
+        version=worker_version(config),
+        use_worker_versioning=True,
+        default_versioning_behavior=default_behavior,
+    )
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Which versions of a deployment receive new work."""
+
+    current: str | None
+    ramping: str | None
+    ramp_percentage: float
+    conflict_token: bytes
+
+
+async def routing(client: Client, deployment: str) -> Routing | None:
+    """The deployment's routing, or None when no version of it has ever polled."""
+    try:
+        described = await client.workflow_service.describe_worker_deployment(
+            DescribeWorkerDeploymentRequest(namespace=client.namespace, deployment_name=deployment)
+        )
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    config = described.worker_deployment_info.routing_config
+    return Routing(
+        current=config.current_deployment_version.build_id or None,
+        ramping=config.ramping_deployment_version.build_id or None,
+        ramp_percentage=config.ramping_version_percentage,
+        conflict_token=described.conflict_token,
+    )
+
+
+async def registered_builds(client: Client, deployment: str) -> set[str]:
+    """Build ids of the deployment's versions the server knows (their workers have polled)."""
+    try:
+        described = await client.workflow_service.describe_worker_deployment(
+            DescribeWorkerDeploymentRequest(namespace=client.namespace, deployment_name=deployment)
+        )
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return set()
+        raise
+    return {
+        summary.deployment_version.build_id
+        for summary in described.worker_deployment_info.version_summaries
+    }
+
+
+async def task_queues(client: Client, version: WorkerDeploymentVersion) -> set[tuple[str, int]]:
+    """The (task queue, task type) pairs the version's workers have polled."""
+    try:
+        described = await client.workflow_service.describe_worker_deployment_version(
+            DescribeWorkerDeploymentVersionRequest(
+                namespace=client.namespace,
+                deployment_version=DeploymentVersion(
+                    deployment_name=version.deployment_name, build_id=version.build_id
+                ),
+            )
+        )
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return set()
+        raise
+    return {(q.name, q.type) for q in described.worker_deployment_version_info.task_queue_infos}
+
+
+async def wait_registered(
+    client: Client,
+    version: WorkerDeploymentVersion,
+    timeout_s: float = 30,
+    like: str | None = None,
+    types: set[int] = frozenset(),  # type: ignore[assignment]
+) -> None:
+    """Wait until the server has seen ``version``'s workers poll, and, with
+    ``like``, poll every task queue and task type that build ``like`` polls,
+    and with ``types``, poll those task types.
+
+    A version exists only once one of its workers has polled; until then it
+    cannot be made current or ramping. A worker's workflow, activity and Nexus
+    pollers register one by one, and the server refuses to make a version
+    current while it lacks a task queue type the current one serves (those
+    tasks would have no versioned worker).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    needed = await task_queues(client, replace(version, build_id=like)) if like else set()
+    while True:
+        seen = await task_queues(client, version)
+        if seen and needed <= seen and types <= {kind for _, kind in seen}:
+            return
+        if loop.time() > deadline:
+            missing = ", ".join(f"{name} ({kind})" for name, kind in sorted(needed - seen))
+            raise TimeoutError(
+                f"no worker of {version.deployment_name} build {version.build_id} "
+                f"polled within {timeout_s:.0f} s"
+                + (f" on {missing}, which build {like} serves" if missing and seen else "")
+            )
+        await asyncio.sleep(0.1)
+
+
+async def set_current(client: Client, version: WorkerDeploymentVersion, identity: str) -> None:
+    await client.workflow_service.set_worker_deployment_current_version(
+        SetWorkerDeploymentCurrentVersionRequest(
+            namespace=client.namespace,
+            deployment_name=version.deployment_name,
+            build_id=version.build_id,
+            identity=identity,
+        )
+    )
+
+
+async def wait_routed(
+    client: Client, version: WorkerDeploymentVersion, timeout_s: float = 30
+) -> None:
+    """Wait until every task queue of ``version`` routes to it as current.
+
+    Setting the current version returns before the deployment has written the
+    new routing to its task queues. Until a queue has it, its tasks still go
+    where the old routing sent them; for a first version that is to
+    unversioned workers, where nobody polls, so a Nexus request would wait out
+    its timeout.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    pending = await task_queues(client, version)
+    while pending:
+        for name, kind in sorted(pending):
+            described = await client.workflow_service.describe_task_queue(
+                DescribeTaskQueueRequest(
+                    namespace=client.namespace,
+                    task_queue=TaskQueue(name=name),
+                    task_queue_type=TaskQueueType.ValueType(kind),
+                )
+            )
+            if described.versioning_info.current_deployment_version.build_id == version.build_id:
+                pending.discard((name, kind))
+        if not pending:
+            return
+        if loop.time() > deadline:
+            raise TimeoutError(
+                f"task queues {sorted(pending)} did not route to {version.deployment_name} "
+                f"build {version.build_id} within {timeout_s:.0f} s"
+            )
+        await asyncio.sleep(0.05)
+
+
+async def become_current_if_first(
+    client: Client, version: WorkerDeploymentVersion, types: set[int]
+) -> bool:
+    """Make ``version`` current, once it polls every task type in ``types``,
+    when its deployment has no current version yet.
+
+    The first worker of a component has nobody to take over from: until some
+    version is current, Temporal routes the deployment's new workflows and
+    Nexus requests to unversioned workers only, which would leave them
+    waiting. Any later version becomes current only through a rollout.
+    """
+    await wait_registered(client, version)
+    state = await routing(client, version.deployment_name)
+    if state is not None and state.current is not None:
+        if state.current != version.build_id:
+            log.info(
+                "%s build %s is ready; build %s stays current until a rollout promotes this one",
+                version.deployment_name,
+                version.build_id,
+                state.current,
+            )
+        return False
+    try:
+        await set_current(client, version, identity="meshkit first worker")
+    except RPCError as err:
+        # Another first worker of the same deployment won the race.
+        if err.status not in (RPCStatusCode.FAILED_PRECONDITION, RPCStatusCode.ABORTED):
+            raise
+        return False
+    log.info(
+        "%s build %s is the first version: now current", version.deployment_name, version.build_id
+    )
+    return True

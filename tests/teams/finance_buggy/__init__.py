@@ -1,0 +1,1 @@
+"""A Finance build with a bug in ``submit_expense``, for the hot-fix test."""

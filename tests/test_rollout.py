@@ -1,0 +1,196 @@
+"""Rollouts of one component at a time, with real worker processes.
+
+- A team's call in flight when the team rolls out finishes, exactly once, on
+  the build that started it; the next call is served by the new build; the old
+  build's worker drains and stops.
+- An orchestrator rollout under an open session: the next turn runs on the new
+  build, and the session's history replays.
+- A hot-fix: a call that keeps failing from a bug finishes, exactly once, once
+  the fixed build is rolled out with its pinned calls moved to it.
+
+Each test has a mesh of its own (task queues, endpoints and so Worker
+Deployments), so its rollouts change nothing the other tests use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHistory
+from temporalio.common import WorkerDeploymentVersion
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from meshkit.mesh import Mesh, connect
+from meshkit.processes import WorkerProcess, start_worker
+from meshkit.rollout import drainage, rollout
+from meshkit.setup import setup_mesh
+from meshkit.versioning import routing
+from orchestrator.session_client import open_session, send
+from orchestrator.session_types import SessionConfig
+from tests.fakes import FakeExpenses
+from tests.reliability import assert_no_task_failures, count
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@dataclass
+class Rig:
+    """A mesh of the orchestrator and Finance, whose builds the test starts."""
+
+    mesh: Mesh
+    directory: Path
+    expenses: FakeExpenses
+    workers: list[WorkerProcess] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
+
+    def mesh_file(self, finance_package: str | None = None) -> Path:
+        """The mesh file a build runs with: Finance's code from ``finance_package``."""
+        teams = dict(self.mesh.teams)
+        if finance_package:
+            teams["finance"] = teams["finance"].model_copy(update={"package": finance_package})
+        name = (finance_package or "services.finance").replace(".", "_")
+        path = self.directory / f"mesh-{name}.toml"
+        path.write_text(self.mesh.model_copy(update={"teams": teams}).to_toml())
+        return path
+
+    async def start(
+        self, component: str, build: str, finance_package: str | None = None
+    ) -> WorkerProcess:
+        env = {
+            "MESH_FILE": str(self.mesh_file(finance_package)),
+            "MESH_BUILD_ID": build,
+            "EXPENSES_URL": self.expenses.url,
+        }
+        log = self.directory / f"{component}-{build}.log"
+        worker = await start_worker(component, env, log)
+        self.workers.append(worker)
+        return worker
+
+    async def client(self, component: str) -> Client:
+        return await connect(
+            self.mesh, self.mesh.component(component), data_converter=pydantic_data_converter
+        )
+
+    def version(self, component: str, build: str) -> WorkerDeploymentVersion:
+        return WorkerDeploymentVersion(self.mesh.component(component).deployment_name, build)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def rig(running_mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Rig]:
+    isolated = running_mesh.isolated(f"ro-{uuid.uuid4().hex[:6]}")
+    mesh = isolated.model_copy(update={"teams": {"finance": isolated.teams["finance"]}})
+    await setup_mesh(mesh)
+    expenses = FakeExpenses()
+    rig = Rig(mesh, tmp_path_factory.mktemp("rollout"), expenses)
+    yield rig
+    expenses.release()
+    for worker in rig.workers:
+        await asyncio.to_thread(worker.stop, 10)
+    expenses.http.close()
+
+
+def builds_of(history: WorkflowHistory) -> set[str]:
+    """The builds whose workers completed the workflow's tasks."""
+    return {
+        event.workflow_task_completed_event_attributes.deployment_version.build_id
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    }
+
+
+async def expense_workflows(rig: Rig, expected: int) -> list[str]:
+    """Ids of Finance's claim workflows, oldest first, once visibility lists ``expected``."""
+    finance = await rig.client("finance")
+    query = "WorkflowType = 'SubmitExpenseWorkflow'"
+    found: list[tuple[object, str]] = []
+    for _ in range(100):
+        found = [(e.start_time, e.id) async for e in finance.list_workflows(query)]
+        if len(found) >= expected:
+            break
+        await asyncio.sleep(0.1)
+    return [workflow_id for _, workflow_id in sorted(found)]  # type: ignore[type-var]
+
+
+async def wait_until(predicate, timeout_s: float = 30) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(int(timeout_s * 10)):
+        if await predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+async def test_a_call_in_flight_finishes_on_its_build_and_the_next_goes_to_the_new_one(
+    rig: Rig,
+) -> None:
+    await rig.start("orchestrator", "o1")
+    v1 = await rig.start("finance", "f1")
+    orchestrator = await rig.client("orchestrator")
+    finance = await rig.client("finance")
+    config = SessionConfig.for_mesh(rig.mesh, model="offline")
+    handle = await open_session(orchestrator, rig.mesh, f"ro-{uuid.uuid4().hex[:8]}", config=config)
+
+    rig.expenses.hold()
+    first = asyncio.ensure_future(send(handle, "expense 40 for a team lunch", 120))
+    assert await asyncio.to_thread(rig.expenses.held.wait, 30), "the claim reached the API"
+    [in_flight] = await expense_workflows(rig, 1)
+
+    await rig.start("finance", "f2", finance_package="tests.teams.finance_v2")
+    stopped: list[int | None] = []
+
+    async def stop_v1() -> None:
+        stopped.append(await asyncio.to_thread(v1.stop, 30))
+
+    rolling = asyncio.ensure_future(
+        rollout(
+            finance,
+            "finance",
+            rig.version("finance", "f2"),
+            stop_old=stop_v1,
+            drain_timeout_s=60,
+            report=rig.steps.append,
+        )
+    )
+    # Build 2 is current while the call is still held on build 1.
+    await wait_until(lambda: _current_is(finance, rig, "f2"))
+    assert await drainage(finance, rig.mesh.component("finance").deployment_name, "f1") in (
+        "DRAINING",
+        "UNSPECIFIED",
+    )
+    assert v1.alive(), "build 1 keeps serving its pinned call"
+    rig.expenses.release()
+
+    reply = await asyncio.wait_for(first, 60)
+    assert reply.ok, reply.text
+    assert [(t.name, t.state) for t in reply.tools] == [("submit_expense", "ok")]
+    claim = await finance.get_workflow_handle(in_flight).result()
+    assert "policy" not in claim, "build 1 filed the claim in flight"
+    history = await finance.get_workflow_handle(in_flight).fetch_history()
+    assert builds_of(history) == {"f1"}
+
+    second = await send(handle, "expense 15 for a taxi", 60)
+    assert second.ok and [(t.name, t.state) for t in second.tools] == [("submit_expense", "ok")]
+    [_, served_by_v2] = await expense_workflows(rig, 2)
+    claim = await finance.get_workflow_handle(served_by_v2).result()
+    assert claim["policy"] == "expense-policy-2", "build 2 filed the next claim"
+    history = await finance.get_workflow_handle(served_by_v2).fetch_history()
+    assert builds_of(history) == {"f2"}
+
+    report = await asyncio.wait_for(rolling, 60)
+    assert report.drained and stopped == [0], rig.steps
+    assert not v1.alive()
+    assert len(rig.expenses.records) == 2, "each call filed exactly one claim"
+    await assert_no_task_failures(handle)
+    count("faults")
+    count("records", 2)
+
+
+async def _current_is(client: Client, rig: Rig, build: str) -> bool:
+    state = await routing(client, rig.mesh.component("finance").deployment_name)
+    return state is not None and state.current == build
