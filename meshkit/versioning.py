@@ -217,14 +217,20 @@ async def wait_routed(
     """Wait until every task queue of ``version`` routes to it as current.
 
     Setting the current version returns before the deployment has written the
-    new routing to its task queues. Until a queue has it, its tasks still go
-    where the old routing sent them; for a first version that is to
+    new routing to its task queues, and each queue's partitions learn it from
+    the root partition a moment later. Until a partition has it, its tasks
+    still go where the old routing sent them; for a first version that is to
     unversioned workers, where nobody polls, so a Nexus request would wait out
-    its timeout.
+    its timeout. The partitions checked are those of the server's default
+    (``matching.numTaskqueueReadPartitions``, 4).
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
-    pending = await task_queues(client, version)
+    pending = {
+        (partition_name(name, n), kind)
+        for name, kind in await task_queues(client, version)
+        for n in range(PARTITIONS)
+    }
     while pending:
         for name, kind in sorted(pending):
             described = await client.workflow_service.describe_task_queue(
@@ -244,6 +250,14 @@ async def wait_routed(
                 f"build {version.build_id} within {timeout_s:.0f} s"
             )
         await asyncio.sleep(0.05)
+
+
+PARTITIONS = 4
+
+
+def partition_name(task_queue: str, partition: int) -> str:
+    """The name the server gives a task queue's partition (0 is the queue itself)."""
+    return task_queue if partition == 0 else f"/_sys/{task_queue}/{partition}"
 
 
 async def become_current_if_first(

@@ -35,6 +35,7 @@ from meshkit.versioning import routing
 from orchestrator.session_client import open_session, send
 from orchestrator.session_types import SessionConfig
 from tests.fakes import FakeExpenses
+from tests.helpers import replayer
 from tests.reliability import assert_no_task_failures, count
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -108,7 +109,8 @@ def builds_of(history: WorkflowHistory) -> set[str]:
 async def expense_workflows(rig: Rig, expected: int) -> list[str]:
     """Ids of Finance's claim workflows, oldest first, once visibility lists ``expected``."""
     finance = await rig.client("finance")
-    query = "WorkflowType = 'SubmitExpenseWorkflow'"
+    task_queue = rig.mesh.team("finance").task_queue
+    query = f"WorkflowType = 'SubmitExpenseWorkflow' AND TaskQueue = '{task_queue}'"
     found: list[tuple[object, str]] = []
     for _ in range(100):
         found = [(e.start_time, e.id) async for e in finance.list_workflows(query)]
@@ -194,3 +196,82 @@ async def test_a_call_in_flight_finishes_on_its_build_and_the_next_goes_to_the_n
 async def _current_is(client: Client, rig: Rig, build: str) -> bool:
     state = await routing(client, rig.mesh.component("finance").deployment_name)
     return state is not None and state.current == build
+
+
+async def test_an_open_session_keeps_working_through_an_orchestrator_rollout(rig: Rig) -> None:
+    o1 = await rig.start("orchestrator", "o1")
+    await rig.start("finance", "f1")
+    orchestrator = await rig.client("orchestrator")
+    config = SessionConfig.for_mesh(rig.mesh, model="offline")
+    handle = await open_session(orchestrator, rig.mesh, f"ro-{uuid.uuid4().hex[:8]}", config=config)
+    before = await send(handle, "What is 6 * 7?", 60)
+    assert before.ok and "42" in before.text
+
+    await rig.start("orchestrator", "o2")
+    report = await rollout(
+        orchestrator,
+        "orchestrator",
+        rig.version("orchestrator", "o2"),
+        stop_old=lambda: asyncio.to_thread(o1.stop, 30),  # type: ignore[arg-type, return-value]
+        drain_timeout_s=60,
+        report=rig.steps.append,
+    )
+    # A session is auto-upgrade: it pins nothing, so the old build drains at once.
+    assert report.drained and not o1.alive(), rig.steps
+
+    after = await send(handle, "What did I ask before?", 60)
+    assert after.ok and "What is 6 * 7?" in after.text, "the conversation survived the rollout"
+    roi = await send(handle, "calculate_roi principal=1000 annual_rate=10 years=2", 60)
+    assert roi.ok and "1210.00" in roi.text
+    history = await handle.fetch_history()
+    assert builds_of(history) == {"o1", "o2"}, "turns ran on both builds"
+    await replayer().replay_workflow(history)
+    await assert_no_task_failures(handle)
+    count("faults")
+    count("turns", 3)
+
+
+async def test_a_hot_fix_lets_a_call_failing_from_a_bug_finish_exactly_once(rig: Rig) -> None:
+    await rig.start("orchestrator", "o1")
+    buggy = await rig.start("finance", "bug", finance_package="tests.teams.finance_buggy")
+    orchestrator = await rig.client("orchestrator")
+    finance = await rig.client("finance")
+    config = SessionConfig.for_mesh(rig.mesh, model="offline")
+    handle = await open_session(orchestrator, rig.mesh, f"ro-{uuid.uuid4().hex[:8]}", config=config)
+    turn = asyncio.ensure_future(send(handle, "expense 25 for a train ticket", 180))
+    [stuck] = await expense_workflows(rig, 1)
+
+    async def failed_attempts() -> int:
+        described = await finance.get_workflow_handle(stuck).describe()
+        pending = described.raw_description.pending_activities
+        return pending[0].attempt - 1 if pending and pending[0].last_failure.message else 0
+
+    await wait_until(lambda: _at_least(failed_attempts, 2))
+    assert not turn.done() and not rig.expenses.records, "the bug files nothing"
+
+    await rig.start("finance", "fix")
+    report = await rollout(
+        finance,
+        "finance",
+        rig.version("finance", "fix"),
+        stop_old=lambda: asyncio.to_thread(buggy.stop, 30),  # type: ignore[arg-type, return-value]
+        move_pinned_calls=True,
+        drain_timeout_s=60,
+        report=rig.steps.append,
+    )
+    assert report.moved == [stuck], rig.steps
+
+    reply = await asyncio.wait_for(turn, 60)
+    assert reply.ok and [(t.name, t.state) for t in reply.tools] == [("submit_expense", "ok")]
+    assert "Submitted expense claim" in reply.text, reply.text
+    assert len(rig.expenses.records) == 1, "the fixed build filed the claim exactly once"
+    history = await finance.get_workflow_handle(stuck).fetch_history()
+    assert builds_of(history) == {"bug", "fix"}
+    assert report.drained and not buggy.alive(), rig.steps
+    await assert_no_task_failures(handle)
+    count("faults")
+    count("records")
+
+
+async def _at_least(value, n: int) -> bool:  # type: ignore[no-untyped-def]
+    return await value() >= n
