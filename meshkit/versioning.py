@@ -255,6 +255,25 @@ async def wait_routed(
 PARTITIONS = 4
 
 
+async def wait_current(
+    client: Client, version: WorkerDeploymentVersion, timeout_s: float = 60
+) -> None:
+    """Wait until ``version`` is current and routed: its worker is ready for work."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        state = await routing(client, version.deployment_name)
+        if state is not None and state.current == version.build_id:
+            break
+        if loop.time() > deadline:
+            raise TimeoutError(
+                f"{version.deployment_name} build {version.build_id} did not become current "
+                f"within {timeout_s:.0f} s"
+            )
+        await asyncio.sleep(0.05)
+    await wait_routed(client, version, max(1.0, deadline - loop.time()))
+
+
 def partition_name(task_queue: str, partition: int) -> str:
     """The name the server gives a task queue's partition (0 is the queue itself)."""
     return task_queue if partition == 0 else f"/_sys/{task_queue}/{partition}"

@@ -26,6 +26,7 @@ from meshkit import team_worker
 from meshkit.dev_server import start_dev_server
 from meshkit.mesh import DEFAULT_MESH_FILE, Mesh, connect, load_mesh
 from meshkit.setup import setup_mesh
+from meshkit.versioning import wait_current, worker_version
 from orchestrator import worker as orchestrator_worker
 from orchestrator.models.provider import LlmSettings
 from orchestrator.weather import WeatherSettings
@@ -127,6 +128,10 @@ async def running_mesh(
         ),
         *(asyncio.create_task(team_worker.main(mesh, team, stop=stop)) for team in mesh.teams),
     ]
+    # Each worker makes itself its deployment's first current version; the
+    # tests start once every one has.
+    for config in (mesh.orchestrator, *mesh.teams.values()):
+        await wait_current(await connect(mesh, config), worker_version(config))
     yield mesh
     stop.set()
     await asyncio.gather(*tasks)
