@@ -45,7 +45,7 @@ async def run_worker(
     they are cancelled.
     """
     from meshkit.health import serve_health
-    from meshkit.versioning import become_current_if_first
+    from meshkit.versioning import become_current_if_first, promotion
 
     own_stop = stop is None
     stop = stop or asyncio.Event()
@@ -55,7 +55,12 @@ async def run_worker(
             loop.add_signal_handler(sig, stop.set)
     async with worker:
         if version is not None:
-            await become_current_if_first(worker.client, version, polled_task_types(worker))
+            await become_current_if_first(
+                worker.client,
+                version,
+                polled_task_types(worker),
+                always=promotion() == "on-start",
+            )
         health = serve_health(worker, name, version.build_id if version else None, health_port)
         log.info(
             "%s worker polling task queue %r in namespace %r%s",

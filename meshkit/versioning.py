@@ -9,6 +9,12 @@ a pinned workflow keeps running on the version that started it until it ends,
 so its worker must keep polling until the version has drained
 (:mod:`meshkit.rollout`).
 
+``MESH_VERSION_PROMOTION`` says when a starting worker makes its version
+current: ``first`` (default) only when no version is current yet, leaving
+later builds to a rollout; ``on-start`` always, as soon as it polls, for
+platforms that replace workers themselves (a Kubernetes rolling update, where
+the old pod's ``preStop`` hook then waits for its build to drain).
+
 ``MESH_WORKER_VERSIONING=false`` runs a worker unversioned, as before
 versioning, for a server without Worker Deployments.
 """
@@ -37,13 +43,22 @@ from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import WorkerDeploymentConfig
 
-from meshkit.mesh import NamespaceConfig
+from meshkit.mesh import MeshError, NamespaceConfig
 
 log = logging.getLogger("meshkit.versioning")
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_ID_ENV = "MESH_BUILD_ID"
 VERSIONING_ENV = "MESH_WORKER_VERSIONING"
+PROMOTION_ENV = "MESH_VERSION_PROMOTION"
+PROMOTIONS = ("first", "on-start")
+
+
+def promotion(env: dict[str, str] | None = None) -> str:
+    value = (env if env is not None else os.environ).get(PROMOTION_ENV, "first").strip()
+    if value not in PROMOTIONS:
+        raise MeshError(f"{PROMOTION_ENV} must be one of {', '.join(PROMOTIONS)}, got {value!r}")
+    return value
 
 
 def versioning_enabled(env: dict[str, str] | None = None) -> bool:
@@ -280,35 +295,47 @@ def partition_name(task_queue: str, partition: int) -> str:
 
 
 async def become_current_if_first(
-    client: Client, version: WorkerDeploymentVersion, types: set[int]
+    client: Client, version: WorkerDeploymentVersion, types: set[int], *, always: bool = False
 ) -> bool:
     """Make ``version`` current, once it polls every task type in ``types``,
-    when its deployment has no current version yet.
+    when its deployment has no current version yet (or, with ``always``,
+    whatever is current).
 
     The first worker of a component has nobody to take over from: until some
     version is current, Temporal routes the deployment's new workflows and
     Nexus requests to unversioned workers only, which would leave them
-    waiting. Any later version becomes current only through a rollout.
+    waiting. Any later version becomes current only through a rollout, unless
+    ``always``. Until a task type's poller has registered with the version,
+    making it current would leave that type's tasks (say, Nexus requests)
+    routed to unversioned workers, where none poll.
     """
-    await wait_registered(client, version)
     state = await routing(client, version.deployment_name)
-    if state is not None and state.current is not None:
-        if state.current != version.build_id:
-            log.info(
-                "%s build %s is ready; build %s stays current until a rollout promotes this one",
-                version.deployment_name,
-                version.build_id,
-                state.current,
-            )
+    current = state.current if state else None
+    await wait_registered(client, version, types=types, like=current if always else None)
+    state = await routing(client, version.deployment_name)
+    current = state.current if state else None
+    if current == version.build_id:
+        return False
+    if current is not None and not always:
+        log.info(
+            "%s build %s is ready; build %s stays current until a rollout promotes this one",
+            version.deployment_name,
+            version.build_id,
+            current,
+        )
         return False
     try:
-        await set_current(client, version, identity="meshkit first worker")
+        await set_current(client, version, identity=f"meshkit worker {version.build_id}")
     except RPCError as err:
-        # Another first worker of the same deployment won the race.
+        # Another worker of the deployment changed the routing first.
         if err.status not in (RPCStatusCode.FAILED_PRECONDITION, RPCStatusCode.ABORTED):
             raise
         return False
+    await wait_routed(client, version)
     log.info(
-        "%s build %s is the first version: now current", version.deployment_name, version.build_id
+        "%s build %s is now current (was: %s)",
+        version.deployment_name,
+        version.build_id,
+        current or "none",
     )
     return True

@@ -91,7 +91,7 @@ async def relayed_worker(
 async def test_a_polling_worker_is_alive_and_ready(
     relayed_worker: tuple[WorkerProcess, Relay, str],
 ) -> None:
-    worker, _, url = relayed_worker
+    _, _, url = relayed_worker
     async with httpx.AsyncClient(base_url=url, timeout=10) as http:
         live = await http.get("/livez")
         ready = await http.get("/readyz")

@@ -15,6 +15,8 @@ Deployments), so its rollouts change nothing the other tests use.
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -62,12 +64,17 @@ class Rig:
         return path
 
     async def start(
-        self, component: str, build: str, finance_package: str | None = None
+        self,
+        component: str,
+        build: str,
+        finance_package: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> WorkerProcess:
         env = {
             "MESH_FILE": str(self.mesh_file(finance_package)),
             "MESH_BUILD_ID": build,
             "EXPENSES_URL": self.expenses.url,
+            **(env or {}),
         }
         log = self.directory / f"{component}-{build}.log"
         worker = await start_worker(component, env, log)
@@ -275,3 +282,48 @@ async def test_a_hot_fix_lets_a_call_failing_from_a_bug_finish_exactly_once(rig:
 
 async def _at_least(value, n: int) -> bool:  # type: ignore[no-untyped-def]
     return await value() >= n
+
+
+async def rollout_command(rig: Rig, *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "meshkit.rollout",
+        *args,
+        env={**os.environ, "MESH_FILE": str(rig.mesh_file())},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+
+
+async def test_a_build_promoted_on_start_waits_in_the_old_pods_prestop_until_drained(
+    rig: Rig,
+) -> None:
+    # A Kubernetes rolling update: the new pod makes its build current as it
+    # starts, and the old pod's preStop hook (`wait-drained`) holds its
+    # SIGTERM back until no call in flight needs it.
+    await rig.start("orchestrator", "o1")
+    await rig.start("finance", "f1")
+    orchestrator = await rig.client("orchestrator")
+    config = SessionConfig.for_mesh(rig.mesh, model="offline")
+    handle = await open_session(orchestrator, rig.mesh, f"ro-{uuid.uuid4().hex[:8]}", config=config)
+    rig.expenses.hold()
+    turn = asyncio.ensure_future(send(handle, "expense 30 for a hotel night", 120))
+    assert await asyncio.to_thread(rig.expenses.held.wait, 30), "the claim reached the API"
+
+    await rig.start("finance", "f2", env={"MESH_VERSION_PROMOTION": "on-start"})
+    assert await _current_is(await rig.client("finance"), rig, "f2")
+    current = await rollout_command(rig, "wait-drained", "finance", "--build-id", "f2")
+    out, _ = await asyncio.wait_for(current.communicate(), 30)
+    assert current.returncode == 0 and b"is current; nothing to wait for" in out, out
+
+    pre_stop = await rollout_command(rig, "wait-drained", "finance", "--build-id", "f1")
+    await asyncio.sleep(3)
+    assert pre_stop.returncode is None, "the old build waits while its call is in flight"
+    rig.expenses.release()
+    out, _ = await asyncio.wait_for(pre_stop.communicate(), 60)
+    assert pre_stop.returncode == 0 and b"build f1 drained" in out, out
+    reply = await asyncio.wait_for(turn, 60)
+    assert reply.ok and [(t.name, t.state) for t in reply.tools] == [("submit_expense", "ok")]
+    assert len(rig.expenses.records) == 1
+    count("records")

@@ -1,10 +1,16 @@
-"""Roll out, roll back, or show one component of the demo mesh.
+"""Roll out, roll back, or show one component of the mesh.
 
 Used by ``scripts/demo deploy|rollback|versions <component>``::
 
     python -m meshkit.rollout deploy finance [--build-id B] [--ramp 25 --ramp 50] [--hotfix]
     python -m meshkit.rollout rollback finance
     python -m meshkit.rollout versions finance
+
+and where a platform runs the workers (Kubernetes), for a build whose
+worker already runs::
+
+    python -m meshkit.rollout promote finance --build-id B   # current, then wait for the old to drain
+    python -m meshkit.rollout wait-drained finance           # a preStop hook: until this build drained
 
 The demo keeps each worker's pid in ``<run dir>/<component>.pid`` (the current
 build's worker) and, while an older build drains, ``<component>@<build>.pid``.
@@ -29,9 +35,16 @@ from temporalio.common import WorkerDeploymentVersion
 
 from meshkit.mesh import MeshError, NamespaceConfig, connect, load_mesh, mesh_path
 from meshkit.processes import ROOT, spawn_worker
-from meshkit.rollout.steps import RolloutError, describe_version, previous_build, rollout
+from meshkit.rollout.steps import (
+    RolloutError,
+    describe_version,
+    drainage,
+    previous_build,
+    rollout,
+)
 from meshkit.runtime import exit_now
 from meshkit.versioning import BUILD_ID_ENV, build_id, registered_builds, routing
+from meshkit.versioning import build_id as build_id_default
 
 cli = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True)
 
@@ -252,6 +265,80 @@ def versions(
 ) -> None:
     """The deployment's versions and which one is current."""
     _run(_versions(component))
+
+
+async def _promote(
+    component: str, build: str, ramp: list[float], ramp_wait: float, hotfix: bool, drain_s: float
+) -> None:
+    mesh = load_mesh()
+    config = mesh.component(component)
+    client = await connect(mesh, config, require_namespace=True)
+    report = await rollout(
+        client,
+        component,
+        WorkerDeploymentVersion(config.deployment_name, build),
+        ramp=tuple(ramp),
+        ramp_wait_s=ramp_wait,
+        move_pinned_calls=hotfix,
+        drain_timeout_s=drain_s,
+        report=typer.echo,
+    )
+    if report.old_build and report.drained:
+        typer.echo(f"{component}: build {report.old_build} drained; its workers may stop now")
+
+
+@cli.command()
+def promote(
+    component: Annotated[str, typer.Argument(help="'orchestrator' or a team of the mesh file.")],
+    build_id: Annotated[str, typer.Option(help="Build id of the running new version.")],
+    ramp: Annotated[
+        list[float] | None, typer.Option(help="Ramp percentages to pass through, in order.")
+    ] = None,
+    ramp_wait: Annotated[float, typer.Option(help="Seconds at each ramp step.")] = 10.0,
+    hotfix: Annotated[
+        bool,
+        typer.Option(help="Also move the old build's open pinned calls to the new one."),
+    ] = False,
+    drain_timeout: Annotated[float, typer.Option(help="Seconds to wait for draining.")] = 600.0,
+) -> None:
+    """Make a running build current and wait for the old one to drain (no processes started)."""
+    _run(_promote(component, build_id, ramp or [], ramp_wait, hotfix, drain_timeout))
+
+
+async def _wait_drained(component: str, build: str, limit_s: float) -> None:
+    mesh = load_mesh()
+    config = mesh.component(component)
+    client = await connect(mesh, config)
+    deadline = time.monotonic() + limit_s
+    said = False
+    while True:
+        state = await routing(client, config.deployment_name)
+        if state is None or (state.current in (None, build) and state.ramping != build):
+            # Still current (a node drain, a scale-down): other workers of this
+            # build carry on, and this one may stop now.
+            typer.echo(f"{component}: build {build} is current; nothing to wait for")
+            return
+        if await drainage(client, config.deployment_name, build) == "DRAINED":
+            typer.echo(f"{component}: build {build} drained")
+            return
+        if not said:
+            typer.echo(f"{component}: build {build} is draining; waiting for its pinned workflows")
+            said = True
+        if time.monotonic() > deadline:
+            raise RolloutError(f"{component}: build {build} did not drain within {limit_s:.0f} s")
+        await asyncio.sleep(1)
+
+
+@cli.command("wait-drained")
+def wait_drained(
+    component: Annotated[str, typer.Argument(help="'orchestrator' or a team of the mesh file.")],
+    build_id: Annotated[
+        str | None, typer.Option(help="The build to wait for; default: MESH_BUILD_ID.")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait at most.")] = 570.0,
+) -> None:
+    """Return once this build is no longer needed: drained, or still current."""
+    _run(_wait_drained(component, build_id or build_id_default(), timeout))
 
 
 if __name__ == "__main__":
