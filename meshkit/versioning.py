@@ -26,8 +26,10 @@ import hashlib
 import logging
 import os
 import subprocess
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 from temporalio.api.deployment.v1 import WorkerDeploymentVersion as DeploymentVersion
 from temporalio.api.enums.v1 import TaskQueueType
@@ -46,6 +48,7 @@ from temporalio.worker import WorkerDeploymentConfig
 from meshkit.mesh import MeshError, NamespaceConfig
 
 log = logging.getLogger("meshkit.versioning")
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_ID_ENV = "MESH_BUILD_ID"
@@ -118,6 +121,27 @@ def deployment_config(
     )
 
 
+async def deployment_rpc(method: Callable[[Any], Awaitable[T]], request: Any) -> T:
+    """Call a Worker Deployment RPC, retried while the server is busy with it.
+
+    The server keeps each deployment and version in a system workflow and
+    answers describes with queries to it; while that workflow runs a task,
+    queries queue in a small buffer and the rest are refused ("consistent
+    query buffer is full", RESOURCE_EXHAUSTED). Such refusals pass in
+    milliseconds.
+    """
+    delay = 0.05
+    for _ in range(30):
+        try:
+            return await method(request)
+        except RPCError as err:
+            if err.status != RPCStatusCode.RESOURCE_EXHAUSTED:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 1.0)
+    return await method(request)
+
+
 @dataclass(frozen=True)
 class Routing:
     """Which versions of a deployment receive new work."""
@@ -131,8 +155,9 @@ class Routing:
 async def routing(client: Client, deployment: str) -> Routing | None:
     """The deployment's routing, or None when no version of it has ever polled."""
     try:
-        described = await client.workflow_service.describe_worker_deployment(
-            DescribeWorkerDeploymentRequest(namespace=client.namespace, deployment_name=deployment)
+        described = await deployment_rpc(
+            client.workflow_service.describe_worker_deployment,
+            DescribeWorkerDeploymentRequest(namespace=client.namespace, deployment_name=deployment),
         )
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
@@ -150,8 +175,9 @@ async def routing(client: Client, deployment: str) -> Routing | None:
 async def registered_builds(client: Client, deployment: str) -> set[str]:
     """Build ids of the deployment's versions the server knows (their workers have polled)."""
     try:
-        described = await client.workflow_service.describe_worker_deployment(
-            DescribeWorkerDeploymentRequest(namespace=client.namespace, deployment_name=deployment)
+        described = await deployment_rpc(
+            client.workflow_service.describe_worker_deployment,
+            DescribeWorkerDeploymentRequest(namespace=client.namespace, deployment_name=deployment),
         )
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
@@ -166,13 +192,14 @@ async def registered_builds(client: Client, deployment: str) -> set[str]:
 async def task_queues(client: Client, version: WorkerDeploymentVersion) -> set[tuple[str, int]]:
     """The (task queue, task type) pairs the version's workers have polled."""
     try:
-        described = await client.workflow_service.describe_worker_deployment_version(
+        described = await deployment_rpc(
+            client.workflow_service.describe_worker_deployment_version,
             DescribeWorkerDeploymentVersionRequest(
                 namespace=client.namespace,
                 deployment_version=DeploymentVersion(
                     deployment_name=version.deployment_name, build_id=version.build_id
                 ),
-            )
+            ),
         )
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
@@ -216,13 +243,14 @@ async def wait_registered(
 
 
 async def set_current(client: Client, version: WorkerDeploymentVersion, identity: str) -> None:
-    await client.workflow_service.set_worker_deployment_current_version(
+    await deployment_rpc(
+        client.workflow_service.set_worker_deployment_current_version,
         SetWorkerDeploymentCurrentVersionRequest(
             namespace=client.namespace,
             deployment_name=version.deployment_name,
             build_id=version.build_id,
             identity=identity,
-        )
+        ),
     )
 
 

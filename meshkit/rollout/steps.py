@@ -42,7 +42,7 @@ from temporalio.client import Client
 from temporalio.common import PinnedVersioningOverride, WorkerDeploymentVersion
 from temporalio.service import RPCError, RPCStatusCode
 
-from meshkit.versioning import routing, set_current, wait_registered, wait_routed
+from meshkit.versioning import deployment_rpc, routing, set_current, wait_registered, wait_routed
 
 IDENTITY = "meshkit rollout"
 PREVIOUS_KEY = "mesh.previous_build"
@@ -75,10 +75,11 @@ def _version(deployment: str, build: str) -> VersionProto:
 
 async def describe_version(client: Client, deployment: str, build: str) -> object:
     return (
-        await client.workflow_service.describe_worker_deployment_version(
+        await deployment_rpc(
+            client.workflow_service.describe_worker_deployment_version,
             DescribeWorkerDeploymentVersionRequest(
                 namespace=client.namespace, deployment_version=_version(deployment, build)
-            )
+            ),
         )
     ).worker_deployment_version_info
 
@@ -103,18 +104,20 @@ async def move_pinned(client: Client, workflow_ids: list[str], to: WorkerDeploym
     """Pin open workflows to another version (their next tasks run there)."""
     override = PinnedVersioningOverride(to)._to_proto()
     for workflow_id in workflow_ids:
-        await client.workflow_service.update_workflow_execution_options(
+        await deployment_rpc(
+            client.workflow_service.update_workflow_execution_options,
             UpdateWorkflowExecutionOptionsRequest(
                 namespace=client.namespace,
                 workflow_execution=WorkflowExecution(workflow_id=workflow_id),
                 workflow_execution_options=WorkflowExecutionOptions(versioning_override=override),
                 update_mask=FieldMask(paths=["versioning_override"]),
-            )
+            ),
         )
 
 
 async def record_previous(client: Client, version: WorkerDeploymentVersion, previous: str) -> None:
-    await client.workflow_service.update_worker_deployment_version_metadata(
+    await deployment_rpc(
+        client.workflow_service.update_worker_deployment_version_metadata,
         UpdateWorkerDeploymentVersionMetadataRequest(
             namespace=client.namespace,
             deployment_version=_version(version.deployment_name, version.build_id),
@@ -124,7 +127,7 @@ async def record_previous(client: Client, version: WorkerDeploymentVersion, prev
                 )
             },
             identity=IDENTITY,
-        )
+        ),
     )
 
 
@@ -136,14 +139,15 @@ async def previous_build(client: Client, deployment: str, build: str) -> str | N
 
 
 async def set_ramping(client: Client, version: WorkerDeploymentVersion, percentage: float) -> None:
-    await client.workflow_service.set_worker_deployment_ramping_version(
+    await deployment_rpc(
+        client.workflow_service.set_worker_deployment_ramping_version,
         SetWorkerDeploymentRampingVersionRequest(
             namespace=client.namespace,
             deployment_name=version.deployment_name,
             build_id=version.build_id,
             percentage=percentage,
             identity=IDENTITY,
-        )
+        ),
     )
 
 
