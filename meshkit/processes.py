@@ -137,6 +137,14 @@ class WorkerProcess:
             return "(no log)"
 
 
+def running(pid: int) -> bool:
+    """Whether ``pid`` runs (an exited child its parent has not reaped does not)."""
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
+
+
 def spawn_worker(
     component: str,
     env: dict[str, str] | None = None,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -30,7 +31,7 @@ from temporalio.common import WorkerDeploymentVersion
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from meshkit.mesh import Mesh, connect
-from meshkit.processes import WorkerProcess, start_worker
+from meshkit.processes import WorkerProcess, running, start_worker
 from meshkit.rollout import drainage, rollout
 from meshkit.setup import setup_mesh
 from meshkit.versioning import routing
@@ -327,3 +328,56 @@ async def test_a_build_promoted_on_start_waits_in_the_old_pods_prestop_until_dra
     assert reply.ok and [(t.name, t.state) for t in reply.tools] == [("submit_expense", "ok")]
     assert len(rig.expenses.records) == 1
     count("records")
+
+
+async def test_the_demo_deploys_and_rolls_back_a_team_with_one_command_each(
+    rig: Rig, tmp_path: Path
+) -> None:
+    # The first build is this repository's HEAD commit, so that rolling back
+    # to it, once its worker has stopped, runs it from a git worktree.
+    git = await asyncio.create_subprocess_exec(
+        "git", "rev-parse", "--short=12", "HEAD", stdout=asyncio.subprocess.PIPE
+    )
+    head = (await git.communicate())[0].decode().strip()
+    await rig.start("orchestrator", "o1")
+    first = await rig.start("finance", head)
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "finance.pid").write_text(f"{first.pid}\n")
+    run_dir = ("--run-dir", str(tmp_path))
+
+    deploy = await rollout_command(rig, "deploy", "finance", "--build-id", "f2", *run_dir)
+    out, _ = await asyncio.wait_for(deploy.communicate(), 120)
+    text = out.decode()
+    assert deploy.returncode == 0, text
+    for step in ("build f2 polls", "build f2 is current", f"build {head} drained", "stopped"):
+        assert step in text, text
+    assert not first.alive(), "the old build's worker stopped"
+    second_pid = int((tmp_path / "finance.pid").read_text())
+    again = await rollout_command(rig, "deploy", "finance", "--build-id", "f2", *run_dir)
+    out, _ = await again.communicate()
+    assert again.returncode == 1 and b"build f2 is already current" in out, out
+
+    back = await rollout_command(rig, "rollback", "finance", *run_dir)
+    out, _ = await asyncio.wait_for(back.communicate(), 180)
+    text = out.decode()
+    assert back.returncode == 0, text
+    assert f"build {head} is current" in text and "build f2 drained" in text, text
+    assert (tmp_path / "builds" / head / "meshkit").is_dir(), "the old build ran from its commit"
+    rolled_back_pid = int((tmp_path / "finance.pid").read_text())
+    assert rolled_back_pid != second_pid
+    assert not running(second_pid), "build f2's worker stopped"
+
+    listed = await rollout_command(rig, "versions", "finance")
+    out, _ = await listed.communicate()
+    assert f"{head}: current" in out.decode() and "f2: drained" in out.decode(), out
+
+    orchestrator = await rig.client("orchestrator")
+    config = SessionConfig.for_mesh(rig.mesh, model="offline")
+    handle = await open_session(orchestrator, rig.mesh, f"ro-{uuid.uuid4().hex[:8]}", config=config)
+    reply = await send(handle, "calculate_roi principal=1000 annual_rate=10 years=2", 60)
+    assert reply.ok and "1210.00" in reply.text, "the rolled-back build serves calls"
+    os.kill(rolled_back_pid, signal.SIGTERM)
+    remove = await asyncio.create_subprocess_exec(
+        "git", "worktree", "remove", "--force", str(tmp_path / "builds" / head)
+    )
+    await remove.wait()

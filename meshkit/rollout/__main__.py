@@ -22,6 +22,7 @@ of that commit under ``<run dir>/builds/``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -34,7 +35,7 @@ from temporalio.api.enums.v1 import VersionDrainageStatus
 from temporalio.common import WorkerDeploymentVersion
 
 from meshkit.mesh import MeshError, NamespaceConfig, connect, load_mesh, mesh_path
-from meshkit.processes import ROOT, spawn_worker
+from meshkit.processes import ROOT, running, spawn_worker
 from meshkit.rollout.steps import (
     RolloutError,
     describe_version,
@@ -71,28 +72,20 @@ class Pids:
 def read_pid(path: Path) -> int | None:
     try:
         pid = int(path.read_text().strip())
-        os.kill(pid, 0)
     except (OSError, ValueError):
         return None
-    return pid
+    return pid if running(pid) else None
 
 
 async def stop_pid(pid: int, timeout_s: float = 30) -> None:
     """SIGTERM (the worker's graceful shutdown), then SIGKILL if it hangs."""
-    with_kill = False
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
     deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        if time.monotonic() > deadline and not with_kill:
-            os.kill(pid, signal.SIGKILL)
-            with_kill = True
+    while running(pid):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         await asyncio.sleep(0.1)
 
 
