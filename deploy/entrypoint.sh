@@ -12,6 +12,7 @@ usage: <image> COMPONENT [ARGS...]
   team <name>      a team's worker, e.g. it      (python -m workers.team <name>)
   api              the HTTP API and web chat     (python -m orchestrator.api)
   setup            create namespaces, endpoints  (python -m workers.setup)
+  rollout ...      promote, wait-drained, versions (python -m meshkit.rollout)
 
 Settings come from the environment: MESH_FILE, TEMPORAL_ADDRESS,
 TEMPORAL_API_KEY, TEMPORAL_TLS, MESH_HEALTH_PORT, ... (see deploy/README.md).
@@ -28,6 +29,7 @@ case "$component" in
     team) exec python -m workers.team "$@" ;;
     api) exec python -m orchestrator.api "$@" ;;
     setup) exec python -m workers.setup "$@" ;;
+    rollout) exec python -m meshkit.rollout "$@" ;;
     -h | --help | help) usage 0 ;;
     *)
         echo "unknown component: $component" >&2

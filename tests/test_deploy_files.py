@@ -243,6 +243,21 @@ def test_every_worker_deployment_is_probed_on_its_health_port(overlay: str) -> N
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_a_rolling_update_promotes_the_new_build_and_lets_the_old_one_drain(overlay: str) -> None:
+    deployments = of_kind(rendered(overlay), "Deployment")
+    for name in WORKERS:
+        worker = deployments[name]
+        assert env(worker).get("MESH_VERSION_PROMOTION") == "on-start", name
+        command = container(worker)["lifecycle"]["preStop"]["exec"]["command"]
+        assert command[:4] == ["/app/entrypoint.sh", "rollout", "wait-drained", name], command
+        wait_s = int(command[command.index("--timeout") + 1])
+        # The worker still needs its 10 s of graceful shutdown after the wait.
+        assert wait_s + 10 < pod(worker)["terminationGracePeriodSeconds"], name
+        strategy = worker["spec"]["strategy"]
+        assert strategy["rollingUpdate"]["maxUnavailable"] == 0, "the old pod waits for the new"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_api_is_probed_on_its_http_port(overlay: str) -> None:
     api = of_kind(rendered(overlay), "Deployment")["api"]
     main = container(api)
@@ -454,6 +469,7 @@ def test_the_image_runs_as_a_numeric_non_root_user_with_its_build_id() -> None:
         (["team", "it"], "-m workers.team it"),
         (["api"], "-m orchestrator.api"),
         (["setup"], "-m workers.setup"),
+        (["rollout", "wait-drained", "it"], "-m meshkit.rollout wait-drained it"),
     ],
 )
 def test_the_entrypoint_runs_each_component(args: list[str], command: str, tmp_path: Path) -> None:

@@ -146,26 +146,21 @@ async def _deploy(
             f"{component}: build {new} is already current; change the code (or pass "
             "--build-id) to deploy a new build, or use `scripts/demo restart`"
         )
+    new_pid = read_pid(pids.of(new))
+    cwd = None
+    if new_pid is None and rollback and build != build_id():
+        cwd = worktree(run_dir, new)
+        if cwd is None:
+            raise RolloutError(
+                f"{component}: build {new} no longer runs and is not a commit of this "
+                f"repository; start it with {BUILD_ID_ENV}={new} and its code, then "
+                "run the rollback again"
+            )
     # The running worker of the current build moves to its versioned pidfile.
     old_pid = read_pid(pids.current())
     if old and old_pid:
         pids.of(old).write_text(f"{old_pid}\n")
         pids.current().unlink(missing_ok=True)
-    new_pid = read_pid(pids.of(new))
-    if new_pid is not None:
-        typer.echo(f"{component}: the worker of build {new} runs already (pid {new_pid})")
-    else:
-        cwd = None
-        if rollback and build != build_id():
-            cwd = worktree(run_dir, new)
-            if cwd is None:
-                raise RolloutError(
-                    f"{component}: build {new} no longer runs and is not a commit of this "
-                    f"repository; start it with {BUILD_ID_ENV}={new} and its code, then "
-                    "run the rollback again"
-                )
-        typer.echo(f"{component}: starting build {new} (log {pids.log(new)})")
-        new_pid = await start_build(component, new, pids, cwd)
 
     async def stop_old() -> None:
         if old is not None and (pid := read_pid(pids.of(old))) is not None:
@@ -173,6 +168,11 @@ async def _deploy(
             pids.of(old).unlink(missing_ok=True)
 
     try:
+        if new_pid is not None:
+            typer.echo(f"{component}: the worker of build {new} runs already (pid {new_pid})")
+        else:
+            typer.echo(f"{component}: starting build {new} (log {pids.log(new)})")
+            await start_build(component, new, pids, cwd)
         await rollout(
             client,
             component,

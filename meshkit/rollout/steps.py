@@ -235,7 +235,8 @@ async def wait_drained(
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
-            return True  # the version is gone, so nothing can need it
+            step(f"build {build} is gone from the deployment: nothing needs it")
+            return True
         if status == "DRAINED":
             step(f"build {build} drained: no open workflow is pinned to it")
             return True
