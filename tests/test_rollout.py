@@ -33,8 +33,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from meshkit.mesh import Mesh, connect
 from meshkit.processes import WorkerProcess, running, start_worker
 from meshkit.rollout import drainage, rollout
+from meshkit.rollout.__main__ import worktree
 from meshkit.setup import setup_mesh
-from meshkit.versioning import routing
+from meshkit.versioning import build_id, routing
 from orchestrator.session_client import open_session, send
 from orchestrator.session_types import SessionConfig
 from tests.fakes import FakeExpenses
@@ -362,7 +363,12 @@ async def test_the_demo_deploys_and_rolls_back_a_team_with_one_command_each(
     text = out.decode()
     assert back.returncode == 0, text
     assert f"build {head} is current" in text and "build f2 drained" in text, text
-    assert (tmp_path / "builds" / head / "meshkit").is_dir(), "the old build ran from its commit"
+    # A build id that is this checkout's own runs from the checkout; any other
+    # commit (as in an edited tree) from a worktree of it.
+    from_worktree = head != build_id()
+    assert (tmp_path / "builds" / head / "meshkit").is_dir() == from_worktree
+    assert worktree(tmp_path, head) == tmp_path / "builds" / head
+    assert (tmp_path / "builds" / head / "meshkit" / "rollout").is_dir()
     rolled_back_pid = int((tmp_path / "finance.pid").read_text())
     assert rolled_back_pid != second_pid
     assert not running(second_pid), "build f2's worker stopped"
