@@ -152,10 +152,10 @@ class Routing:
     conflict_token: bytes
 
 
-async def routing(client: Client, deployment: str) -> Routing | None:
-    """The deployment's routing, or None when no version of it has ever polled."""
+async def describe_deployment(client: Client, deployment: str) -> Any | None:
+    """The deployment's description, or None when no version of it has ever polled."""
     try:
-        described = await deployment_rpc(
+        return await deployment_rpc(
             client.workflow_service.describe_worker_deployment,
             DescribeWorkerDeploymentRequest(namespace=client.namespace, deployment_name=deployment),
         )
@@ -163,6 +163,13 @@ async def routing(client: Client, deployment: str) -> Routing | None:
         if err.status == RPCStatusCode.NOT_FOUND:
             return None
         raise
+
+
+async def routing(client: Client, deployment: str) -> Routing | None:
+    """The deployment's routing, or None when no version of it has ever polled."""
+    described = await describe_deployment(client, deployment)
+    if described is None:
+        return None
     config = described.worker_deployment_info.routing_config
     return Routing(
         current=config.current_deployment_version.build_id or None,
@@ -174,15 +181,9 @@ async def routing(client: Client, deployment: str) -> Routing | None:
 
 async def registered_builds(client: Client, deployment: str) -> set[str]:
     """Build ids of the deployment's versions the server knows (their workers have polled)."""
-    try:
-        described = await deployment_rpc(
-            client.workflow_service.describe_worker_deployment,
-            DescribeWorkerDeploymentRequest(namespace=client.namespace, deployment_name=deployment),
-        )
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return set()
-        raise
+    described = await describe_deployment(client, deployment)
+    if described is None:
+        return set()
     return {
         summary.deployment_version.build_id
         for summary in described.worker_deployment_info.version_summaries
