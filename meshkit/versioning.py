@@ -149,7 +149,6 @@ class Routing:
     current: str | None
     ramping: str | None
     ramp_percentage: float
-    conflict_token: bytes
 
 
 async def describe_deployment(client: Client, deployment: str) -> Any | None:
@@ -175,7 +174,6 @@ async def routing(client: Client, deployment: str) -> Routing | None:
         current=config.current_deployment_version.build_id or None,
         ramping=config.ramping_deployment_version.build_id or None,
         ramp_percentage=config.ramping_version_percentage,
-        conflict_token=described.conflict_token,
     )
 
 

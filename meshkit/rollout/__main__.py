@@ -51,6 +51,15 @@ cli = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True)
 
 RunDir = Annotated[Path, typer.Option(help="The demo's run directory (pids, logs).")]
 DEFAULT_RUN_DIR = ROOT / ".run"
+# The options deploy and promote share.
+Ramp = Annotated[
+    list[float] | None, typer.Option(help="Ramp percentages to pass through, in order.")
+]
+RampWait = Annotated[float, typer.Option(help="Seconds at each ramp step.")]
+Hotfix = Annotated[
+    bool, typer.Option(help="Also move the old build's open pinned calls to the new one.")
+]
+DrainTimeout = Annotated[float, typer.Option(help="Seconds to wait for draining.")]
 
 
 class Pids:
@@ -208,15 +217,10 @@ def deploy(
     build_id: Annotated[
         str | None, typer.Option(help="Build id of the new version; default: this checkout's.")
     ] = None,
-    ramp: Annotated[
-        list[float] | None, typer.Option(help="Ramp percentages to pass through, in order.")
-    ] = None,
-    ramp_wait: Annotated[float, typer.Option(help="Seconds at each ramp step.")] = 10.0,
-    hotfix: Annotated[
-        bool,
-        typer.Option(help="Also move the old build's open pinned calls to the new one."),
-    ] = False,
-    drain_timeout: Annotated[float, typer.Option(help="Seconds to wait for draining.")] = 600.0,
+    ramp: Ramp = None,
+    ramp_wait: RampWait = 10.0,
+    hotfix: Hotfix = False,
+    drain_timeout: DrainTimeout = 600.0,
     run_dir: RunDir = DEFAULT_RUN_DIR,
 ) -> None:
     """Start the new build beside the old, make it current, drain and stop the old."""
@@ -226,7 +230,7 @@ def deploy(
 @cli.command()
 def rollback(
     component: Annotated[str, typer.Argument(help="'orchestrator' or a team of the mesh file.")],
-    drain_timeout: Annotated[float, typer.Option(help="Seconds to wait for draining.")] = 600.0,
+    drain_timeout: DrainTimeout = 600.0,
     run_dir: RunDir = DEFAULT_RUN_DIR,
 ) -> None:
     """Make the build that was current before the current one current again."""
@@ -284,15 +288,10 @@ async def _promote(
 def promote(
     component: Annotated[str, typer.Argument(help="'orchestrator' or a team of the mesh file.")],
     build_id: Annotated[str, typer.Option(help="Build id of the running new version.")],
-    ramp: Annotated[
-        list[float] | None, typer.Option(help="Ramp percentages to pass through, in order.")
-    ] = None,
-    ramp_wait: Annotated[float, typer.Option(help="Seconds at each ramp step.")] = 10.0,
-    hotfix: Annotated[
-        bool,
-        typer.Option(help="Also move the old build's open pinned calls to the new one."),
-    ] = False,
-    drain_timeout: Annotated[float, typer.Option(help="Seconds to wait for draining.")] = 600.0,
+    ramp: Ramp = None,
+    ramp_wait: RampWait = 10.0,
+    hotfix: Hotfix = False,
+    drain_timeout: DrainTimeout = 600.0,
 ) -> None:
     """Make a running build current and wait for the old one to drain (no processes started)."""
     _run(_promote(component, build_id, ramp or [], ramp_wait, hotfix, drain_timeout))
