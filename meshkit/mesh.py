@@ -20,6 +20,7 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client, Interceptor, Plugin
 from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfigProfile
+from temporalio.plugin import SimplePlugin
 from temporalio.service import RPCError, RPCStatusCode
 
 DEFAULT_MESH_FILE = Path(__file__).resolve().parent.parent / "mesh.toml"
@@ -240,10 +241,23 @@ async def connect(
 
     With ``require_namespace``, a namespace that does not exist is a
     :class:`MeshError` here, rather than a worker that starts, logs that it
-    polls, and then fails.
+    polls, and then fails. When this process switched tracing on
+    (:func:`meshkit.observability.setup`), the client carries the trace.
     """
+    from meshkit import observability
+
     config = connect_config(mesh, target)
-    kwargs: dict[str, Any] = {"plugins": list(plugins), "interceptors": list(interceptors)}
+    telemetry = observability.current()
+    traced = telemetry.plugins if telemetry else []
+    # Outermost first: the given plugins, then tracing, then the given
+    # interceptors. So the span tracing makes current for an activity, a
+    # workflow or a Nexus handler is the one the code and its interceptors
+    # (a team's door) see, whatever another plugin did to the context.
+    inner = [SimplePlugin("mesh.interceptors", interceptors=list(interceptors))] if traced else []
+    kwargs: dict[str, Any] = {
+        "plugins": [*plugins, *traced, *inner],
+        "interceptors": [] if traced else list(interceptors),
+    }
     if data_converter is not None:
         kwargs["data_converter"] = data_converter
     try:

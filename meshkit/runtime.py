@@ -18,13 +18,12 @@ log = logging.getLogger("workers")
 
 
 def configure_logging() -> None:
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # LiteLLM and httpx log request lines that can carry URLs with keys.
-    for noisy in ("httpx", "LiteLLM", "litellm"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    """The process's log format and level, from ``MESH_LOG_FORMAT`` and ``LOG_LEVEL``."""
+    from meshkit.observability import ObservabilitySettings
+    from meshkit.observability.logs import configure_logging as configure
+
+    settings = ObservabilitySettings()
+    configure(settings.log_format, settings.log_level)
 
 
 async def run_worker(

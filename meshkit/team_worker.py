@@ -16,6 +16,7 @@ from temporalio.common import VersioningBehavior
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
+from meshkit import observability
 from meshkit.mesh import Mesh, MeshError, connect, load_mesh
 from meshkit.runtime import run_worker
 from meshkit.toolkit.door import TeamDoor
@@ -64,6 +65,16 @@ async def main(
     registration = registration or load_registration(mesh, team)
     context = team_context(mesh, team, registration)
     door = TeamDoor(team, registration.policies, mesh.team_callers(team))
+    # A team's workflows are short tool calls: unless one says otherwise, each
+    # finishes on the version that started it, so a rollout never changes
+    # the code under a call in flight (and needs no patching to stay safe).
+    deployment = deployment_config(config, VersioningBehavior.PINNED)
+    telemetry = observability.setup(
+        team,
+        config.namespace,
+        build_id=deployment.version.build_id if deployment else None,
+        logs=False,
+    )
     client = await connect(
         mesh,
         config,
@@ -71,10 +82,6 @@ async def main(
         interceptors=[door],
         require_namespace=True,
     )
-    # A team's workflows are short tool calls: unless one says otherwise, each
-    # finishes on the version that started it, so a rollout never changes
-    # the code under a call in flight (and needs no patching to stay safe).
-    deployment = deployment_config(config, VersioningBehavior.PINNED)
     worker = Worker(
         client,
         task_queue=config.task_queue,
@@ -84,7 +91,10 @@ async def main(
         graceful_shutdown_timeout=timedelta(seconds=10),
         deployment_config=deployment,
     )
-    await run_worker(worker, team, stop, version=deployment.version if deployment else None)
+    try:
+        await run_worker(worker, team, stop, version=deployment.version if deployment else None)
+    finally:
+        telemetry.shutdown()
 
 
 async def run_team(team: str) -> None:

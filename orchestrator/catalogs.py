@@ -19,7 +19,13 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from meshkit.toolkit.catalog import CATALOG_OPERATION, ToolCatalog, strict_schema_problems
+    from meshkit.observability import metrics
+    from meshkit.toolkit.catalog import (
+        CATALOG_OPERATION,
+        ToolCatalog,
+        call_headers,
+        strict_schema_problems,
+    )
     from orchestrator.failures import root_message
     from orchestrator.session_types import CatalogState, SessionConfig, TeamRoute
 
@@ -35,6 +41,7 @@ async def refresh(config: SessionConfig, cache: dict[str, CatalogState]) -> dict
         if isinstance(result, asyncio.CancelledError):
             raise result
         previous = cache.get(team) or CatalogState()
+        metrics.catalog_refresh(team, not isinstance(result, BaseException))
         if isinstance(result, BaseException):
             reason = root_message(result)
             if "timed out" in reason:
@@ -73,6 +80,7 @@ async def _fetch(team: str, route: TeamRoute, config: SessionConfig) -> ToolCata
         # rather than holding it up.
         schedule_to_close_timeout=timedelta(seconds=config.catalog_timeout_s),
         summary=f"{team}: catalog",
+        headers=call_headers(workflow.info().workflow_id),
     )
 
 

@@ -33,6 +33,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
+from meshkit import observability
 from meshkit.mesh import Mesh, MeshError, connect, load_mesh
 from meshkit.runtime import exit_now
 from orchestrator import session_client as sessions
@@ -408,8 +409,10 @@ def main(
     """
     code = 1
     approval = "approve" if approve else "deny" if deny else "ask"
+    telemetry = None
     try:
         mesh = load_mesh(mesh_file)
+        telemetry = observability.setup("chat", mesh.orchestrator.namespace, logs=False)
         if list_:
             code = asyncio.run(list_open(mesh))
         elif end_:
@@ -421,6 +424,8 @@ def main(
         errors.print(f"[red]error: {escape(str(err))}[/]")
     except RPCError as err:
         errors.print(f"[red]error: Temporal refused the request: {escape(err.message)}[/]")
+    if telemetry is not None:
+        telemetry.shutdown()
     exit_now(code)
 
 

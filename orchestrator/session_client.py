@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from opentelemetry.trace import SpanKind
 from temporalio.client import (
     Client,
     WorkflowHandle,
@@ -29,6 +30,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from meshkit.mesh import Mesh
+from meshkit.observability.tracing import tracer, untraced
 from orchestrator.session_types import (
     DEFAULT_MODEL,
     EVENTS_TOPIC,
@@ -144,6 +146,25 @@ async def send(
     waiting for approval are put to ``approver``. Without an approver, such
     calls wait until they are decided elsewhere or expire.
     """
+    with tracer().start_as_current_span(
+        "chat.send", kind=SpanKind.CLIENT, attributes={"mesh.session.id": handle.id}
+    ) as span:
+        reply = await _send(handle, text, timeout_s, approver, on_tool, on_text, on_event)
+        span.set_attributes(
+            {"mesh.turn": reply.turn, "mesh.outcome": "ok" if reply.ok else "failed"}
+        )
+        return reply
+
+
+async def _send(
+    handle: WorkflowHandle,
+    text: str,
+    timeout_s: float,
+    approver: Approver | None,
+    on_tool: ProgressListener | None,
+    on_text: TextListener | None,
+    on_event: EventListener | None,
+) -> ChatReply:
     deadline = asyncio.get_running_loop().time() + timeout_s
     # One id per message: if the server is unreachable for a while (restart,
     # failover), the same Update is sent again and Temporal deduplicates it,
@@ -186,10 +207,12 @@ async def send(
             raise ChatError(f"session {handle.id} has ended or does not exist") from None
         raise
     seen = _Seen(states={}, asked=set(), replied=set(), reply_seen=asyncio.Event())
-    watcher = asyncio.ensure_future(
+    # The watcher's stream polls are not part of the turn's trace.
+    watcher = asyncio.get_running_loop().create_task(
         _follow(handle, start_offset, seen, approver, on_tool, on_text, on_event)
         if listening
-        else asyncio.sleep(0)
+        else asyncio.sleep(0),
+        context=untraced(),
     )
     try:
         reply = await _until(deadline, result)

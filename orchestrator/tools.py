@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import logging
 import re
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -34,9 +35,13 @@ from temporalio.exceptions import ActivityError, NexusOperationError, TemporalEr
 with workflow.unsafe.imports_passed_through():
     import nexusrpc
     from agents import FunctionTool, RunContextWrapper, Tool
+    from opentelemetry.trace import Status, StatusCode
     from pydantic import BaseModel, ValidationError
 
-    from meshkit.toolkit.catalog import ToolCatalog, ToolEntry, strict_input_schema
+    from meshkit.observability import metrics
+    from meshkit.observability.logs import log_event
+    from meshkit.observability.tracing import tracer
+    from meshkit.toolkit.catalog import ToolCatalog, ToolEntry, call_headers, strict_input_schema
     from meshkit.toolkit.policy import ApprovalPolicy, ApprovalRecord, arguments_digest
     from orchestrator.activities import CalculatorRequest, CalculatorResult
     from orchestrator.failures import root_message
@@ -45,6 +50,8 @@ with workflow.unsafe.imports_passed_through():
     from orchestrator.weather import Weather, WeatherRequest
 
 LOCAL = "local"
+
+log = logging.getLogger("orchestrator.tools")
 
 Verdict = Literal["approved", "denied", "expired"]
 
@@ -61,6 +68,9 @@ class Approval:
 
 class ToolHost(Protocol):
     """What a tool needs from the session running it."""
+
+    @property
+    def turn(self) -> int: ...
 
     def tool_started(self, call: ToolCall) -> None: ...
 
@@ -86,6 +96,15 @@ LOCAL_TOOLS = (
     LocalTool("calculator", CalculatorRequest, CalculatorResult),
     LocalTool("weather", WeatherRequest, Weather),
 )
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    state: str
+    ok: bool
+    error: str | None
+    duration_ms: float
+    output: str | None
 
 
 class ToolInputError(Exception):
@@ -162,7 +181,7 @@ def build_tools(
 
 
 def _local_tool(spec: LocalTool, config: SessionConfig, host: ToolHost) -> FunctionTool:
-    async def call(arguments: dict[str, Any], approval: ApprovalRecord | None) -> str:
+    async def call(arguments: dict[str, Any], approval: ApprovalRecord | None, call_id: str) -> str:
         try:
             arg = spec.input_type.model_validate(arguments)
         except ValidationError as err:
@@ -195,8 +214,11 @@ def _remote_tool(
     config: SessionConfig,
     host: ToolHost,
 ) -> FunctionTool:
-    async def call(arguments: dict[str, Any], approval: ApprovalRecord | None) -> str:
+    async def call(arguments: dict[str, Any], approval: ApprovalRecord | None, call_id: str) -> str:
         args = _sent(arguments, entry.optional)
+        headers = call_headers(workflow.info().workflow_id, host.turn, call_id)
+        if approval:
+            headers.update(approval.header())
         client = workflow.create_nexus_client(service=service, endpoint=endpoint)
         try:
             result: Any = await client.execute_operation(
@@ -210,7 +232,7 @@ def _remote_tool(
                 # cancelling: with TRY_CANCEL, temporalio 1.35 fails the workflow task
                 # when an operation's start resolves after its cancellation.
                 cancellation_type=workflow.NexusOperationCancellationType.WAIT_COMPLETED,
-                headers=approval.header() if approval else None,
+                headers=headers,
                 summary=f"{team}: {entry.name}",
             )
         except NexusOperationError as err:
@@ -245,14 +267,47 @@ def _function_tool(
     description: str,
     schema: dict[str, Any],
     optional: Collection[str],
-    call: Callable[[dict[str, Any], ApprovalRecord | None], Awaitable[str]],
+    call: Callable[[dict[str, Any], ApprovalRecord | None, str], Awaitable[str]],
     policy: ApprovalPolicy | None,
     config: SessionConfig,
     host: ToolHost,
 ) -> FunctionTool:
     async def invoke(ctx: RunContextWrapper[Any], arguments: str) -> str:
-        started = workflow.time()
         call_id = getattr(ctx, "tool_call_id", None) or str(workflow.uuid4())
+        info = workflow.info()
+        with tracer().start_as_current_span(
+            f"tool {name}",
+            attributes={
+                "mesh.tool.name": name,
+                "mesh.tool.team": location,
+                "mesh.tool.call_id": call_id,
+                "mesh.session.id": info.workflow_id,
+                "mesh.turn": host.turn,
+                "temporal.namespace": info.namespace,
+            },
+        ) as span:
+            record = await run(call_id, arguments)
+            span.set_attribute("mesh.outcome", record.state)
+            if not record.ok:
+                span.set_status(Status(StatusCode.ERROR, record.state))
+            metrics.tool_call(name, location, record.state, record.duration_ms)
+            log_event(
+                log,
+                f"tool {name} {record.state}",
+                session=info.workflow_id,
+                turn=host.turn,
+                call_id=call_id,
+                namespace=info.namespace,
+                tool=name,
+                team=location,
+                duration_ms=record.duration_ms,
+            )
+        if record.output is None:
+            return json.dumps({"error": record.error})
+        return record.output
+
+    async def run(call_id: str, arguments: str) -> _Outcome:
+        started = workflow.time()
         record = ToolCall(
             name=name,
             location=location,
@@ -283,7 +338,7 @@ def _function_tool(
                 else:
                     record.state, record.error = answer.verdict, answer.note
             if record.state == "running":
-                result = await call(args, approval)
+                result = await call(args, approval, call_id)
                 output = truncate_output(result, config.max_tool_output_chars)
                 record.state = "ok"
         except ToolInputError as err:
@@ -297,9 +352,7 @@ def _function_tool(
             record.ok = record.state == "ok"
             record.duration_ms = round((workflow.time() - started) * 1000, 1)
             host.tool_finished(record)
-        if output is None:
-            return json.dumps({"error": record.error})
-        return output
+        return _Outcome(record.state, record.ok, record.error, record.duration_ms, output)
 
     return FunctionTool(
         name=name,

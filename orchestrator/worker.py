@@ -17,6 +17,7 @@ from temporalio.common import RetryPolicy, VersioningBehavior
 from temporalio.openai_agents import ModelActivityParameters, OpenAIAgentsPlugin
 from temporalio.worker import Worker
 
+from meshkit import observability
 from meshkit.mesh import Mesh, connect
 from meshkit.runtime import run_worker
 from meshkit.versioning import deployment_config
@@ -28,10 +29,17 @@ from orchestrator.workflow import ChatSessionWorkflow
 
 
 def agents_plugin(
-    llm: LlmSettings, extra_models: Mapping[str, Model] | None = None
+    llm: LlmSettings, extra_models: Mapping[str, Model] | None = None, *, tracing: bool = False
 ) -> OpenAIAgentsPlugin:
-    """The OpenAI Agents plugin: every model call becomes an activity."""
+    """The OpenAI Agents plugin: every model call becomes an activity.
+
+    With ``tracing``, the Agents SDK's own spans (the agent, each model
+    response, each tool) become OpenTelemetry spans of the turn's trace.
+    """
     return OpenAIAgentsPlugin(
+        use_otel_instrumentation=tracing,
+        # Temporal's own OpenTelemetry plugin traces the activities, once.
+        add_temporal_spans=False,
         model_params=ModelActivityParameters(
             start_to_close_timeout=timedelta(seconds=90),
             # The activity heartbeats at half this: a model call whose worker
@@ -64,20 +72,28 @@ async def main(
     extra_models: Mapping[str, Model] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    # The SDK's default trace exporter posts every span to a hosted endpoint;
-    # the plugin wraps the global processors, so clear them as well.
-    os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")
-    set_tracing_disabled(True)
+    deployment = deployment_config(mesh.orchestrator, VersioningBehavior.AUTO_UPGRADE)
+    telemetry = observability.setup(
+        "orchestrator",
+        mesh.orchestrator.namespace,
+        build_id=deployment.version.build_id if deployment else None,
+        logs=False,
+    )
+    # The SDK's default trace exporter posts every span to a hosted endpoint:
+    # never install it. With tracing on, the plugin adds the OpenTelemetry
+    # processor itself; off, the SDK's tracing is off altogether.
     set_trace_processors([])
+    if not telemetry.tracing:
+        os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")
+        set_tracing_disabled(True)
     client = await connect(
         mesh,
         mesh.orchestrator,
-        plugins=[agents_plugin(llm, extra_models)],
+        plugins=[agents_plugin(llm, extra_models, tracing=telemetry.tracing)],
         require_namespace=True,
     )
     tools = LocalTools(weather)
     # ChatSession declares its own behaviour (auto-upgrade); see its definition.
-    deployment = deployment_config(mesh.orchestrator, VersioningBehavior.AUTO_UPGRADE)
     worker = Worker(
         client,
         task_queue=mesh.orchestrator.task_queue,
@@ -86,6 +102,9 @@ async def main(
         graceful_shutdown_timeout=timedelta(seconds=10),
         deployment_config=deployment,
     )
-    await run_worker(
-        worker, "orchestrator", stop, version=deployment.version if deployment else None
-    )
+    try:
+        await run_worker(
+            worker, "orchestrator", stop, version=deployment.version if deployment else None
+        )
+    finally:
+        telemetry.shutdown()

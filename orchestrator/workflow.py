@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -13,9 +14,13 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from agents import Agent, Runner
     from agents.exceptions import AgentsException, MaxTurnsExceeded
+    from opentelemetry.trace import Status, StatusCode
     from temporalio.contrib.workflow_streams import WorkflowStream
     from temporalio.openai_agents import AgentsWorkflowError
 
+    from meshkit.observability import metrics
+    from meshkit.observability.logs import log_event
+    from meshkit.observability.tracing import tracer
     from meshkit.toolkit.catalog import ToolCatalog
     from meshkit.toolkit.policy import ApprovalPolicy
     from orchestrator import catalogs
@@ -53,6 +58,8 @@ UNAVAILABLE = """
 Unavailable right now: {teams}. Their tools are left out of this turn. If the
 user asks for something they provide, say that the team is unavailable and to
 try again later."""
+
+log = logging.getLogger("orchestrator.turns")
 
 FAREWELL = "Session ended. Goodbye!"
 INTERRUPTED = "(turn interrupted by the user before it finished)"
@@ -355,6 +362,7 @@ class ChatSessionWorkflow:
         try:
             await workflow.wait_condition(lambda: call.call_id in self._decisions, timeout=timeout)
         except TimeoutError:
+            metrics.approval(call.name, call.location, "expired")
             return Approval(
                 "expired",
                 f"the approval request expired after {timeout.total_seconds():.0f} s with no "
@@ -363,6 +371,7 @@ class ChatSessionWorkflow:
         finally:
             self._pending.pop(call.call_id, None)
         decision, decided_at = self._decisions.pop(call.call_id)
+        metrics.approval(call.name, call.location, "approved" if decision.approve else "denied")
         if decision.approve:
             return Approval("approved", decision.note, decision.by, decided_at)
         note = f": {decision.note}" if decision.note else ""
@@ -372,8 +381,56 @@ class ChatSessionWorkflow:
 
     # --- turns ------------------------------------------------------------------------
 
+    @property
+    def turn(self) -> int:
+        """The number of the turn in flight (or of the next one)."""
+        return self._state.turn_count + 1
+
     async def _run_turn(self, text: str) -> ChatReply:
-        number = self._state.turn_count + 1
+        """One turn, as a span of the message's trace, a metric and a log line."""
+        number = self.turn
+        info = workflow.info()
+        model = self._state.config.model
+        started = workflow.time()
+        fields = {"session": info.workflow_id, "turn": number, "namespace": info.namespace}
+        with tracer().start_as_current_span(
+            "chat.turn",
+            attributes={
+                "mesh.session.id": info.workflow_id,
+                "mesh.turn": number,
+                "temporal.namespace": info.namespace,
+                "gen_ai.request.model": model,
+            },
+        ) as span:
+            reply = await self._turn(number, text)
+            outcome = "ok" if reply.ok else "interrupted" if reply.interrupted else "failed"
+            usage = reply.usage
+            span.set_attributes(
+                {
+                    "mesh.outcome": outcome,
+                    "mesh.tool_calls": len(reply.tools),
+                    "gen_ai.usage.input_tokens": usage.input_tokens,
+                    "gen_ai.usage.output_tokens": usage.output_tokens,
+                }
+            )
+            if not reply.ok:
+                span.set_status(Status(StatusCode.ERROR, outcome))
+            metrics.turn(outcome, model)
+            metrics.tokens(model, usage.input_tokens, usage.output_tokens)
+            log_event(
+                log,
+                f"turn {number} {outcome}",
+                **fields,
+                model=model,
+                tools=len(reply.tools),
+                model_calls=usage.requests,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                duration_ms=round((workflow.time() - started) * 1000, 1),
+            )
+        return reply
+
+    async def _turn(self, number: int, text: str) -> ChatReply:
         self._calls = []
         config = self._state.config
         self._publish("turn_started", number, text=text)

@@ -28,6 +28,25 @@ from meshkit.toolkit.policy import DEFAULT_POLICY, ApprovalPolicy, ToolPolicy
 CATALOG_OPERATION = "catalog"
 """Name of the operation every team's service offers for its catalog."""
 
+SESSION_HEADER = "mesh-session"
+TURN_HEADER = "mesh-turn"
+CALL_HEADER = "mesh-call-id"
+
+
+def call_headers(
+    session: str, turn: int | None = None, call_id: str | None = None
+) -> dict[str, str]:
+    """The Nexus headers that tell a team which session, turn and tool call a
+    request belongs to, for its logs and traces; the team trusts them for
+    nothing else."""
+    headers = {SESSION_HEADER: session}
+    if turn is not None:
+        headers[TURN_HEADER] = str(turn)
+    if call_id is not None:
+        headers[CALL_HEADER] = call_id
+    return headers
+
+
 ToolKind = Literal["sync", "workflow"]
 
 

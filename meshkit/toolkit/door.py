@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import time
 from collections.abc import Collection, Mapping
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -25,6 +26,7 @@ from urllib.parse import unquote, urlparse
 import nexusrpc
 from pydantic import BaseModel, ValidationError
 from temporalio import client as temporal_client
+from temporalio import nexus as temporal_nexus
 from temporalio import worker as temporal_worker
 from temporalio.worker import (
     ExecuteNexusOperationCancelInput,
@@ -32,7 +34,10 @@ from temporalio.worker import (
     NexusOperationInboundInterceptor,
 )
 
-from meshkit.toolkit.catalog import CATALOG_OPERATION
+from meshkit.observability import metrics
+from meshkit.observability.logs import log_event
+from meshkit.observability.tracing import current_span
+from meshkit.toolkit.catalog import CALL_HEADER, CATALOG_OPERATION, SESSION_HEADER, TURN_HEADER
 from meshkit.toolkit.policy import APPROVAL_HEADER, ApprovalRecord, ToolPolicy, arguments_digest
 
 log = logging.getLogger("meshkit.door")
@@ -178,30 +183,64 @@ class _DoorInbound(NexusOperationInboundInterceptor):
     async def execute_nexus_operation_start(self, input: ExecuteNexusOperationStartInput) -> Any:
         ctx = input.ctx
         door = self._door
+        started = time.monotonic()
+        fields = {
+            "session": _header(ctx.headers, SESSION_HEADER),
+            "turn": _number(_header(ctx.headers, TURN_HEADER)),
+            "call_id": _header(ctx.headers, CALL_HEADER),
+            "namespace": nexus_namespace(),
+            "team": door.team,
+            "operation": ctx.operation,
+        }
+        span = current_span()
+        names = {
+            "session": "mesh.session.id",
+            "turn": "mesh.turn",
+            "call_id": "mesh.tool.call_id",
+            "namespace": "temporal.namespace",
+            "team": "mesh.team",
+            "operation": "mesh.operation",
+        }
+        span.set_attributes(
+            {names[key]: value for key, value in fields.items() if value is not None}
+        )
+        outcome = "error"
         try:
-            caller = door.check_caller(ctx)
-            record = (
-                None
-                if ctx.operation == CATALOG_OPERATION
-                else door.check_approval(ctx, input.input)
-            )
-        except nexusrpc.HandlerError as err:
-            log.warning(
-                "refused %s.%s: %s", ctx.service, ctx.operation, err,
-                extra={"team": door.team, "operation": ctx.operation},
-            )  # fmt: skip
-            raise
-        if record is not None:
-            log.info(
-                "%s approved by %s at %s (call %s, caller %s)",
-                ctx.operation, record.approved_by, record.approved_at.isoformat(),
-                record.call_id, caller,
-            )  # fmt: skip
-        token = _approval.set(record)
-        try:
-            return await self.next.execute_nexus_operation_start(input)
+            try:
+                caller = door.check_caller(ctx)
+                record = (
+                    None
+                    if ctx.operation == CATALOG_OPERATION
+                    else door.check_approval(ctx, input.input)
+                )
+            except nexusrpc.HandlerError as err:
+                outcome = "refused"
+                log.warning(
+                    "refused %s.%s: %s", ctx.service, ctx.operation, err,
+                    extra={"team": door.team, "operation": ctx.operation},
+                )  # fmt: skip
+                raise
+            if record is not None:
+                log.info(
+                    "%s approved by %s at %s (call %s, caller %s)",
+                    ctx.operation, record.approved_by, record.approved_at.isoformat(),
+                    record.call_id, caller,
+                )  # fmt: skip
+            token = _approval.set(record)
+            try:
+                result = await self.next.execute_nexus_operation_start(input)
+            finally:
+                _approval.reset(token)
+            outcome = "ok"
+            return result
         finally:
-            _approval.reset(token)
+            metrics.operation(door.team, ctx.operation, outcome)
+            log_event(
+                log,
+                f"operation {ctx.operation} {outcome}",
+                **fields,
+                duration_ms=round((time.monotonic() - started) * 1000, 1),
+            )
 
     async def execute_nexus_operation_cancel(self, input: ExecuteNexusOperationCancelInput) -> None:
         # Cancelling what a caller started is allowed to whoever holds the token:
@@ -215,6 +254,18 @@ class _MemoOutbound(temporal_client.OutboundInterceptor):
         if record is not None:
             input.memo = {**(input.memo or {}), APPROVAL_MEMO: record.model_dump(mode="json")}
         return await self.next.start_workflow(input)
+
+
+def nexus_namespace() -> str | None:
+    """The namespace of the worker handling the current Nexus operation."""
+    try:
+        return temporal_nexus.client().namespace
+    except RuntimeError:
+        return None
+
+
+def _number(value: str | None) -> int | str | None:
+    return int(value) if value and value.isdigit() else value
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

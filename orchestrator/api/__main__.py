@@ -15,6 +15,7 @@ import uvicorn
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from meshkit import observability
 from meshkit.mesh import MeshError, load_mesh
 from meshkit.runtime import configure_logging
 from orchestrator.api.app import create_app
@@ -37,12 +38,19 @@ def main() -> None:
     configure_logging()
     settings = ApiSettings()
     try:
-        app = create_app(load_mesh(), load_users(), settings.temporal_ui)
+        mesh = load_mesh()
+        telemetry = observability.setup("api", mesh.orchestrator.namespace, logs=False)
+        app = create_app(mesh, load_users(), settings.temporal_ui)
     except (MeshError, AuthError) as err:
         log.error("the API cannot start: %s", err)
         sys.exit(1)
     # Access logs carry paths only (tokens travel in headers, never in URLs the API logs).
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    try:
+        uvicorn.run(
+            app, host=settings.host, port=settings.port, log_level="warning", access_log=False
+        )
+    finally:
+        telemetry.shutdown()
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from agents.models.interface import Model, ModelProvider
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from meshkit.observability.tracing import current_span
 from orchestrator.models.offline import NAME as OFFLINE
 from orchestrator.models.offline import OfflineModel
 from orchestrator.models.streaming import StreamingModel
@@ -73,10 +74,10 @@ class MeshModelProvider(ModelProvider):
         if name == DEFAULT_MODEL:
             name = self._settings.model
         if name in self._extra:
-            return self._extra[name]
+            return _Traced(self._extra[name], name)
         if name == OFFLINE:
-            return self._offline
-        return self._litellm(name)
+            return _Traced(self._offline, name)
+        return _Traced(self._litellm(name), name)
 
     def _litellm(self, name: str) -> Model:
         # LiteLLM fetches a price list from the network at import unless told not to.
@@ -86,6 +87,34 @@ class MeshModelProvider(ModelProvider):
         key = self._settings.api_key.get_secret_value() if self._settings.api_key else None
         model = LitellmModel(model=name, base_url=self._settings.base_url, api_key=key)
         return _Bounded(model, self._settings.timeout_s)
+
+
+class _Traced(Model):
+    """Names the model and its token counts on the model activity's span."""
+
+    def __init__(self, inner: Model, name: str) -> None:
+        self._inner = inner
+        self._name = name
+
+    async def get_response(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        response = await self._inner.get_response(*args, **kwargs)
+        self._record(response.usage)
+        return response
+
+    async def stream_response(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        async for event in self._inner.stream_response(*args, **kwargs):
+            if getattr(event, "type", None) == "response.completed":
+                self._record(getattr(getattr(event, "response", None), "usage", None))
+            yield event
+
+    def _record(self, usage: Any) -> None:
+        span = current_span()
+        if not span.is_recording():
+            return
+        span.set_attribute("gen_ai.request.model", self._name)
+        if usage is not None:
+            span.set_attribute("gen_ai.usage.input_tokens", int(usage.input_tokens or 0))
+            span.set_attribute("gen_ai.usage.output_tokens", int(usage.output_tokens or 0))
 
 
 class _Bounded(Model):

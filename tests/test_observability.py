@@ -1,0 +1,295 @@
+"""See across namespaces: one trace per turn, metrics that move, logs that connect.
+
+The workers are real processes of a mesh of their own, each with tracing to
+one trace file, JSON logs and its own metrics port. The turn is sent by the
+terminal chat (a process too), so its trace starts at the client. It calls a
+local tool (calculator), a sync Nexus tool of IT (get_ip) and a workflow-backed
+Nexus tool of Finance (stock_price, whose activity calls the market API).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from meshkit.mesh import Mesh, connect
+from meshkit.observability.spans import Span, find_turn, read_spans, tree
+from meshkit.setup import setup_mesh
+from orchestrator.session_client import session_workflow_id
+from tests.fakes import FakeMarket
+from tests.processes import ProcessMesh
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+ROOT = Path(__file__).resolve().parent.parent
+MESSAGE = "What is 15 * 23 and my IP address and the stock price of MSFT?"
+MARKET_KEY = "mkt-TRACESECRET-4e1d"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The mesh's samples (``mesh_*``) of one worker, by name and labels."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    samples = {}
+    for line in text.splitlines():
+        if line.startswith("mesh_"):
+            key, value = line.rsplit(" ", 1)
+            samples[key] = float(value)
+    return samples
+
+
+def total(samples: dict[str, float], name: str, **labels: str) -> float:
+    """The sum of a metric's samples whose labels include ``labels``."""
+    wanted = [f'{k}="{v}"' for k, v in labels.items()]
+    return sum(
+        value
+        for key, value in samples.items()
+        if key.split("{", 1)[0] == name and all(w in key for w in wanted)
+    )
+
+
+@dataclass
+class Turn:
+    session: str
+    mesh: Mesh
+    workers: ProcessMesh
+    trace_file: Path
+    ports: dict[str, int]
+    before: dict[str, dict[str, float]]
+    after: dict[str, dict[str, float]]
+    chat_output: str
+    directory: Path
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def turn(
+    running_mesh: Mesh, fake_market: FakeMarket, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Turn]:
+    mesh = running_mesh.isolated(f"obs-{uuid.uuid4().hex[:6]}")
+    directory = tmp_path_factory.mktemp("observability")
+    mesh_file = directory / "mesh.toml"
+    mesh_file.write_text(mesh.to_toml())
+    await setup_mesh(mesh)
+    trace_file = directory / "traces.jsonl"
+    env = {
+        "MESH_TRACE_FILE": str(trace_file),
+        "MESH_LOG_FORMAT": "json",
+        "MARKET_DATA_URL": fake_market.url,
+        "MARKET_DATA_API_KEY": MARKET_KEY,
+    }
+    workers = ProcessMesh(mesh_file, env, directory)
+    ports = {name: free_port() for name in workers.workers}
+    for name, worker in workers.workers.items():
+        worker.env = {**worker.env, "MESH_METRICS_PORT": str(ports[name])}
+    await workers.start()
+    try:
+        before = {name: scrape(port) for name, port in ports.items()}
+        session = f"obs-{uuid.uuid4().hex[:8]}"
+        chat = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "orchestrator.chat", "--session", session, "-m", MESSAGE],
+            cwd=ROOT,
+            env={**os.environ, "MESH_FILE": str(mesh_file), "MESH_TRACE_FILE": str(trace_file)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert chat.returncode == 0, chat.stderr
+        # Each process exports its spans in batches (200 ms); wait for the
+        # backend call's, the deepest span.
+        for _ in range(100):
+            if trace_file.exists() and '"name":"GET"' in trace_file.read_text():
+                break
+            await asyncio.sleep(0.1)
+        after = {name: scrape(port) for name, port in ports.items()}
+        yield Turn(
+            session_workflow_id(session),
+            mesh,
+            workers,
+            trace_file,
+            ports,
+            before,
+            after,
+            chat.stdout,
+            directory,
+        )
+    finally:
+        await workers.stop()
+
+
+def turn_trace(turn: Turn) -> tuple[str, list[Span]]:
+    spans = read_spans(turn.trace_file)
+    trace_id, _ = find_turn(spans, turn.session)
+    return trace_id, [s for s in spans if s.trace_id == trace_id]
+
+
+def ancestry(span: Span, by_id: dict[str, Span]) -> list[Span]:
+    chain = [span]
+    while chain[-1].parent_id in by_id:
+        chain.append(by_id[chain[-1].parent_id])  # type: ignore[index]
+    return chain
+
+
+async def test_one_turn_is_one_trace_across_three_namespaces(turn: Turn) -> None:
+    assert "345" in turn.chat_output and "MSFT" in turn.chat_output, turn.chat_output
+    trace_id, spans = turn_trace(turn)
+    roots = tree(spans, trace_id)
+    # Every span's parent is in the trace: the tree has one root, the client's.
+    assert [r.name for r in roots] == ["chat.send"], [(r.name, r.component) for r in roots]
+    assert roots[0].component == "chat"
+    assert {s.namespace for s in spans} == {"orchestrator", "it", "finance"}
+    assert {s.component for s in spans} == {"chat", "orchestrator", "it", "finance"}
+
+    by_id = {s.span_id: s for s in spans}
+    (http,) = [s for s in spans if s.name == "GET"]
+    chain = [(s.name, s.namespace) for s in ancestry(http, by_id)]
+    # From the market API call back to the message, through every hop.
+    expected = [
+        ("GET", "finance"),
+        ("RunActivity:fetch_stock_quote", "finance"),
+        ("StartActivity:fetch_stock_quote", "finance"),
+        ("RunWorkflow:StockPriceWorkflow", "finance"),
+        ("StartWorkflow:StockPriceWorkflow", "finance"),
+        ("RunStartNexusOperationHandler:FinanceService/stock_price", "finance"),
+        ("StartNexusOperation:FinanceService/stock_price", "orchestrator"),
+        ("tool stock_price", "orchestrator"),
+    ]
+    assert [c for c in chain if c in expected] == expected, chain
+    assert chain[-4:] == [
+        ("chat.turn", "orchestrator"),
+        ("HandleUpdate:send_message", "orchestrator"),
+        ("StartWorkflowUpdate:send_message", "orchestrator"),
+        ("chat.send", "orchestrator"),
+    ], chain
+    assert http.attributes["url.full"] == f"{turn_market_url(turn)}/quote", http.attributes
+
+    (sync_handler,) = [
+        s for s in spans if s.name == "RunStartNexusOperationHandler:ItService/get_ip"
+    ]
+    assert ("tool get_ip", "orchestrator") in [
+        (s.name, s.namespace) for s in ancestry(sync_handler, by_id)
+    ]
+    (local,) = [s for s in spans if s.name == "RunActivity:calculator"]
+    assert "tool calculator" in [s.name for s in ancestry(local, by_id)]
+
+    # What the spans say: session, turn, tools, teams, model and tokens.
+    (turn_span,) = [s for s in spans if s.name == "chat.turn"]
+    assert turn_span.attributes["mesh.session.id"] == turn.session
+    assert turn_span.attributes["mesh.turn"] == 1
+    assert turn_span.attributes["gen_ai.usage.input_tokens"] > 0
+    tools = {s.attributes["mesh.tool.name"]: s for s in spans if s.name.startswith("tool ")}
+    assert {name: s.attributes["mesh.tool.team"] for name, s in tools.items()} == {
+        "calculator": "local",
+        "get_ip": "it",
+        "stock_price": "finance",
+    }
+    assert all(s.attributes["mesh.tool.call_id"] for s in tools.values())
+    (finance_handler,) = [
+        s for s in spans if s.name == "RunStartNexusOperationHandler:FinanceService/stock_price"
+    ]
+    assert finance_handler.attributes["mesh.session.id"] == turn.session
+    assert (
+        finance_handler.attributes["mesh.tool.call_id"]
+        == tools["stock_price"].attributes["mesh.tool.call_id"]
+    )
+    models = [s for s in spans if s.name.startswith("RunActivity:invoke_model_activity")]
+    assert len(models) == 2
+    assert all(s.attributes["gen_ai.request.model"] == "offline" for s in models)
+    assert all(s.attributes["gen_ai.usage.output_tokens"] > 0 for s in models)
+
+    # No message text and no key, in any span of any process.
+    written = turn.trace_file.read_text()
+    assert "stock price of MSFT" not in written and "15 * 23" not in written
+    assert MARKET_KEY not in written
+
+
+def turn_market_url(turn: Turn) -> str:
+    return turn.workers["finance"].env["MARKET_DATA_URL"]
+
+
+async def test_replaying_the_session_emits_no_spans(turn: Turn) -> None:
+    orchestrator = await connect(turn.mesh, turn.mesh.orchestrator)
+    history = await orchestrator.get_workflow_handle(turn.session).fetch_history()
+    path = turn.directory / "history.json"
+    path.write_text(history.to_json())
+    replay_file = turn.directory / "replay-traces.jsonl"
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, str(ROOT / "tests" / "replay_traced.py"), str(path)],
+        cwd=ROOT,
+        env={**os.environ, "MESH_TRACE_FILE": str(replay_file)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    counts = dict(re.findall(r"(\w+)=(\d+)", result.stdout))
+    # The replayed code made its spans (the turn, the agent, the tools)...
+    assert int(counts["started"]) >= 5, result.stdout
+    # ...and finished none of them: nothing was exported twice.
+    assert counts["exported"] == "0", result.stdout
+    assert not replay_file.exists() or replay_file.read_text() == ""
+
+
+async def test_each_workers_metrics_move_with_the_turn(turn: Turn) -> None:
+    before, after = turn.before, turn.after
+
+    def moved(worker: str, name: str, **labels: str) -> float:
+        return total(after[worker], name, **labels) - total(before[worker], name, **labels)
+
+    assert moved("orchestrator", "mesh_turns", outcome="ok") == 1
+    for tool, team in (("calculator", "local"), ("get_ip", "it"), ("stock_price", "finance")):
+        assert moved("orchestrator", "mesh_tool_calls", tool=tool, team=team, outcome="ok") == 1
+        assert moved("orchestrator", "mesh_tool_latency_count", tool=tool, team=team) == 1
+    assert moved("orchestrator", "mesh_model_tokens", kind="input") > 0
+    assert moved("orchestrator", "mesh_catalog_refreshes", team="it", outcome="ok") == 1
+    assert moved("it", "mesh_operations", nexus_operation="get_ip", outcome="ok") == 1
+    assert moved("finance", "mesh_operations", nexus_operation="stock_price", outcome="ok") == 1
+    # Temporal's own SDK metrics are served on the same endpoint.
+    url = f"http://127.0.0.1:{turn.ports['finance']}/metrics"
+    text = (await asyncio.to_thread(httpx.get, url, timeout=5)).text
+    assert re.search(r"^temporal_activity_execution_latency_count\{.*\} [1-9]", text, re.M)
+
+
+async def test_every_workers_log_lines_carry_the_turns_trace_id(turn: Turn) -> None:
+    trace_id, spans = turn_trace(turn)
+    span_ids = {s.span_id for s in spans}
+    events: dict[str, list[dict[str, object]]] = {}
+    for name, worker in turn.workers.workers.items():
+        for line in worker.log.read_text().splitlines():
+            record = json.loads(line)  # every line is JSON, not only the events
+            if record.get("session") == turn.session:
+                events.setdefault(name, []).append(record)
+    assert set(events) == {"orchestrator", "it", "finance"}
+    for name, records in events.items():
+        assert all(r["trace_id"] == trace_id for r in records), (name, records)
+        assert all(r["span_id"] in span_ids for r in records), (name, records)
+        assert all(r["level"] == "INFO" for r in records)
+    orchestrator = {r["message"]: r for r in events["orchestrator"]}
+    assert orchestrator["turn 1 ok"]["turn"] == 1
+    assert orchestrator["turn 1 ok"]["namespace"] == "orchestrator"
+    assert {"tool calculator ok", "tool get_ip ok", "tool stock_price ok"} <= set(orchestrator)
+    call_ids = {r["call_id"] for r in events["orchestrator"] if "call_id" in r}
+    for team, operation in (("it", "get_ip"), ("finance", "stock_price")):
+        (line,) = [r for r in events[team] if r["message"] == f"operation {operation} ok"]
+        assert line["namespace"] == team and line["turn"] == 1 and line["call_id"] in call_ids
+    everything = turn.workers.logs()
+    assert "stock price of MSFT" not in everything and MARKET_KEY not in everything
