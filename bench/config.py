@@ -27,6 +27,8 @@ class BenchConfig:
     """Turns each session of the sweep sends, one after the other."""
     long_turns: int
     """Turns of the long conversation."""
+    tracing_samples: int
+    """Measured turns per turn kind on each of the two meshes, tracing on and off."""
     turn_timeout_s: float = 120.0
     server_config: tuple[str, ...] = ()
     """Extra ``KEY=VALUE`` dynamic config of the dev server, for what-if runs."""
@@ -45,6 +47,7 @@ PRESETS: dict[Mode, BenchConfig] = {
         levels=(1, 4),
         sweep_turns=1,
         long_turns=16,
+        tracing_samples=3,
     ),
     "quick": BenchConfig(
         mode="quick",
@@ -55,6 +58,7 @@ PRESETS: dict[Mode, BenchConfig] = {
         levels=(1, 10, 50, 100),
         sweep_turns=3,
         long_turns=150,
+        tracing_samples=15,
     ),
     "full": BenchConfig(
         mode="full",
@@ -65,6 +69,7 @@ PRESETS: dict[Mode, BenchConfig] = {
         levels=(1, 10, 50, 100),
         sweep_turns=5,
         long_turns=1000,
+        tracing_samples=40,
     ),
 }
 

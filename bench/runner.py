@@ -32,6 +32,7 @@ from bench.server import (
     wait_for_server,
     write_mesh,
 )
+from bench.tracing import measure_tracing
 from bench.turns import KINDS, measure_kind, sweep_level
 from meshkit.mesh import connect, load_mesh
 from meshkit.setup import setup_mesh
@@ -91,13 +92,24 @@ async def run_bench(
         progress("events: pushed vs polled, tool turns watched and not")
         push = await measure_push(client, mesh, config)
 
+        progress(f"tracing: a second, traced mesh; {config.tracing_samples} turns per kind on each")
+        tracing = await measure_tracing(client, mesh, workers, env, workdir, config)
+
         for worker in workers:
             worker.sample()
         dead = [w.name for w in workers if not w.alive()]
         if dead:
             raise RuntimeError(f"worker(s) {', '.join(dead)} exited during the run")
         data = figures(
-            config, floors, turns, levels, long, push, workers, time.perf_counter() - began
+            config,
+            floors,
+            turns,
+            levels,
+            long,
+            push,
+            tracing,
+            workers,
+            time.perf_counter() - began,
         )
         ok = True
         return data

@@ -16,7 +16,8 @@ from pathlib import Path
 from meshkit.dev_server import DevServer, start_dev_server
 from meshkit.mesh import DEFAULT_MESH_FILE, Mesh, connect, load_mesh
 
-# Environment that would point a process at another cluster or a real backend.
+# Environment that would point a process at another cluster or a real backend,
+# or change what it traces.
 FOREIGN_ENV = (
     "TEMPORAL_ADDRESS",
     "TEMPORAL_API_KEY",
@@ -32,6 +33,12 @@ FOREIGN_ENV = (
     "OPEN_METEO_GEOCODING_URL",
     "LLM_BASE_URL",
     "LLM_API_KEY",
+    # Tracing is off in the run's mesh; only the tracing phase's mesh switches it on.
+    "MESH_TRACE_FILE",
+    "MESH_TRACE_CONTENT",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_SDK_DISABLED",
 )
 
 

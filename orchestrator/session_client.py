@@ -30,7 +30,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from meshkit.mesh import Mesh
-from meshkit.observability.tracing import tracer, untraced
+from meshkit.observability.tracing import span, untraced
 from orchestrator.session_types import (
     DEFAULT_MODEL,
     EVENTS_TOPIC,
@@ -146,11 +146,9 @@ async def send(
     waiting for approval are put to ``approver``. Without an approver, such
     calls wait until they are decided elsewhere or expire.
     """
-    with tracer().start_as_current_span(
-        "chat.send", kind=SpanKind.CLIENT, attributes={"mesh.session.id": handle.id}
-    ) as span:
+    with span("chat.send", kind=SpanKind.CLIENT, attributes={"mesh.session.id": handle.id}) as sent:
         reply = await _send(handle, text, timeout_s, approver, on_tool, on_text, on_event)
-        span.set_attributes(
+        sent.set_attributes(
             {"mesh.turn": reply.turn, "mesh.outcome": "ok" if reply.ok else "failed"}
         )
         return reply

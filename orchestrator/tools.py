@@ -40,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
 
     from meshkit.observability import metrics
     from meshkit.observability.logs import log_event
-    from meshkit.observability.tracing import tracer
+    from meshkit.observability.tracing import span
     from meshkit.toolkit.catalog import ToolCatalog, ToolEntry, call_headers, strict_input_schema
     from meshkit.toolkit.policy import ApprovalPolicy, ApprovalRecord, arguments_digest
     from orchestrator.activities import CalculatorRequest, CalculatorResult
@@ -275,7 +275,7 @@ def _function_tool(
     async def invoke(ctx: RunContextWrapper[Any], arguments: str) -> str:
         call_id = getattr(ctx, "tool_call_id", None) or str(workflow.uuid4())
         info = workflow.info()
-        with tracer().start_as_current_span(
+        with span(
             f"tool {name}",
             attributes={
                 "mesh.tool.name": name,
@@ -285,11 +285,11 @@ def _function_tool(
                 "mesh.turn": host.turn,
                 "temporal.namespace": info.namespace,
             },
-        ) as span:
+        ) as tool_span:
             record = await run(call_id, arguments)
-            span.set_attribute("mesh.outcome", record.state)
+            tool_span.set_attribute("mesh.outcome", record.state)
             if not record.ok:
-                span.set_status(Status(StatusCode.ERROR, record.state))
+                tool_span.set_status(Status(StatusCode.ERROR, record.state))
             metrics.tool_call(name, location, record.state, record.duration_ms)
             log_event(
                 log,

@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
 
     from meshkit.observability import metrics
     from meshkit.observability.logs import log_event
-    from meshkit.observability.tracing import tracer
+    from meshkit.observability.tracing import span
     from meshkit.toolkit.catalog import ToolCatalog
     from meshkit.toolkit.policy import ApprovalPolicy
     from orchestrator import catalogs
@@ -393,7 +393,7 @@ class ChatSessionWorkflow:
         model = self._state.config.model
         started = workflow.time()
         fields = {"session": info.workflow_id, "turn": number, "namespace": info.namespace}
-        with tracer().start_as_current_span(
+        with span(
             "chat.turn",
             attributes={
                 "mesh.session.id": info.workflow_id,
@@ -401,11 +401,11 @@ class ChatSessionWorkflow:
                 "temporal.namespace": info.namespace,
                 "gen_ai.request.model": model,
             },
-        ) as span:
+        ) as turn_span:
             reply = await self._turn(number, text)
             outcome = "ok" if reply.ok else "interrupted" if reply.interrupted else "failed"
             usage = reply.usage
-            span.set_attributes(
+            turn_span.set_attributes(
                 {
                     "mesh.outcome": outcome,
                     "mesh.tool_calls": len(reply.tools),
@@ -414,7 +414,7 @@ class ChatSessionWorkflow:
                 }
             )
             if not reply.ok:
-                span.set_status(Status(StatusCode.ERROR, outcome))
+                turn_span.set_status(Status(StatusCode.ERROR, outcome))
             metrics.turn(outcome, model)
             metrics.tokens(model, usage.input_tokens, usage.output_tokens)
             log_event(

@@ -41,9 +41,19 @@ REQUIRED = [
         )
     ),
     *(f"workers.{name}.{figure}" for name in WORKERS for figure in ("rss_mb", "startup_s")),
+    *(
+        f"tracing.kind.{kind}.{figure}"
+        for kind in TURN_KINDS
+        for figure in ("p50_off_ms", "p50_on_ms", "ratio", "p95_off_ms", "p95_on_ms")
+    ),
+    "tracing.spans_per_turn",
+    "tracing.bytes_per_turn",
     "meta.cpu_count",
 ]
 ROW_FIGURES = ("sessions", "turns_per_s", "p50_ms", "p95_ms", "p99_ms")
+MIN_SPANS_PER_TURN = 10
+"""A traced turn is dozens of spans (the turn, its model calls, tools, Nexus
+operations, their handlers): fewer means the traced mesh did not trace."""
 
 
 def lookup(data: dict[str, Any], dotted: str) -> Any:
@@ -84,6 +94,9 @@ def problems(data: dict[str, Any]) -> list[str]:
                 for key in ROW_FIGURES
                 if not positive(row.get(key))
             ]
+    spans = data.get("tracing", {}).get("spans_per_turn")
+    if positive(spans) and spans <= MIN_SPANS_PER_TURN:
+        found.append(f"tracing.spans_per_turn = {spans!r}, expected more than {MIN_SPANS_PER_TURN}")
     meta = data.get("meta", {})
     for key in ("date", "mode", "temporalio", "openai_agents"):
         if not meta.get(key):
@@ -102,6 +115,9 @@ def test_the_checker_rejects_missing_and_non_positive_figures() -> None:
     assert "concurrency[0].turns_per_s = 0" in found
     assert any(p.startswith("missing floor.activity_ms") for p in found)
     assert not any(p.startswith("missing floor.update_ms") for p in found)
+    assert any(p.startswith("missing tracing.kind.no_tool.ratio") for p in found)
+    untraced = {"tracing": {"spans_per_turn": 2.0}}
+    assert any(p.startswith("tracing.spans_per_turn = 2.0") for p in problems(untraced))
 
 
 @pytest.mark.timeout(180)
@@ -120,5 +136,12 @@ def test_tiny_benchmark_reports_every_figure(tmp_path: Path) -> None:
     assert data["errors"]["count"] == 0, data["errors"]
     assert [row["sessions"] for row in data["concurrency"]] == data["meta"]["config"]["levels"]
     assert data["long"]["turns"] == data["meta"]["config"]["long_turns"]
+    samples = data["meta"]["config"]["tracing_samples"]
+    for kind in TURN_KINDS:
+        traced = data["tracing"]["kind"][kind]
+        assert traced["samples_off"] == traced["samples_on"] == samples, traced
+    # Every traced turn ran in the orchestrator and was exported: one turn span each.
+    assert data["tracing"]["turn_spans"] == data["tracing"]["turns_traced"]
     assert plot.read_bytes().startswith(b"\x89PNG")
     assert "Floor" in run.stdout and "Long conversation" in run.stdout
+    assert "Tracing:" in run.stdout and "spans/turn" in run.stdout

@@ -243,6 +243,20 @@ def test_every_worker_deployment_is_probed_on_its_health_port(overlay: str) -> N
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_worker_serves_metrics_where_its_annotations_say(overlay: str) -> None:
+    deployments = of_kind(rendered(overlay), "Deployment")
+    for name in WORKERS:
+        worker = deployments[name]
+        port = env(worker).get("MESH_METRICS_PORT")
+        assert port is not None, f"{name} serves no metrics"
+        assert {"name": "metrics", "containerPort": int(port)} in container(worker)["ports"], name
+        annotations = worker["spec"]["template"]["metadata"].get("annotations", {})
+        assert annotations.get("prometheus.io/scrape") == "true", name
+        assert annotations.get("prometheus.io/port") == port, name
+        assert env(worker).get("MESH_LOG_FORMAT") == "json", name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_a_rolling_update_promotes_the_new_build_and_lets_the_old_one_drain(overlay: str) -> None:
     deployments = of_kind(rendered(overlay), "Deployment")
     for name in WORKERS:

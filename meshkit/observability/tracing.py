@@ -23,7 +23,8 @@ import contextvars
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,40 @@ _provider: Any = None
 def tracer() -> opentelemetry.trace.Tracer:
     """The mesh's tracer (a no-op one while tracing is off)."""
     return opentelemetry.trace.get_tracer(TRACER_NAME)
+
+
+@contextmanager
+def span(
+    name: str,
+    *,
+    kind: opentelemetry.trace.SpanKind = opentelemetry.trace.SpanKind.INTERNAL,
+    attributes: dict[str, Any] | None = None,
+) -> Iterator[opentelemetry.trace.Span]:
+    """A span of the mesh's code, current inside the block.
+
+    With tracing off this touches nothing (no context is attached), so it
+    costs a turn nothing. With it on, the span records the exception that
+    leaves the block; in workflow code the replay-safe provider then keeps a
+    cancelled or evicted turn's span from being exported half-done. The
+    context is detached even when the block is finished in another context
+    (a workflow evicted from the cache is closed wherever its coroutine is
+    collected), where OpenTelemetry's own helper would log an error.
+    """
+    if _provider is None:
+        yield opentelemetry.trace.INVALID_SPAN
+        return
+    current = tracer().start_span(name, kind=kind, attributes=attributes)
+    token = opentelemetry.context.attach(opentelemetry.trace.set_span_in_context(current))
+    try:
+        yield current
+    except BaseException as err:
+        current.record_exception(err)
+        current.set_status(opentelemetry.trace.Status(opentelemetry.trace.StatusCode.ERROR))
+        raise
+    finally:
+        current.end()
+        with suppress(ValueError):  # the token belongs to another context
+            token.var.reset(token)
 
 
 def current_span() -> opentelemetry.trace.Span:
