@@ -91,8 +91,8 @@ def main(
 
     Starts its own Temporal dev server and the three workers as processes,
     measures the floor (bare Temporal primitives), agent turns with the
-    offline model, concurrent sessions and one long conversation, and prints
-    the figures. Exit status 1 when any turn failed or gave a wrong answer.
+    offline model, concurrent sessions, one long conversation, and the same
+    turns on a second mesh with tracing on, and prints the figures. Exit status 1 when any turn failed or gave a wrong answer.
     """
     if quick and tiny:
         raise typer.BadParameter("--quick and --tiny are exclusive")

@@ -32,7 +32,7 @@ from bench.server import (
     wait_for_server,
     write_mesh,
 )
-from bench.tracing import measure_tracing
+from bench.tracing import SUFFIX, TracingResult, measure_tracing
 from bench.turns import KINDS, measure_kind, sweep_level
 from meshkit.mesh import connect, load_mesh
 from meshkit.setup import setup_mesh
@@ -48,6 +48,7 @@ async def run_bench(
     server: DevServer | None = None
     workers: list[WorkerProcess] = []
     sampler: asyncio.Task[None] | None = None
+    tracing: TracingResult | None = None
     ok = False
     why = "failed"
     began = time.perf_counter()
@@ -120,6 +121,8 @@ async def run_bench(
         if sampler is not None:
             sampler.cancel()
         codes = stop_all(workers)
+        if tracing is not None:
+            codes |= {f"traced {name}": code for name, code in tracing.exit_codes.items()}
         if server is not None:
             server.stop()
         if not ok:
@@ -140,5 +143,7 @@ def _explain_failure(
     progress(f"benchmark {why}; logs kept in {workdir}")
     for worker in workers:
         progress(f"--- {worker.log} (last lines)\n{worker.tail()}")
+    if (workdir / SUFFIX).is_dir():
+        progress(f"--- the tracing phase's workers' logs: {workdir / SUFFIX}")
     if server is not None:
         progress(f"--- server log: {server.log}")

@@ -30,7 +30,6 @@ from bench.processes import WorkerProcess, start_workers, stop_all
 from bench.turns import KINDS, TurnKind, TurnResults, end_session, new_session_id, one_turn
 from meshkit.mesh import Mesh
 from meshkit.observability.spans import TURN_SPAN
-from meshkit.processes import components
 from meshkit.setup import setup_mesh
 from orchestrator.session_client import open_session
 
@@ -61,6 +60,8 @@ class TracingResult:
     trace: TraceFile
     workers_on: list[WorkerProcess]
     """The traced mesh's workers, stopped; their memory was sampled at the end."""
+    exit_codes: dict[str, int | None]
+    """How the traced mesh's workers exited when stopped (None: killed)."""
 
     @property
     def errors(self) -> list[str]:
@@ -83,16 +84,16 @@ async def measure_tracing(
     trace_file = workdir / TRACE_FILE
     await setup_mesh(traced)
     traced_env = {**env, "MESH_FILE": str(mesh_file), "MESH_TRACE_FILE": str(trace_file)}
-    # The bench switches the Agents SDK's tracing off for every process; a
-    # traced orchestrator would switch it on (its spans become the turn's),
-    # unless this says otherwise, so it runs as a deployment with tracing does.
-    traced_env.pop("OPENAI_AGENTS_DISABLE_TRACING", None)
+    # The bench switches the Agents SDK's tracing off in every process (no
+    # span may reach a hosted exporter); a deployment with tracing on leaves
+    # it on, and the orchestrator turns its spans into the turn's. Measure that.
+    traced_env["OPENAI_AGENTS_DISABLE_TRACING"] = "false"
     started: list[WorkerProcess] = []
     try:
         await start_workers(traced, traced_env, workdir / SUFFIX, started)
         meters = {
-            "off": _meter(workers, components(tuple(mesh.teams))),
-            "on": _meter(started, components(tuple(traced.teams))),
+            "off": CpuMeter({w.name: w.process.pid for w in workers}),
+            "on": CpuMeter({w.name: w.process.pid for w in started}),
         }
         off: dict[str, TurnResults] = {}
         on: dict[str, TurnResults] = {}
@@ -108,13 +109,9 @@ async def measure_tracing(
         trace = await read_trace_file(trace_file, {w.name for w in started})
         for worker in started:
             worker.sample()
-        return TracingResult(off, on, turns_on, trace, started)
     finally:
-        stop_all(started)
-
-
-def _meter(workers: list[WorkerProcess], names: list[str]) -> CpuMeter:
-    return CpuMeter({w.name: w.process.pid for w in workers if w.name in names})
+        codes = stop_all(started)
+    return TracingResult(off, on, turns_on, trace, started, codes)
 
 
 async def _measure_kind(

@@ -128,18 +128,25 @@ async def deployment_rpc(method: Callable[[Any], Awaitable[T]], request: Any) ->
     answers describes with queries to it; while that workflow runs a task,
     queries queue in a small buffer and the rest are refused ("consistent
     query buffer is full", RESOURCE_EXHAUSTED). Such refusals pass in
-    milliseconds.
+    milliseconds. A server too busy to answer at all (UNAVAILABLE, or a
+    dropped connection: "transport error") is asked again the same way.
     """
     delay = 0.05
     for _ in range(30):
         try:
             return await method(request)
         except RPCError as err:
-            if err.status != RPCStatusCode.RESOURCE_EXHAUSTED:
+            if not _busy(err):
                 raise
         await asyncio.sleep(delay)
         delay = min(delay * 2, 1.0)
     return await method(request)
+
+
+def _busy(err: RPCError) -> bool:
+    if err.status in (RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.UNAVAILABLE):
+        return True
+    return err.status == RPCStatusCode.UNKNOWN and "transport error" in err.message
 
 
 @dataclass(frozen=True)

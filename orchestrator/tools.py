@@ -98,15 +98,6 @@ LOCAL_TOOLS = (
 )
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    state: str
-    ok: bool
-    error: str | None
-    duration_ms: float
-    output: str | None
-
-
 class ToolInputError(Exception):
     """The model's arguments are not a JSON object that fits the tool."""
 
@@ -286,36 +277,42 @@ def _function_tool(
                 "temporal.namespace": info.namespace,
             },
         ) as tool_span:
-            record = await run(call_id, arguments)
-            tool_span.set_attribute("mesh.outcome", record.state)
+            record = ToolCall(
+                name=name,
+                location=location,
+                call_id=call_id,
+                arguments=arguments[:500],
+                state="running",
+                started_at=workflow.now(),
+            )
+            try:
+                output = await run(record, arguments)
+            finally:
+                # Also when the turn is interrupted and the call cancelled.
+                tool_span.set_attribute("mesh.outcome", record.state)
+                metrics.tool_call(name, location, record.state, record.duration_ms)
+                log_event(
+                    log,
+                    f"tool {name} {record.state}",
+                    session=info.workflow_id,
+                    turn=host.turn,
+                    call_id=call_id,
+                    namespace=info.namespace,
+                    tool=name,
+                    team=location,
+                    duration_ms=record.duration_ms,
+                )
             if not record.ok:
                 tool_span.set_status(Status(StatusCode.ERROR, record.state))
-            metrics.tool_call(name, location, record.state, record.duration_ms)
-            log_event(
-                log,
-                f"tool {name} {record.state}",
-                session=info.workflow_id,
-                turn=host.turn,
-                call_id=call_id,
-                namespace=info.namespace,
-                tool=name,
-                team=location,
-                duration_ms=record.duration_ms,
-            )
-        if record.output is None:
+        if output is None:
             return json.dumps({"error": record.error})
-        return record.output
+        return output
 
-    async def run(call_id: str, arguments: str) -> _Outcome:
+    async def run(record: ToolCall, arguments: str) -> str | None:
+        """The call, its approval first if its policy asks; the output, or None
+        when it failed (``record`` says why)."""
         started = workflow.time()
-        record = ToolCall(
-            name=name,
-            location=location,
-            call_id=call_id,
-            arguments=arguments[:500],
-            state="running",
-            started_at=workflow.now(),
-        )
+        call_id = record.call_id
         host.tool_started(record)
         output: str | None = None
         try:
@@ -352,7 +349,7 @@ def _function_tool(
             record.ok = record.state == "ok"
             record.duration_ms = round((workflow.time() - started) * 1000, 1)
             host.tool_finished(record)
-        return _Outcome(record.state, record.ok, record.error, record.duration_ms, output)
+        return output
 
     return FunctionTool(
         name=name,

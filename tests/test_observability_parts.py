@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -171,3 +172,52 @@ def test_the_file_exporter_appends_whole_lines(tmp_path: Path) -> None:
     assert [r["name"] for r in records] == ["inner", "inner", "outer", "outer"]
     outer = records[2]
     assert records[0]["parent_id"] == outer["span_id"] and outer["parent_id"] is None
+
+
+PROBE = """
+from meshkit import observability
+from meshkit.observability.tracing import span
+
+telemetry = observability.setup("probe", "finance", logs=False)
+with span("probe.work", attributes={"mesh.turn": 7}):
+    pass
+telemetry.shutdown()
+print("tracing" if telemetry.tracing else "off")
+"""
+
+
+def _probe(env: dict[str, str]) -> str:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MESH_TRACE"))}
+    run = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return run.stdout.strip()
+
+
+def test_spans_go_over_otlp_when_the_standard_endpoint_is_set(httpserver) -> None:  # type: ignore[no-untyped-def]
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    httpserver.expect_request("/v1/traces", method="POST").respond_with_data(b"", status=200)
+    assert _probe({"OTEL_EXPORTER_OTLP_ENDPOINT": httpserver.url_for("/").rstrip("/")}) == "tracing"
+    (request, _response), *_ = httpserver.log
+    assert request.headers["Content-Type"] == "application/x-protobuf"
+    exported = ExportTraceServiceRequest.FromString(request.get_data())
+    (resource_spans,) = exported.resource_spans
+    resource = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+    assert resource["service.name"] == "mesh-probe"
+    assert resource["temporal.namespace"] == "finance"
+    (scope,) = resource_spans.scope_spans
+    assert [s.name for s in scope.spans] == ["probe.work"]
+
+
+def test_nothing_is_exported_when_no_exporter_is_set(httpserver) -> None:  # type: ignore[no-untyped-def]
+    assert _probe({}) == "off"
+    assert httpserver.log == []

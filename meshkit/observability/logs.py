@@ -17,6 +17,8 @@ from typing import Any
 from pythonjsonlogger.json import JsonFormatter
 from temporalio import workflow
 
+from meshkit.observability.tracing import current_ids
+
 FIELDS = "mesh"
 """The log record attribute that holds an event's fields."""
 
@@ -72,8 +74,6 @@ def log_event(logger: logging.Logger, message: str, /, **fields: Any) -> None:
         return
     if not logger.isEnabledFor(logging.INFO):
         return
-    from meshkit.observability.tracing import current_ids
-
     data = {key: value for key, value in fields.items() if value is not None}
     data.update(current_ids())
     logger.info(message, extra={FIELDS: data})

@@ -29,6 +29,8 @@ metric                       kind       labels
 from __future__ import annotations
 
 import logging
+import weakref
+from typing import Any
 
 from temporalio import activity, nexus, workflow
 from temporalio.common import MetricMeter
@@ -85,7 +87,7 @@ def meter() -> MetricMeter:
 
 
 def count(name: str, description: str, value: int = 1, **labels: str) -> None:
-    meter().create_counter(name, description).add(value, labels)
+    _instrument(meter(), "counter", name, description).add(value, labels)
 
 
 def turn(outcome: str, model: str) -> None:
@@ -95,12 +97,29 @@ def turn(outcome: str, model: str) -> None:
 def tool_call(tool: str, team: str, outcome: str, duration_ms: float) -> None:
     m = meter()
     labels = {"tool": tool, "team": team}
-    m.create_counter("mesh_tool_calls", "Tool calls, by tool, team and outcome").add(
+    _instrument(m, "counter", "mesh_tool_calls", "Tool calls, by tool, team and outcome").add(
         1, {**labels, "outcome": outcome}
     )
-    m.create_histogram_float("mesh_tool_latency", "Tool call latency", "ms").record(
+    _instrument(m, "histogram", "mesh_tool_latency", "Tool call latency").record(
         duration_ms, labels
     )
+
+
+_instruments: weakref.WeakKeyDictionary[MetricMeter, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def _instrument(m: MetricMeter, kind: str, name: str, description: str) -> Any:
+    """One instrument per meter and name, made once (a workflow's meter lives
+    as long as the workflow's run in the worker's cache)."""
+    made = _instruments.setdefault(m, {})
+    instrument = made.get(name)
+    if instrument is None:
+        if kind == "counter":
+            instrument = m.create_counter(name, description)
+        else:
+            instrument = m.create_histogram_float(name, description, "ms")
+        made[name] = instrument
+    return instrument
 
 
 def approval(tool: str, team: str, outcome: str) -> None:
