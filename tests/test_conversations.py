@@ -216,6 +216,8 @@ async def test_sessions_are_listed_resumed_from_another_client_and_ended(
         await sessions.attach(other, f"missing-{uuid.uuid4().hex[:6]}")
 
 
+# A thousand real turns take about four minutes on a 2-core machine.
+@pytest.mark.timeout(900)
 async def test_a_thousand_turns_stay_bounded_and_remember_recent_turns(
     client: Client, running_mesh: Mesh
 ) -> None:
