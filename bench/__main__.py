@@ -51,7 +51,9 @@ def _json_safe(value: Any) -> Any:
 
 
 def main(
-    quick: Annotated[bool, typer.Option("--quick", help="A short run (about 5 minutes on 2 cores).")] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="A short run (about 5 minutes on 2 cores).")
+    ] = False,
     tiny: Annotated[
         bool, typer.Option("--tiny", help="The smallest run that yields every figure (tests).")
     ] = False,
