@@ -26,7 +26,7 @@ import pytest
 import pytest_asyncio
 
 from meshkit.mesh import Mesh, connect
-from meshkit.observability.spans import Span, find_turn, read_spans, tree
+from meshkit.observability.spans import Span, find_turn, read_spans, tree, walk
 from meshkit.setup import setup_mesh
 from orchestrator.session_client import session_workflow_id
 from tests.fakes import FakeMarket
@@ -293,3 +293,58 @@ async def test_every_workers_log_lines_carry_the_turns_trace_id(turn: Turn) -> N
         assert line["namespace"] == team and line["turn"] == 1 and line["call_id"] in call_ids
     everything = turn.workers.logs()
     assert "stock price of MSFT" not in everything and MARKET_KEY not in everything
+
+
+async def test_a_message_sent_through_the_api_is_traced_from_its_request(turn: Turn) -> None:
+    port = free_port()
+    token = "obs-token-5a1c-9f27d3b8"
+    api = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "orchestrator.api",
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "MESH_FILE": str(turn.directory / "mesh.toml"),
+            "MESH_TRACE_FILE": str(turn.trace_file),
+            "MESH_API_PORT": str(port),
+            "MESH_API_TOKENS": f"obs:{token}",
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=(turn.directory / "api.log").open("wb"),
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as http:
+            for _ in range(100):
+                try:
+                    await http.get("/api/sessions")
+                    break
+                except httpx.TransportError:
+                    assert api.returncode is None, (turn.directory / "api.log").read_text()
+                    await asyncio.sleep(0.2)
+            session = (await http.post("/api/sessions", json={})).json()["id"]
+            message = {"text": "What is 6 * 7?"}
+            async with http.stream("POST", f"/api/sessions/{session}/messages", json=message) as r:
+                assert r.status_code == 200
+                body = "".join([chunk async for chunk in r.aiter_text()])
+        assert "42" in body
+        spans: list[Span] = []
+        for _ in range(50):  # the API exports the request's span when the reply is sent
+            spans = read_spans(turn.trace_file)
+            if any(s.name == "POST /api/sessions/{session_id}/messages" for s in spans):
+                break
+            await asyncio.sleep(0.1)
+        trace_id, _ = find_turn(spans, session)
+        roots = tree(spans, trace_id)
+        assert [(r.name, r.component) for r in roots] == [
+            ("POST /api/sessions/{session_id}/messages", "api")
+        ]
+        assert roots[0].attributes["mesh.session.id"] == session
+        names = [s.name for _, s in walk(roots)]
+        assert "chat.turn" in names and "RunActivity:calculator" in names
+    finally:
+        if api.returncode is None:
+            api.terminate()
+            await asyncio.wait_for(api.wait(), 10)

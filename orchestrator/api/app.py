@@ -26,21 +26,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from opentelemetry.trace import SpanKind, use_span
 from pydantic import BaseModel, Field
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
-    WorkflowUpdateHandle,
     WorkflowUpdateStage,
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 
 from meshkit.mesh import Mesh, connect
-from meshkit.observability.tracing import tracer
+from meshkit.observability.tracing import current_span
 from orchestrator import session_client as sessions
 from orchestrator.api.auth import Users
 from orchestrator.session_client import ChatError
@@ -190,6 +188,9 @@ def create_app(mesh: Mesh, users: Users, temporal_ui: str = "http://127.0.0.1:82
         "events, approvals, interrupts. Every /api route needs `Authorization: Bearer <token>`.",
         version="1",
         lifespan=lifespan,
+        # FastAPI traces each request itself when the process traces
+        # (meshkit.observability); one span per request, not per step of it.
+        telemetry={"operation_spans": False},
     )
     app.state.users = users
 
@@ -280,53 +281,13 @@ def create_app(mesh: Mesh, users: Users, temporal_ui: str = "http://127.0.0.1:82
         if not body.text.strip():
             raise HTTPException(422, "the message is empty")
         handle = await owned(session_id, who)
+        # FastAPI's span of this request is the root of the turn's trace.
+        current_span().set_attribute("mesh.session.id", handle.id)
         after = await handle.query(sessions.OFFSET_QUERY, result_type=int) - 1
-        # The request's span is the root of the turn's trace; it ends with the reply.
-        span = tracer().start_span(
-            "POST /api/sessions/{session_id}/messages",
-            kind=SpanKind.SERVER,
-            attributes={"mesh.session.id": handle.id, "http.request.method": "POST"},
-        )
-        try:
-            with use_span(span, end_on_exit=False):
-                update = await start_turn(handle, body.text)
-        except BaseException:
-            span.end()
-            raise
-        result = asyncio.ensure_future(update.result())
-        # A client that leaves early cancels the wait; nothing is left unread.
-        result.add_done_callback(lambda task: task.cancelled() or task.exception())
-
-        async def turn_events() -> AsyncIterator[str]:
-            try:
-                async for event in sessions.follow(handle, after):
-                    yield sse(event)
-                    if (
-                        event.kind == "reply"
-                        and result.done()
-                        and event.turn == result.result().turn
-                    ):
-                        span.set_attribute("mesh.turn", event.turn)
-                        return
-                    if event.kind == "reply" and not result.done():
-                        # Our reply comes after an earlier queued turn's, or is this one:
-                        # the Update's result says which.
-                        with contextlib.suppress(TimeoutError):
-                            reply = await asyncio.wait_for(asyncio.shield(result), 2)
-                            if reply.turn == event.turn:
-                                span.set_attribute("mesh.turn", event.turn)
-                                return
-            finally:
-                result.cancel()
-                span.end()
-
-        return StreamingResponse(turn_events(), media_type="text/event-stream", headers=NO_BUFFER)
-
-    async def start_turn(handle: WorkflowHandle, text: str) -> WorkflowUpdateHandle[ChatReply]:
         try:
             update = await handle.start_update(
                 "send_message",
-                ChatRequest(text=text),
+                ChatRequest(text=body.text),
                 wait_for_stage=WorkflowUpdateStage.ACCEPTED,
                 result_type=ChatReply,
             )
@@ -342,7 +303,31 @@ def create_app(mesh: Mesh, users: Users, temporal_ui: str = "http://127.0.0.1:82
             if err.status == RPCStatusCode.NOT_FOUND:
                 raise HTTPException(409, "this session has ended; start a new one") from None
             raise
-        return update
+        result = asyncio.ensure_future(update.result())
+        # A client that leaves early cancels the wait; nothing is left unread.
+        result.add_done_callback(lambda task: task.cancelled() or task.exception())
+
+        async def turn_events() -> AsyncIterator[str]:
+            try:
+                async for event in sessions.follow(handle, after):
+                    yield sse(event)
+                    if (
+                        event.kind == "reply"
+                        and result.done()
+                        and event.turn == result.result().turn
+                    ):
+                        return
+                    if event.kind == "reply" and not result.done():
+                        # Our reply comes after an earlier queued turn's, or is this one:
+                        # the Update's result says which.
+                        with contextlib.suppress(TimeoutError):
+                            reply = await asyncio.wait_for(asyncio.shield(result), 2)
+                            if reply.turn == event.turn:
+                                return
+            finally:
+                result.cancel()
+
+        return StreamingResponse(turn_events(), media_type="text/event-stream", headers=NO_BUFFER)
 
     @app.get(
         "/api/sessions/{session_id}/events",
