@@ -22,7 +22,11 @@ def configure_logging() -> None:
     from meshkit.observability import ObservabilitySettings
     from meshkit.observability.logs import configure_logging as configure
 
-    settings = ObservabilitySettings()
+    try:
+        settings = ObservabilitySettings()
+    except ValueError:
+        # Text at INFO; observability.setup reports the bad setting by name.
+        settings = ObservabilitySettings.model_construct()
     configure(settings.log_format, settings.log_level)
 
 

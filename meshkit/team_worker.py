@@ -73,7 +73,6 @@ async def main(
         team,
         config.namespace,
         build_id=deployment.version.build_id if deployment else None,
-        logs=False,
     )
     client = await connect(
         mesh,

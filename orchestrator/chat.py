@@ -412,7 +412,7 @@ def main(
     telemetry = None
     try:
         mesh = load_mesh(mesh_file)
-        telemetry = observability.setup("chat", mesh.orchestrator.namespace, logs=False)
+        telemetry = observability.setup("chat", mesh.orchestrator.namespace)
         if list_:
             code = asyncio.run(list_open(mesh))
         elif end_:

@@ -77,7 +77,6 @@ async def main(
         "orchestrator",
         mesh.orchestrator.namespace,
         build_id=deployment.version.build_id if deployment else None,
-        logs=False,
     )
     # The SDK's default trace exporter posts every span to a hosted endpoint:
     # never install it. With tracing on, the plugin adds the OpenTelemetry

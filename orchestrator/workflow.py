@@ -392,7 +392,6 @@ class ChatSessionWorkflow:
         info = workflow.info()
         model = self._state.config.model
         started = workflow.time()
-        fields = {"session": info.workflow_id, "turn": number, "namespace": info.namespace}
         with span(
             "chat.turn",
             attributes={
@@ -420,7 +419,9 @@ class ChatSessionWorkflow:
             log_event(
                 log,
                 f"turn {number} {outcome}",
-                **fields,
+                session=info.workflow_id,
+                turn=number,
+                namespace=info.namespace,
                 model=model,
                 tools=len(reply.tools),
                 model_calls=usage.requests,

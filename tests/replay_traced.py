@@ -37,7 +37,7 @@ class Counting(SpanProcessor):
 
 
 async def main(path: Path) -> None:
-    telemetry = observability.setup("replayer", "orchestrator", logs=False)
+    telemetry = observability.setup("replayer", "orchestrator")
     assert telemetry.tracing, "set MESH_TRACE_FILE"
     counting = Counting()
     opentelemetry.trace.get_tracer_provider().add_span_processor(counting)  # type: ignore[attr-defined]

@@ -178,7 +178,7 @@ PROBE = """
 from meshkit import observability
 from meshkit.observability.tracing import span
 
-telemetry = observability.setup("probe", "finance", logs=False)
+telemetry = observability.setup("probe", "finance")
 with span("probe.work", attributes={"mesh.turn": 7}):
     pass
 telemetry.shutdown()

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.client import Plugin
 
@@ -84,21 +84,24 @@ def setup(
     *,
     build_id: str | None = None,
     settings: ObservabilitySettings | None = None,
-    logs: bool = True,
 ) -> Telemetry:
-    """Switch on this process's logs, traces and metrics, as the environment says.
+    """Switch on this process's traces and metrics, as the environment says
+    (its log format is set by its entry point: ``meshkit.runtime.configure_logging``).
 
-    Tracer provider, logging and the Temporal runtime are process-wide, so
-    only the first call configures them; later calls return the same result.
+    The tracer provider and the Temporal runtime are process-wide, so only
+    the first call configures them; later calls return the same result. A
+    bad setting is a :class:`~meshkit.mesh.MeshError` naming it.
     """
     global _current
     if _current is not None:
         return _current
-    settings = settings or ObservabilitySettings()
-    if logs:
-        from meshkit.observability.logs import configure_logging
+    if settings is None:
+        try:
+            settings = ObservabilitySettings()
+        except ValidationError as err:
+            from meshkit.mesh import MeshError
 
-        configure_logging(settings.log_format, settings.log_level)
+            raise MeshError(f"bad observability setting: {_problems(err)}") from None
     telemetry = Telemetry(component, namespace, settings)
     if settings.tracing:
         from meshkit.observability.tracing import setup_tracing
@@ -112,6 +115,12 @@ def setup(
         )
     _current = telemetry
     return telemetry
+
+
+def _problems(err: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'])}={e.get('input')!r}: {e['msg']}" for e in err.errors()
+    )
 
 
 def current() -> Telemetry | None:

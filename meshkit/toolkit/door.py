@@ -192,17 +192,8 @@ class _DoorInbound(NexusOperationInboundInterceptor):
             "team": door.team,
             "operation": ctx.operation,
         }
-        span = current_span()
-        names = {
-            "session": "mesh.session.id",
-            "turn": "mesh.turn",
-            "call_id": "mesh.tool.call_id",
-            "namespace": "temporal.namespace",
-            "team": "mesh.team",
-            "operation": "mesh.operation",
-        }
-        span.set_attributes(
-            {names[key]: value for key, value in fields.items() if value is not None}
+        current_span().set_attributes(
+            {_SPAN_ATTRIBUTES[key]: value for key, value in fields.items() if value is not None}
         )
         outcome = "error"
         try:
@@ -262,6 +253,17 @@ def nexus_namespace() -> str | None:
         return temporal_nexus.client().namespace
     except RuntimeError:
         return None
+
+
+# The operation's log fields, as span attributes (the names the orchestrator's spans use).
+_SPAN_ATTRIBUTES = {
+    "session": "mesh.session.id",
+    "turn": "mesh.turn",
+    "call_id": "mesh.tool.call_id",
+    "namespace": "temporal.namespace",
+    "team": "mesh.team",
+    "operation": "mesh.operation",
+}
 
 
 def _number(value: str | None) -> int | str | None:

@@ -39,7 +39,7 @@ def main() -> None:
     settings = ApiSettings()
     try:
         mesh = load_mesh()
-        telemetry = observability.setup("api", mesh.orchestrator.namespace, logs=False)
+        telemetry = observability.setup("api", mesh.orchestrator.namespace)
         app = create_app(mesh, load_users(), settings.temporal_ui)
     except (MeshError, AuthError) as err:
         log.error("the API cannot start: %s", err)
