@@ -92,6 +92,7 @@ def figures(
                     result.latencies, composed_floor(BY_NAME[name], floors)
                 ),
                 "cpu_ms_per_turn": _per_turn(result.cpu_s, len(result.latencies)),
+                "history": result.history.per_turn(),
             }
             for name, result in turns.items()
         },
@@ -242,6 +243,37 @@ def _render_tracing(tracing: dict[str, Any], console: Console) -> None:
     )
 
 
+def _render_costs(turn: dict[str, Any], console: Console) -> None:
+    table = Table(
+        title="What a turn leaves in Temporal (per turn, counted from the sessions' histories; "
+        "team = the handler workflows its Nexus operations started)",
+        title_justify="left",
+    )
+    columns = (
+        *("turn", "history KB", "events", "actions", "WF tasks", "activities"),
+        *("local act.", "Nexus ops", "signals", "team actions", "orch. CPU ms"),
+    )
+    for column in columns:
+        table.add_column(column, justify="left" if column == "turn" else "right")
+    for name, t in turn.items():
+        h = t["history"]
+        actions = h["actions"]
+        table.add_row(
+            name,
+            f"{h['bytes_per_turn'] / 1024:.1f}",
+            f"{h['events_per_turn']:.1f}",
+            f"{h['actions_per_turn']:.1f}",
+            f"{actions.get('workflow_tasks', 0):.1f}",
+            f"{actions.get('activities', 0):.1f}",
+            f"{actions.get('local_activities', 0):.1f}",
+            f"{actions.get('nexus_operations', 0):.1f}",
+            f"{actions.get('signals', 0):.1f}",
+            f"{h['team_actions_per_turn']:.1f}",
+            _ms(t["cpu_ms_per_turn"].get("orchestrator")),
+        )
+    console.print(table)
+
+
 def render(data: dict[str, Any], console: Console) -> None:
     meta = data["meta"]
     console.print(
@@ -294,6 +326,7 @@ def render(data: dict[str, Any], console: Console) -> None:
             str(t["errors"]),
         )
     console.print(turns)
+    _render_costs(data["turn"], console)
 
     sweep = Table(title="Concurrent sessions, tool turns", title_justify="left")
     for column in (

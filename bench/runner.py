@@ -21,6 +21,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from bench.config import BenchConfig
 from bench.cpu import CpuMeter
 from bench.floor import measure_floors
+from bench.history import HistoryMeter
 from bench.long import long_conversation
 from bench.processes import WorkerProcess, sample_memory, start_workers, stop_all
 from bench.push import measure_push
@@ -78,9 +79,10 @@ async def run_bench(
         floors = await measure_floors(mesh, config, meter)
 
         turns = {}
+        histories = HistoryMeter(client, mesh)
         for kind in KINDS:
             progress(f"turns: {kind.name}")
-            turns[kind.name] = await measure_kind(client, mesh, kind, config, meter)
+            turns[kind.name] = await measure_kind(client, mesh, kind, config, meter, histories)
 
         levels = []
         for sessions in config.levels:

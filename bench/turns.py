@@ -23,6 +23,7 @@ from temporalio.client import Client, WorkflowHandle
 
 from bench.config import BenchConfig
 from bench.cpu import CpuMeter, spent
+from bench.history import HistoryCost, HistoryMeter
 from bench.stats import Summary, percentile, timed
 from meshkit.mesh import Mesh
 from orchestrator.session_client import open_session
@@ -77,6 +78,8 @@ class TurnResults:
     errors: list[str] = field(default_factory=list)
     cpu_s: dict[str, float] = field(default_factory=dict)
     """CPU seconds per process over the measured turns only."""
+    history: HistoryCost = field(default_factory=HistoryCost)
+    """History bytes and actions of the turns (warm-up turns included)."""
 
     def record(
         self, kind: TurnKind, reply: ChatReply | None, elapsed: float, error: str = ""
@@ -125,7 +128,12 @@ async def one_turn(
 
 
 async def measure_kind(
-    client: Client, mesh: Mesh, kind: TurnKind, config: BenchConfig, meter: CpuMeter | None = None
+    client: Client,
+    mesh: Mesh,
+    kind: TurnKind,
+    config: BenchConfig,
+    meter: CpuMeter | None = None,
+    histories: HistoryMeter | None = None,
 ) -> TurnResults:
     """``turn_samples`` turns of one kind, one at a time, on sessions of at most
     ``turns_per_session`` turns. Only the first session starts with discarded
@@ -150,6 +158,8 @@ async def measure_kind(
                 remaining -= 1
         finally:
             await end_session(handle)
+        if histories is not None:
+            results.history.add(await histories.session(handle))
     results.errors = warm.errors + results.errors
     return results
 

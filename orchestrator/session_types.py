@@ -78,6 +78,19 @@ class SessionConfig(BaseModel):
         description="Model name handed to the worker's model provider; 'default' means the "
         "worker's LLM_MODEL.",
     )
+    stream: bool | None = Field(
+        default=None,
+        description="Stream the model's text to the session's clients as it is written. None "
+        "lets the orchestrator worker decide (LLM_STREAM: by default, models that stream "
+        "natively do and models that answer in one piece do not); True streams even a "
+        "one-piece answer, in pieces; False never streams, which makes turns cheapest.",
+    )
+    model_plan_ttl_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="How the worker calls the model (streamed or not, local activity or not) "
+        "is asked again at a turn's start when older than this.",
+    )
     max_agent_turns: int = Field(
         default=8, ge=1, le=50, description="Model calls allowed for one user message."
     )
@@ -280,6 +293,21 @@ class SessionEvent(BaseModel):
     unavailable: dict[str, str] | None = None
 
 
+class ModelPlan(BaseModel):
+    """How the session's model calls run, as the orchestrator worker decided."""
+
+    stream: bool = Field(description="Streamed: a regular activity publishing stream events.")
+    local_activity: bool = Field(
+        description="Not streamed, as a local activity (False: as a regular activity)."
+    )
+    asked_at: datetime | None = None
+
+
+class ModelPlanRequest(BaseModel):
+    model: str
+    stream: bool | None = None
+
+
 class SessionState(BaseModel):
     """Everything a session carries, including across continue-as-new."""
 
@@ -299,6 +327,9 @@ class SessionState(BaseModel):
     runs: int = Field(default=1, description="Runs of this session so far (continue-as-new).")
     catalogs: dict[str, CatalogState] = Field(
         default_factory=dict, description="Each team's catalog as last fetched."
+    )
+    model_plan: ModelPlan | None = Field(
+        default=None, description="How model calls run, as last asked of the worker."
     )
 
 

@@ -8,60 +8,77 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
+from typing import Any
 
 from agents import set_trace_processors, set_tracing_disabled
 from agents.models.interface import Model
-from temporalio.common import RetryPolicy, VersioningBehavior
-from temporalio.openai_agents import ModelActivityParameters, OpenAIAgentsPlugin
-from temporalio.worker import Worker
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from temporalio import activity
+from temporalio.common import VersioningBehavior
+from temporalio.openai_agents import OpenAIAgentsPlugin
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from meshkit import observability
 from meshkit.mesh import Mesh, connect
 from meshkit.runtime import run_worker
 from meshkit.versioning import deployment_config
+from orchestrator import model_calls
 from orchestrator.activities import LocalTools
 from orchestrator.models.provider import LlmSettings, MeshModelProvider
-from orchestrator.session_types import MODEL_TOPIC
+from orchestrator.session_types import ModelPlan, ModelPlanRequest
 from orchestrator.weather import WeatherSettings
 from orchestrator.workflow import ChatSessionWorkflow
 
 
+class WorkerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ORCHESTRATOR_", extra="ignore")
+
+    workflow_sandbox: bool = Field(
+        default=False,
+        description="Run the session workflow in Temporal's workflow sandbox, which checks at "
+        "run time that workflow code calls nothing non-deterministic and re-imports its "
+        "modules per run. Off by default: it costs about a quarter of the worker's CPU per "
+        "turn (scripts/bench), and the test suite replays every recorded session history "
+        "inside the sandbox instead.",
+    )
+
+
 def agents_plugin(
-    llm: LlmSettings, extra_models: Mapping[str, Model] | None = None, *, tracing: bool = False
+    llm: LlmSettings | MeshModelProvider,
+    extra_models: Mapping[str, Model] | None = None,
+    *,
+    tracing: bool = False,
 ) -> OpenAIAgentsPlugin:
     """The OpenAI Agents plugin: every model call becomes an activity.
 
-    With ``tracing``, the Agents SDK's own spans (the agent, each model
-    response, each tool) become OpenTelemetry spans of the turn's trace.
+    Each session decides per run how its calls run (see
+    ``orchestrator.model_calls``); these worker-wide parameters are the way
+    of sessions started before that. With ``tracing``, the Agents SDK's own
+    spans (the agent, each model response, each tool) become OpenTelemetry
+    spans of the turn's trace.
     """
+    provider = llm if isinstance(llm, MeshModelProvider) else MeshModelProvider(llm, extra_models)
     return OpenAIAgentsPlugin(
         use_otel_instrumentation=tracing,
         # Temporal's own OpenTelemetry plugin traces the activities, once.
         add_temporal_spans=False,
-        model_params=ModelActivityParameters(
-            start_to_close_timeout=timedelta(seconds=90),
-            # The activity heartbeats at half this: a model call whose worker
-            # died is retried after 10 s rather than 90, and an interrupted
-            # turn's cancellation reaches the call in flight. Local activities
-            # cannot heartbeat; they are retried by the workflow task instead.
-            heartbeat_timeout=None if llm.local_activity else timedelta(seconds=10),
-            use_local_activity=llm.local_activity,
-            # The model's stream events go to the session's stream as they
-            # arrive (not possible from a local activity).
-            streaming_topic=MODEL_TOPIC if llm.stream and not llm.local_activity else None,
-            # A model outage is retried with backoff, but not forever: after
-            # the last attempt the turn ends with a clear reply instead.
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(seconds=1),
-                backoff_coefficient=2.0,
-                maximum_interval=timedelta(seconds=20),
-                maximum_attempts=6,
-            ),
-        ),
-        model_provider=MeshModelProvider(llm, extra_models),
+        model_params=model_calls.STREAMED,
+        model_provider=provider,
     )
+
+
+def model_plan_activity(provider: MeshModelProvider) -> Callable[..., Any]:
+    """The local activity a session asks how its model calls run."""
+
+    @activity.defn(name=model_calls.MODEL_PLAN_ACTIVITY)
+    async def model_plan(request: ModelPlanRequest) -> ModelPlan:
+        return provider.plan(request)
+
+    return model_plan
 
 
 async def main(
@@ -71,6 +88,7 @@ async def main(
     *,
     extra_models: Mapping[str, Model] | None = None,
     stop: asyncio.Event | None = None,
+    settings: WorkerSettings | None = None,
 ) -> None:
     deployment = deployment_config(mesh.orchestrator, VersioningBehavior.AUTO_UPGRADE)
     telemetry = observability.setup(
@@ -85,21 +103,26 @@ async def main(
     if not telemetry.tracing:
         os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")
         set_tracing_disabled(True)
+    provider = MeshModelProvider(llm, extra_models)
     client = await connect(
         mesh,
         mesh.orchestrator,
-        plugins=[agents_plugin(llm, extra_models, tracing=telemetry.tracing)],
+        plugins=[agents_plugin(provider, tracing=telemetry.tracing)],
         require_namespace=True,
     )
+    settings = settings or WorkerSettings()
     tools = LocalTools(weather)
     # ChatSession declares its own behaviour (auto-upgrade); see its definition.
     worker = Worker(
         client,
         task_queue=mesh.orchestrator.task_queue,
         workflows=[ChatSessionWorkflow],
-        activities=[tools.calculator, tools.weather],
+        activities=[tools.calculator, tools.weather, model_plan_activity(provider)],
         graceful_shutdown_timeout=timedelta(seconds=10),
         deployment_config=deployment,
+        workflow_runner=(
+            SandboxedWorkflowRunner() if settings.workflow_sandbox else UnsandboxedWorkflowRunner()
+        ),
     )
     try:
         await run_worker(

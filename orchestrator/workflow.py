@@ -26,11 +26,14 @@ with workflow.unsafe.imports_passed_through():
     from orchestrator import catalogs
     from orchestrator.failures import turn_failure
     from orchestrator.memory import compact, drop_last_turn
+    from orchestrator.model_calls import MODEL_PLAN_ACTIVITY, PLAN_PATCH, planned_model
     from orchestrator.session_types import (
         EVENTS_TOPIC,
         ApprovalDecision,
         ChatReply,
         ChatRequest,
+        ModelPlan,
+        ModelPlanRequest,
         PendingApproval,
         SessionActivity,
         SessionEvent,
@@ -437,6 +440,7 @@ class ChatSessionWorkflow:
         self._publish("turn_started", number, text=text)
         unavailable: dict[str, str] = {}
         try:
+            plan = await self._model_plan()
             unavailable = await catalogs.refresh(config, self._state.catalogs)
             tools = build_tools(config, self._catalogs(), self)
         except asyncio.CancelledError:
@@ -459,13 +463,15 @@ class ChatSessionWorkflow:
             model=config.model,
             tools=tools,
         )
+        if plan is not None:
+            agent.model = planned_model(config.model, plan, agent)
         items, self._state.compacted_turns = compact(
             self._state.items, config.context_budget_tokens, self._state.compacted_turns
         )
         self._state.items = items
         new_input: list[Any] = [*items, {"role": "user", "content": text}]
         try:
-            result = await self._run_agent(agent, new_input, config.max_agent_turns)
+            result = await self._run_agent(agent, new_input, config.max_agent_turns, plan)
         except asyncio.CancelledError:
             if not self._interrupting:
                 raise  # the workflow itself is being cancelled
@@ -503,12 +509,39 @@ class ChatSessionWorkflow:
         self._record(text, reply)
         return reply
 
-    async def _run_agent(self, agent: Agent[Any], new_input: list[Any], max_turns: int) -> Any:
-        """Run the agent, streaming the model's text to the session's stream.
+    async def _model_plan(self) -> ModelPlan | None:
+        """How this turn's model calls run, asked of the worker when due.
 
-        Streaming needs the model calls to be regular activities with a
-        stream topic (the worker's setting); without, the plain run is used.
+        None for a run that began before sessions planned their model calls:
+        it keeps the worker-wide way until it continues as new.
         """
+        if not workflow.patched(PLAN_PATCH):
+            return None
+        config = self._state.config
+        known = self._state.model_plan
+        now = workflow.now()
+        if (
+            known is None
+            or known.asked_at is None
+            or now - known.asked_at >= timedelta(seconds=config.model_plan_ttl_s)
+        ):
+            known = await workflow.execute_local_activity(
+                MODEL_PLAN_ACTIVITY,
+                ModelPlanRequest(model=config.model, stream=config.stream),
+                result_type=ModelPlan,
+                start_to_close_timeout=timedelta(seconds=5),
+                summary="model plan",
+            )
+            known.asked_at = now
+            self._state.model_plan = known
+        return known
+
+    async def _run_agent(
+        self, agent: Agent[Any], new_input: list[Any], max_turns: int, plan: ModelPlan | None
+    ) -> Any:
+        """Run the agent; when the plan streams, the model's text goes to the session's stream."""
+        if plan is not None and not plan.stream:
+            return await Runner.run(agent, input=new_input, max_turns=max_turns)
         try:
             streamed = Runner.run_streamed(agent, input=new_input, max_turns=max_turns)
         except AgentsWorkflowError:

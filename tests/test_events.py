@@ -20,7 +20,9 @@ pytestmark = pytest.mark.asyncio
 async def test_events_follow_a_session_across_continue_as_new(
     client: Client, running_mesh: Mesh
 ) -> None:
-    config = SessionConfig.for_mesh(running_mesh, model="offline", max_run_history_bytes=50_000)
+    config = SessionConfig.for_mesh(
+        running_mesh, model="offline", max_run_history_bytes=50_000, stream=True
+    )
     handle = await open_session(client, running_mesh, f"ev-{uuid.uuid4().hex[:8]}", config=config)
     turns = 0
     while (await sessions.status(handle)).runs < 3:

@@ -84,6 +84,12 @@ class NewSession(BaseModel):
         description="Limit the session to these teams and tools ('local' for the "
         "orchestrator's own); unset means every tool.",
     )
+    stream: bool | None = Field(
+        default=None,
+        description="Stream the model's text as text_delta events: true even when the model "
+        "answers in one piece, false never (the cheapest turns); unset lets the orchestrator "
+        "worker decide (models that stream natively do).",
+    )
 
 
 class SessionCreated(BaseModel):
@@ -236,7 +242,8 @@ def create_app(mesh: Mesh, users: Users, temporal_ui: str = "http://127.0.0.1:82
         """Start a session; it belongs to the caller."""
         session_id = f"chat-{uuid.uuid4().hex[:12]}"
         client = state["client"]
-        handle = await sessions.open_session(client, mesh, session_id, owner=who)
+        config = SessionConfig.for_mesh(mesh, stream=body.stream)
+        handle = await sessions.open_session(client, mesh, session_id, config=config, owner=who)
         allowed = None
         if body.tools is not None:
             try:

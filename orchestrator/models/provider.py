@@ -9,18 +9,18 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from agents import ModelSettings
 from agents.models.interface import Model, ModelProvider
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from meshkit.observability.tracing import current_span
 from orchestrator.models.offline import NAME as OFFLINE
 from orchestrator.models.offline import OfflineModel
 from orchestrator.models.streaming import StreamingModel
-from orchestrator.session_types import DEFAULT_MODEL
+from orchestrator.session_types import DEFAULT_MODEL, ModelPlan, ModelPlanRequest
 
 
 class LlmSettings(BaseSettings):
@@ -34,17 +34,30 @@ class LlmSettings(BaseSettings):
     base_url: str | None = Field(
         default=None, description="OpenAI-compatible base URL for the LiteLLM model, if any."
     )
+    stream: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Stream the model's text to clients as it is written. 'auto': models that "
+        "stream natively (LiteLLM's) do, models that answer in one piece (offline, test models) "
+        "do not, and a session may ask either way; 'on': every model, one-piece answers sent "
+        "in pieces, unless a session asks not to; 'off': never. Sessions pick a change up at "
+        "their next turn after model_plan_ttl_s.",
+    )
     local_activity: bool = Field(
-        default=False,
-        description="Run model calls as local activities (one fewer task-queue round trip per "
-        "call; no heartbeats). Changing it breaks replay of sessions already running: switch it "
-        "only with no session open, or on a new task queue.",
-    )
-    stream: bool = Field(
         default=True,
-        description="Stream model calls, so the reply's text reaches clients as it is written "
-        "(not with local activities). Off, each model call answers in one piece.",
+        description="Run model calls that are not streamed as local activities: no task-queue "
+        "round trip, and history keeps the answer but not the input. Off, they are regular "
+        "activities, which heartbeat and can be interrupted at once.",
     )
+
+    @field_validator("stream", mode="before")
+    @classmethod
+    def _stream_words(cls, value: Any) -> Any:
+        # LLM_STREAM=true/false, as before 'auto' existed.
+        words = {"true": "on", "1": "on", "yes": "on", "false": "off", "0": "off", "no": "off"}
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return words.get(str(value).strip().lower(), value)
+
     timeout_s: float = Field(
         default=60.0, gt=0, description="Timeout of one request to the LiteLLM model."
     )
@@ -69,10 +82,28 @@ class MeshModelProvider(ModelProvider):
         self._extra = {name: StreamingModel(model, name) for name, model in (extra or {}).items()}
         self._offline = StreamingModel(OfflineModel(), OFFLINE)
 
-    def get_model(self, model_name: str | None) -> Model:
+    def _resolve(self, model_name: str | None) -> str:
         name = model_name or DEFAULT_MODEL
-        if name == DEFAULT_MODEL:
-            name = self._settings.model
+        return self._settings.model if name == DEFAULT_MODEL else name
+
+    def streams_natively(self, model_name: str | None) -> bool:
+        """Whether the model writes its answer as it goes (LiteLLM models do)."""
+        name = self._resolve(model_name)
+        return name != OFFLINE and name not in self._extra
+
+    def plan(self, request: ModelPlanRequest) -> ModelPlan:
+        """How a session's model calls run, from the worker's settings and the session's wish."""
+        policy = self._settings.stream
+        if policy == "off":
+            stream = False
+        elif request.stream is not None:
+            stream = request.stream
+        else:
+            stream = policy == "on" or self.streams_natively(request.model)
+        return ModelPlan(stream=stream, local_activity=self._settings.local_activity)
+
+    def get_model(self, model_name: str | None) -> Model:
+        name = self._resolve(model_name)
         if name in self._extra:
             return _Traced(self._extra[name], name)
         if name == OFFLINE:

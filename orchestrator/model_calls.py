@@ -1,0 +1,79 @@
+"""How a session's model calls run in Temporal: streamed, or in one piece.
+
+A streamed call is a regular activity that publishes the model's stream
+events to the session as they arrive, heartbeating so that a call lost with
+its worker is retried within seconds. It costs the most per call: the
+activity's task-queue round trip, the published batches (Signals, each a
+workflow task) and its input and result in history (the whole conversation
+and every tool's schema, then every stream event).
+
+A call in one piece is, by default, a local activity: it runs in the
+orchestrator worker inside the workflow task that asked for it, with no
+task-queue round trip, and history keeps only its result (a marker), not its
+input. ``scripts/bench`` measures both. Which one a session gets is the
+worker's decision (``orchestrator.models.provider.LlmSettings``), asked by the
+session with the local activity ``model_plan`` and kept in its state, so a
+changed setting never changes what an open run replays.
+
+This module is imported by workflow code: no I/O, nothing non-deterministic.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio.common import RetryPolicy
+from temporalio.openai_agents import ModelActivityParameters
+
+# The plugin offers no public way to choose per call how a model is called;
+# its runner leaves an agent whose model is already this stub as it is.
+from temporalio.openai_agents._temporal_model_stub import _TemporalModelStub
+
+from orchestrator.session_types import MODEL_TOPIC, ModelPlan
+
+MODEL_PLAN_ACTIVITY = "model_plan"
+PLAN_PATCH = "model-plan-per-session"
+"""Sessions whose run started before model calls were planned per session keep
+the worker-wide way (streamed regular activities) until their next run."""
+
+START_TO_CLOSE = timedelta(seconds=90)
+HEARTBEAT = timedelta(seconds=10)
+"""A regular model activity heartbeats at half this: a call whose worker died
+is retried after 10 s rather than 90, and an interrupted turn's cancellation
+reaches the call in flight. Local activities cannot heartbeat; one whose
+worker died is retried when its workflow task times out (10 s, the default)."""
+RETRY = RetryPolicy(
+    # A model outage is retried with backoff, but not forever: after the last
+    # attempt the turn ends with a clear reply instead.
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=20),
+    maximum_attempts=6,
+)
+
+
+def parameters(*, stream: bool, local_activity: bool) -> ModelActivityParameters:
+    """The plugin's activity parameters for one way of calling the model."""
+    local = local_activity and not stream
+    return ModelActivityParameters(
+        start_to_close_timeout=START_TO_CLOSE,
+        heartbeat_timeout=None if local else HEARTBEAT,
+        use_local_activity=local,
+        streaming_topic=MODEL_TOPIC if stream else None,
+        retry_policy=RETRY,
+    )
+
+
+STREAMED = parameters(stream=True, local_activity=False)
+"""The worker-wide default the plugin gets: how sessions planned before
+per-session plans call their model."""
+
+
+def planned_model(model: str, plan: ModelPlan, agent: Any) -> Any:
+    """The model for ``agent``, called the way ``plan`` says."""
+    return _TemporalModelStub(
+        model,
+        model_params=parameters(stream=plan.stream, local_activity=plan.local_activity),
+        agent=agent,
+    )
