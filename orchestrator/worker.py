@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio import activity
 from temporalio.common import VersioningBehavior
 from temporalio.openai_agents import OpenAIAgentsPlugin
+from temporalio.plugin import SimplePlugin
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
@@ -26,7 +27,7 @@ from meshkit import observability
 from meshkit.mesh import Mesh, connect
 from meshkit.runtime import run_worker
 from meshkit.versioning import deployment_config
-from orchestrator import model_calls
+from orchestrator import model_calls, payloads
 from orchestrator.activities import LocalTools
 from orchestrator.models.provider import LlmSettings, MeshModelProvider
 from orchestrator.session_types import ModelPlan, ModelPlanRequest
@@ -71,6 +72,16 @@ def agents_plugin(
     )
 
 
+def agent_plugins(
+    llm: LlmSettings | MeshModelProvider,
+    extra_models: Mapping[str, Model] | None = None,
+    *,
+    tracing: bool = False,
+) -> list[SimplePlugin]:
+    """The Agents plugin and, after it, the orchestrator's faster payload converter."""
+    return [agents_plugin(llm, extra_models, tracing=tracing), payloads.plugin()]
+
+
 def model_plan_activity(provider: MeshModelProvider) -> Callable[..., Any]:
     """The local activity a session asks how its model calls run."""
 
@@ -107,7 +118,7 @@ async def main(
     client = await connect(
         mesh,
         mesh.orchestrator,
-        plugins=[agents_plugin(provider, tracing=telemetry.tracing)],
+        plugins=agent_plugins(provider, tracing=telemetry.tracing),
         require_namespace=True,
     )
     settings = settings or WorkerSettings()

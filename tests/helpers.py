@@ -16,10 +16,11 @@ from openai.types.responses import (
 from temporalio import activity
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from orchestrator.models.offline import plain
 from orchestrator.models.provider import LlmSettings
-from orchestrator.worker import agents_plugin
+from orchestrator.worker import agent_plugins
 from orchestrator.workflow import ChatSessionWorkflow
 from services.finance.workflows import StockPriceWorkflow, SubmitExpenseWorkflow
 from services.it.workflows import CreateTicketWorkflow, JiraMetricsWorkflow
@@ -98,10 +99,12 @@ class ScriptedModel(Model):
 
 
 def replayer() -> Replayer:
-    """A replayer configured like the orchestrator worker."""
+    """A replayer configured like the orchestrator worker, but in the workflow sandbox,
+    which fails a replay on any non-deterministic call of workflow code."""
     return Replayer(
         workflows=[ChatSessionWorkflow],
-        plugins=[agents_plugin(LlmSettings(model="offline"))],
+        plugins=agent_plugins(LlmSettings(model="offline")),
+        workflow_runner=SandboxedWorkflowRunner(),
     )
 
 

@@ -20,7 +20,7 @@ from temporalio.worker import Replayer
 
 from meshkit import observability
 from orchestrator.models.provider import LlmSettings
-from orchestrator.worker import agents_plugin
+from orchestrator.worker import agent_plugins
 from orchestrator.workflow import ChatSessionWorkflow
 
 
@@ -44,7 +44,7 @@ async def main(path: Path) -> None:
     history = WorkflowHistory.from_json("replayed", path.read_text())
     replayer = Replayer(
         workflows=[ChatSessionWorkflow],
-        plugins=[agents_plugin(LlmSettings(model="offline"), tracing=True), *telemetry.plugins],
+        plugins=[*agent_plugins(LlmSettings(model="offline"), tracing=True), *telemetry.plugins],
     )
     await replayer.replay_workflow(history)
     telemetry.shutdown()

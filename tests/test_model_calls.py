@@ -105,3 +105,43 @@ async def test_the_plan_is_asked_again_once_it_is_older_than_its_ttl(
         assert (await send(handle, "Tell me a joke", 60)).ok
     actions = count_actions(await turn_events(handle))
     assert actions["local_activities"] == 2 * (1 + 1)  # a plan and a model call per turn
+
+
+def test_the_payload_converter_decodes_model_inputs_as_the_plugin_does_items_as_dicts() -> None:
+    from agents import ModelSettings
+    from agents.items import TResponseStreamEvent
+    from temporalio.openai_agents._invoke_model_activity import (
+        ActivityModelInput,
+        FunctionToolInput,
+        ModelTracingInput,
+    )
+
+    from orchestrator.payloads import MeshPayloadConverter
+
+    converter = MeshPayloadConverter()
+    items = [
+        {"role": "user", "content": "What is 6 * 7?"},
+        {"type": "function_call", "call_id": "c1", "name": "calculator", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "42"},
+    ]
+    value = ActivityModelInput(
+        model_name="offline",
+        input=items,  # type: ignore[typeddict-item]
+        model_settings=ModelSettings(temperature=0.2),
+        tools=[FunctionToolInput(name="calculator", description="d", params_json_schema={})],
+        tracing=ModelTracingInput.DISABLED,
+    )
+    (payload,) = converter.to_payloads([value])
+    (decoded,) = converter.from_payloads([payload], [ActivityModelInput])
+    assert decoded["input"] == items and all(type(item) is dict for item in decoded["input"])
+    assert decoded["model_settings"] == ModelSettings(temperature=0.2)
+    assert decoded["tools"] == value["tools"] and decoded["tracing"] == 0
+
+    # An unhashable hint gets one type adapter, reused.
+    hint = list[TResponseStreamEvent]  # type: ignore[valid-type]
+    (empty,) = converter.to_payloads([[]])
+    json = converter.converters[b"json/plain"]
+    assert converter.from_payloads([empty], [hint]) == [[]]
+    adapters = dict(json._adapters)  # type: ignore[attr-defined]
+    assert converter.from_payloads([empty], [hint]) == [[]]
+    assert json._adapters == adapters and len(adapters) == 1  # type: ignore[attr-defined]
