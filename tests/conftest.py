@@ -159,7 +159,7 @@ async def _wait_for_server(mesh: Mesh) -> None:
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
     """The reliability summary: what the suite put the mesh through."""
-    from tests.reliability import LABELS, TALLY
+    from tests.reliability import LABELS, RECOVERY, TALLY
 
     failures = len(terminalreporter.stats.get("failed", [])) + len(
         terminalreporter.stats.get("error", [])
@@ -167,6 +167,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # ty
     parts = [f"{label}: {TALLY[kind]}" for kind, label in LABELS.items()]
     terminalreporter.write_sep("=", "reliability summary")
     terminalreporter.write_line(", ".join([*parts, f"failures: {failures}"]))
+    if RECOVERY:
+        # From the kill to the turn's reply, the worker's restart included.
+        terminalreporter.write_line(
+            "recovery after kill -9 (s): "
+            + ", ".join(f"{fault} {seconds:.1f}" for fault, seconds in RECOVERY.items())
+        )
 
 
 @dataclass

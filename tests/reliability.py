@@ -16,6 +16,14 @@ LABELS = {
 }
 
 
+RECOVERY: dict[str, float] = {}
+"""Seconds from a kill -9 to the turn's reply, per fault."""
+
+
+def recovered(fault: str, seconds: float) -> None:
+    RECOVERY[fault] = seconds
+
+
 def count(kind: str, n: int = 1) -> None:
     if kind not in LABELS:
         raise KeyError(kind)

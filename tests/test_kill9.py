@@ -10,6 +10,7 @@ any history, payload or log line.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -24,7 +25,7 @@ from orchestrator.session_client import open_session, send
 from orchestrator.session_types import ApprovalDecision, ChatReply, SessionConfig
 from tests.fakes import FakeExpenses, FakeJira, FakeLLM, FakeMarket
 from tests.processes import ProcessMesh
-from tests.reliability import assert_no_task_failures, count
+from tests.reliability import assert_no_task_failures, count, recovered
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -83,8 +84,8 @@ async def rig(
         fake.http.close()
 
 
-async def new_session(client: Client, rig: Rig) -> WorkflowHandle:
-    config = SessionConfig.for_mesh(rig.mesh)
+async def new_session(client: Client, rig: Rig, **settings: object) -> WorkflowHandle:
+    config = SessionConfig.for_mesh(rig.mesh, **settings)
     handle = await open_session(client, rig.mesh, f"k9-{uuid.uuid4().hex[:8]}", config=config)
     rig.sessions.append(handle.id)
     return handle
@@ -98,8 +99,19 @@ async def wait_for(predicate, timeout_s: float = 30) -> None:  # type: ignore[no
     raise AssertionError("condition not met in time")
 
 
-async def finish(turn: asyncio.Future[ChatReply], handle: WorkflowHandle) -> ChatReply:
+async def kill(rig: Rig, worker: str) -> float:
+    """kill -9 of ``worker``, restarted at once; returns when it was killed."""
+    killed = time.monotonic()
+    await rig.workers[worker].restart_after_kill()
+    count("faults")
+    return killed
+
+
+async def finish(
+    turn: asyncio.Future[ChatReply], handle: WorkflowHandle, killed: float, fault: str
+) -> ChatReply:
     reply = await asyncio.wait_for(turn, 120)
+    recovered(fault, time.monotonic() - killed)
     await assert_no_task_failures(handle)
     count("turns")
     return reply
@@ -110,12 +122,32 @@ async def test_orchestrator_killed_during_a_model_call(client: Client, rig: Rig)
     rig.llm.hold()
     turn = asyncio.ensure_future(send(handle, "please calc this", 120))
     await asyncio.to_thread(rig.llm.held.wait, 30)
-    await rig.workers["orchestrator"].restart_after_kill()
-    count("faults")
+    killed = await kill(rig, "orchestrator")
     rig.llm.release.set()
-    reply = await finish(turn, handle)
+    reply = await finish(turn, handle, killed, "orchestrator in a streamed model call")
     assert reply.ok and reply.text.startswith("done:") and '"value":42' in reply.text
     assert [(t.name, t.state) for t in reply.tools] == [("calculator", "ok")]
+
+
+async def test_orchestrator_killed_during_a_local_activity_model_call(
+    client: Client, rig: Rig
+) -> None:
+    # A session that does not stream calls its model as local activities.
+    handle = await new_session(client, rig, stream=False)
+    rig.llm.hold()
+    turn = asyncio.ensure_future(send(handle, "please calc this", 120))
+    await asyncio.to_thread(rig.llm.held.wait, 30)
+    killed = await kill(rig, "orchestrator")
+    rig.llm.release.set()
+    reply = await finish(turn, handle, killed, "orchestrator in a local-activity model call")
+    assert reply.ok and reply.text.startswith("done:") and '"value":42' in reply.text
+    events = [e async for e in handle.fetch_history_events()]
+    scheduled = {
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    }
+    assert scheduled == {"calculator"}, "the model calls were local activities"
 
 
 async def test_orchestrator_killed_during_a_nexus_operation(client: Client, rig: Rig) -> None:
@@ -124,9 +156,8 @@ async def test_orchestrator_killed_during_a_nexus_operation(client: Client, rig:
     handle = await new_session(client, rig)
     turn = asyncio.ensure_future(send(handle, "expense 40 for lunch", 120))
     await asyncio.to_thread(rig.expenses.first_request.wait, 30)
-    await rig.workers["orchestrator"].restart_after_kill()
-    count("faults")
-    reply = await finish(turn, handle)
+    killed = await kill(rig, "orchestrator")
+    reply = await finish(turn, handle, killed, "orchestrator in a Nexus operation")
     assert reply.ok and [(t.name, t.state) for t in reply.tools] == [("submit_expense", "ok")]
     assert len(rig.expenses.records) == before + 1
     count("records")
@@ -142,10 +173,9 @@ async def test_orchestrator_killed_during_an_approval_wait(client: Client, rig: 
             break
         await asyncio.sleep(0.1)
     assert status.pending_approvals[0].arguments["amount"] == 900
-    await rig.workers["orchestrator"].restart_after_kill()
-    count("faults")
+    killed = await kill(rig, "orchestrator")
     assert "approved" in await sessions.decide(handle, ApprovalDecision(approve=True))
-    reply = await finish(turn, handle)
+    reply = await finish(turn, handle, killed, "orchestrator in an approval wait")
     assert reply.ok and [(t.name, t.state) for t in reply.tools] == [("submit_expense", "ok")]
     assert len(rig.expenses.records) == before + 1
     count("records")
@@ -159,9 +189,8 @@ async def test_it_worker_killed_while_jira_creates_a_ticket(client: Client, rig:
         send(handle, "open a ticket about the VPN", 180, approver=_approve)
     )
     await asyncio.to_thread(rig.jira.created.wait, 30)
-    await rig.workers["it"].restart_after_kill()
-    count("faults")
-    reply = await finish(turn, handle)
+    killed = await kill(rig, "it")
+    reply = await finish(turn, handle, killed, "it in a Jira call")
     assert reply.ok and [(t.name, t.state) for t in reply.tools] == [("create_ticket", "ok")]
     assert len(rig.jira.issues) == before + 1, "the retry found the ticket by its label"
     count("records")
@@ -175,9 +204,8 @@ async def test_finance_worker_killed_while_the_expenses_api_answers(
     handle = await new_session(client, rig)
     turn = asyncio.ensure_future(send(handle, "expense 60 for a taxi", 120))
     await asyncio.to_thread(rig.expenses.first_request.wait, 30)
-    await rig.workers["finance"].restart_after_kill()
-    count("faults")
-    reply = await finish(turn, handle)
+    killed = await kill(rig, "finance")
+    reply = await finish(turn, handle, killed, "finance in an expenses call")
     assert reply.ok and [(t.name, t.state) for t in reply.tools] == [("submit_expense", "ok")]
     assert len(rig.expenses.records) == before + 1
     assert len(rig.expenses.requests) > before + 1, "the retry reached the API with the same key"
