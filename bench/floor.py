@@ -28,7 +28,7 @@ from bench.stats import Summary, timed
 from meshkit.mesh import Mesh, NamespaceConfig, connect
 from meshkit.setup import ensure_endpoint
 
-FLOORS = ("update", "activity", "nexus_sync", "nexus_workflow")
+FLOORS = ("update", "activity", "local_activity", "nexus_sync", "nexus_workflow")
 """Floor names, each the name of the Update of FloorWorkflow that measures it."""
 HANDLER_NAMESPACE = "it"
 

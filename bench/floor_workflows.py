@@ -56,6 +56,13 @@ class FloorWorkflow:
             noop, text, schedule_to_close_timeout=timedelta(seconds=60)
         )
 
+    @workflow.update(name="local_activity")
+    async def one_local_activity(self, text: str) -> str:
+        # What a model call that is not streamed is (orchestrator/model_calls.py).
+        return await workflow.execute_local_activity(
+            noop, text, start_to_close_timeout=timedelta(seconds=60)
+        )
+
     @workflow.update(name="nexus_sync")
     async def one_nexus_sync(self, text: str) -> str:
         return await self._nexus().execute_operation(

@@ -87,9 +87,10 @@ def figures(
                 "tools": list(BY_NAME[name].tools),
                 "floor": BY_NAME[name].floor,
                 "ratio_to_floor": ratio(result.latencies, floors[BY_NAME[name].floor].p50_ms),
-                "composed_floor_ms": composed_floor(BY_NAME[name], floors),
+                "model_calls": "local_activity" if _local(result) else "activity",
+                "composed_floor_ms": composed_floor(BY_NAME[name], floors, _local(result)),
                 "ratio_to_composed_floor": ratio(
-                    result.latencies, composed_floor(BY_NAME[name], floors)
+                    result.latencies, composed_floor(BY_NAME[name], floors, _local(result))
                 ),
                 "cpu_ms_per_turn": _per_turn(result.cpu_s, len(result.latencies)),
                 "history": result.history.per_turn(),
@@ -197,6 +198,12 @@ def _tracing(result: TracingResult) -> dict[str, Any]:
             float("nan"),
         ),
     }
+
+
+def _local(result: TurnResults) -> bool:
+    """Whether the turns' model calls were local activities: at least one marker per turn."""
+    history = result.history
+    return history.turns > 0 and history.actions["local_activities"] >= history.turns
 
 
 def _per_turn(cpu_s: dict[str, float], turns: int) -> dict[str, float]:

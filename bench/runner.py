@@ -20,7 +20,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from bench.config import BenchConfig
 from bench.cpu import CpuMeter
-from bench.floor import measure_floors
+from bench.floor import FLOORS, measure_floors
 from bench.history import HistoryMeter
 from bench.long import long_conversation
 from bench.processes import WorkerProcess, sample_memory, start_workers, stop_all
@@ -75,7 +75,7 @@ async def run_bench(
         client = await connect(mesh, mesh.orchestrator, data_converter=pydantic_data_converter)
         meter = CpuMeter.of(server.process.pid, {w.name: w.process.pid for w in workers})
 
-        progress("floor: update, activity, nexus_sync, nexus_workflow")
+        progress(f"floor: {', '.join(FLOORS)}")
         floors = await measure_floors(mesh, config, meter)
 
         turns = {}

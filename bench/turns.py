@@ -223,14 +223,17 @@ TOOL_PRIMITIVE = {"calculator": "activity", "get_ip": "nexus_sync", "stock_price
 """The floor primitive each benchmarked tool call is."""
 
 
-def composed_floor(kind: TurnKind, floors: dict[str, Summary]) -> float:
+def composed_floor(kind: TurnKind, floors: dict[str, Summary], model_calls_local: bool) -> float:
     """What the turn would cost if it were nothing but its Temporal primitives.
 
-    A turn is one Update, one model activity per model call (two when tools
+    A turn is one Update, one model call per model response (two when tools
     run: one asks for them, one reads their results), and its tool calls,
-    which run in parallel, so the slowest counts. Each primitive's cost is its
-    floor minus the Update round trip every floor includes. A ratio to this
-    near 1 means the turn's time is Temporal's; above 1, the agent's own work.
+    which run in parallel, so the slowest counts. A model call is the
+    primitive the turns used: a local activity, or an activity when streamed
+    (``model_calls_local`` is read from the turns' histories). Each
+    primitive's cost is its floor minus the Update round trip every floor
+    includes. A ratio to this near 1 means the turn's time is Temporal's;
+    above 1, the agent's own work.
     """
     update = floors["update"].p50_ms
 
@@ -238,5 +241,6 @@ def composed_floor(kind: TurnKind, floors: dict[str, Summary]) -> float:
         return max(floors[primitive].p50_ms - update, 0.0)
 
     model_calls = 2 if kind.tools else 1
+    model = extra("local_activity" if model_calls_local else "activity")
     tools = max((extra(TOOL_PRIMITIVE[tool]) for tool in kind.tools), default=0.0)
-    return round(update + model_calls * extra("activity") + tools, 2)
+    return round(update + model_calls * model + tools, 2)

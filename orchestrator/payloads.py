@@ -8,10 +8,11 @@ trying each in turn. The model gets those items as plain dicts either way
 and every other field (model settings, tools, output schema) as the plugin
 declares it. The plugin's result types are unchanged.
 
-Type adapters are also kept for type hints that cannot be hashed (the
-streaming activity's ``list[TResponseStreamEvent]`` carries an unhashable
-discriminator): the plugin's converter caches by hash and so rebuilt that
-schema on every decode.
+And the converters are built once: the SDK makes a payload converter per
+serialization context (every payload of every activation), and the plugin's
+built a new pydantic converter, with an empty type adapter cache, each time,
+so the schema of a model call's result was generated again on every decode.
+A type hint that cannot be hashed gets its adapter kept by identity.
 """
 
 from __future__ import annotations
@@ -88,13 +89,23 @@ def _hashable(value: Any) -> bool:
 
 
 class MeshPayloadConverter(OpenAIPayloadConverter):
-    """The plugin's converter (which it requires), with the faster JSON decoding."""
+    """The plugin's converter (which it requires), with the faster JSON decoding.
+
+    The SDK builds a new payload converter for every serialization context (each
+    payload of each activation), and the plugin's builds a new pydantic converter
+    with an empty type adapter cache each time: here every instance shares one set
+    of encoding converters, which hold no per-context state, and so their caches.
+    """
+
+    _shared: tuple[EncodingPayloadConverter, ...] | None = None
 
     def __init__(self) -> None:
-        super().__init__()
-        self._set_converters(
-            *(_FastJSON(c) if key == JSON else c for key, c in self.converters.items())
-        )
+        shared = MeshPayloadConverter._shared
+        if shared is None:
+            super().__init__()
+            shared = tuple(_FastJSON(c) if key == JSON else c for key, c in self.converters.items())
+            MeshPayloadConverter._shared = shared
+        self._set_converters(*shared)
 
 
 def _faster(converter: DataConverter | None) -> DataConverter:

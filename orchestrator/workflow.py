@@ -95,6 +95,7 @@ class ChatSessionWorkflow:
         self._calls: list[ToolCall] = []
         self._pending: dict[str, PendingApproval] = {}
         self._decisions: dict[str, tuple[ApprovalDecision, Any]] = {}
+        self._built_tools: tuple[Any, list[Any]] | None = None
         # The session's events, pushed to clients (Workflow Streams: publishes
         # land in workflow state, clients long-poll with an Update); carried
         # across continue-as-new. The model activity publishes the model's
@@ -442,7 +443,7 @@ class ChatSessionWorkflow:
         try:
             plan = await self._model_plan()
             unavailable = await catalogs.refresh(config, self._state.catalogs)
-            tools = build_tools(config, self._catalogs(), self)
+            tools = self._tools()
         except asyncio.CancelledError:
             if not self._interrupting:
                 raise
@@ -549,6 +550,18 @@ class ChatSessionWorkflow:
         async for _ in streamed.stream_events():
             pass  # the model activity has published them; clients read the stream
         return streamed
+
+    def _tools(self) -> list[Any]:
+        """The turn's tools, built again only when a catalog or the session's limit changed."""
+        config = self._state.config
+        key = (
+            tuple(config.tools or ()),
+            tuple((team, known.fetched_at) for team, known in sorted(self._state.catalogs.items())),
+            tuple(sorted(self._catalogs())),
+        )
+        if self._built_tools is None or self._built_tools[0] != key:
+            self._built_tools = (key, build_tools(config, self._catalogs(), self))
+        return self._built_tools[1]
 
     def _catalogs(self) -> dict[str, ToolCatalog]:
         """The catalogs of the teams that answered the last time they were asked."""

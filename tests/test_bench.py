@@ -20,10 +20,18 @@ TURN_KINDS = ("no_tool", "local_tool", "nexus_sync", "nexus_workflow", "three_to
 REQUIRED = [
     "floor.update_ms",
     "floor.activity_ms",
+    "floor.local_activity_ms",
     "floor.nexus_sync_ms",
     "floor.nexus_workflow_ms",
     *(f"turn.{kind}.{figure}" for kind in TURN_KINDS for figure in ("p50_ms", "p95_ms", "p99_ms")),
     *(f"turn.{kind}.ratio_to_floor" for kind in TURN_KINDS),
+    *(f"turn.{kind}.ratio_to_composed_floor" for kind in TURN_KINDS),
+    *(
+        f"turn.{kind}.history.{figure}"
+        for kind in TURN_KINDS
+        for figure in ("bytes_per_turn", "events_per_turn", "actions_per_turn")
+    ),
+    *(f"turn.{kind}.cpu_ms_per_turn.orchestrator" for kind in TURN_KINDS),
     "long.turns",
     "long.latency_turn_10_ms",
     "long.latency_last_ms",
