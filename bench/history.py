@@ -104,16 +104,13 @@ def turn_slice(
             last = index
     if first is None or last is None:
         return [], 0
-    # The workflow task that completed the last Update is part of that turn.
-    end = last + 1
-    return events[first:end], len(ids)
+    return events[first : last + 1], len(ids)
 
 
 class HistoryMeter:
     """Reads sessions' histories, and the teams' handler workflows they started."""
 
     def __init__(self, client: Client, mesh: Mesh) -> None:
-        self._client = client
         self._mesh = mesh
         self._clients: dict[str, Client] = {client.namespace: client}
 

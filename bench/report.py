@@ -80,23 +80,7 @@ def figures(
                 kind: _per_turn(r.cpu_s, r.latency.samples) for kind, r in results.items()
             },
         },
-        "turn": {
-            name: {
-                **vars(Summary.of(result.latencies)),
-                "errors": len(result.errors),
-                "tools": list(BY_NAME[name].tools),
-                "floor": BY_NAME[name].floor,
-                "ratio_to_floor": ratio(result.latencies, floors[BY_NAME[name].floor].p50_ms),
-                "model_calls": "local_activity" if _local(result) else "activity",
-                "composed_floor_ms": composed_floor(BY_NAME[name], floors, _local(result)),
-                "ratio_to_composed_floor": ratio(
-                    result.latencies, composed_floor(BY_NAME[name], floors, _local(result))
-                ),
-                "cpu_ms_per_turn": _per_turn(result.cpu_s, len(result.latencies)),
-                "history": result.history.per_turn(),
-            }
-            for name, result in turns.items()
-        },
+        "turn": {name: _turn(name, result, floors) for name, result in turns.items()},
         "concurrency": [
             {
                 "sessions": level.sessions,
@@ -200,10 +184,24 @@ def _tracing(result: TracingResult) -> dict[str, Any]:
     }
 
 
-def _local(result: TurnResults) -> bool:
-    """Whether the turns' model calls were local activities: at least one marker per turn."""
+def _turn(name: str, result: TurnResults, floors: dict[str, Summary]) -> dict[str, Any]:
+    kind = BY_NAME[name]
+    # The model calls were local activities when the turns left a marker each.
     history = result.history
-    return history.turns > 0 and history.actions["local_activities"] >= history.turns
+    local = history.turns > 0 and history.actions["local_activities"] >= history.turns
+    composed = composed_floor(kind, floors, local)
+    return {
+        **vars(Summary.of(result.latencies)),
+        "errors": len(result.errors),
+        "tools": list(kind.tools),
+        "floor": kind.floor,
+        "ratio_to_floor": ratio(result.latencies, floors[kind.floor].p50_ms),
+        "model_calls": "local_activity" if local else "activity",
+        "composed_floor_ms": composed,
+        "ratio_to_composed_floor": ratio(result.latencies, composed),
+        "cpu_ms_per_turn": _per_turn(result.cpu_s, len(result.latencies)),
+        "history": history.per_turn(),
+    }
 
 
 def _per_turn(cpu_s: dict[str, float], turns: int) -> dict[str, float]:
@@ -258,7 +256,7 @@ def _render_costs(turn: dict[str, Any], console: Console) -> None:
     )
     columns = (
         *("turn", "history KB", "events", "actions", "WF tasks", "activities"),
-        *("local act.", "Nexus ops", "signals", "team actions", "orch. CPU ms"),
+        *("local act.", "Nexus ops", "signals", "team actions"),
     )
     for column in columns:
         table.add_column(column, justify="left" if column == "turn" else "right")
@@ -276,7 +274,6 @@ def _render_costs(turn: dict[str, Any], console: Console) -> None:
             f"{actions.get('nexus_operations', 0):.1f}",
             f"{actions.get('signals', 0):.1f}",
             f"{h['team_actions_per_turn']:.1f}",
-            _ms(t["cpu_ms_per_turn"].get("orchestrator")),
         )
     console.print(table)
 

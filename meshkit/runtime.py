@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from pydantic import ValidationError
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.common import WorkerDeploymentVersion
 from temporalio.worker import Worker
@@ -105,6 +106,27 @@ def exit_now(code: int) -> None:
     os._exit(code)
 
 
+def setting_problems(err: ValidationError) -> str:
+    """A settings class's validation errors on one line: each variable, its value, why."""
+    prefix = _env_prefix(err.title)
+    return "; ".join(
+        f"{prefix}{'.'.join(str(p) for p in e['loc']).upper()}={e.get('input')!r}: {e['msg']}"
+        for e in err.errors()
+    )
+
+
+def _env_prefix(title: str) -> str:
+    from pydantic_settings import BaseSettings
+
+    classes: list[type[BaseSettings]] = [BaseSettings]
+    while classes:
+        cls = classes.pop()
+        if cls.__name__ == title:
+            return str(cls.model_config.get("env_prefix") or "")
+        classes += cls.__subclasses__()
+    return ""
+
+
 def cli_main(name: str, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """Entry point of a worker process: run ``main()``; a start-up failure the
     user can fix (bad mesh file, unreachable server, missing namespace, a team
@@ -117,6 +139,12 @@ def cli_main(name: str, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
         asyncio.run(main())
     except MeshError as err:
         log.error("%s worker cannot start: %s", name, err)
+        code = 1
+    except ValidationError as err:
+        if not err.title.endswith("Settings"):
+            log.exception("%s worker failed", name)
+        else:  # a bad value in the environment
+            log.error("%s worker cannot start: bad setting: %s", name, setting_problems(err))
         code = 1
     except Exception:
         log.exception("%s worker failed", name)

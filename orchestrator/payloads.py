@@ -12,7 +12,6 @@ And the converters are built once: the SDK makes a payload converter per
 serialization context (every payload of every activation), and the plugin's
 built a new pydantic converter, with an empty type adapter cache, each time,
 so the schema of a model call's result was generated again on every decode.
-A type hint that cannot be hashed gets its adapter kept by identity.
 """
 
 from __future__ import annotations
@@ -33,26 +32,25 @@ from temporalio.plugin import SimplePlugin
 from typing_extensions import TypedDict
 
 JSON = b"json/plain"
-MAX_ADAPTERS = 256
 
 
-def _plain_items(model_input: type) -> type:
-    """``model_input`` with its conversation typed as JSON objects."""
+def _plain_items(model_input: type) -> TypeAdapter[Any]:
+    """A decoder of ``model_input`` with its conversation typed as JSON objects."""
     fields = typing.get_type_hints(model_input, include_extras=True)
     fields["input"] = Required[str | list[dict[str, Any]]]
-    return TypedDict(f"Plain{model_input.__name__}", fields, total=False)  # type: ignore[operator, no-any-return]
+    plain = TypedDict(f"Plain{model_input.__name__}", fields, total=False)  # type: ignore[misc]
+    return TypeAdapter(plain)
 
 
-PLAIN_INPUTS: dict[Any, type] = {
-    ActivityModelInput: _plain_items(ActivityModelInput),
-    StreamingActivityModelInput: _plain_items(StreamingActivityModelInput),
-}
+PLAIN_INPUTS = (
+    (ActivityModelInput, _plain_items(ActivityModelInput)),
+    (StreamingActivityModelInput, _plain_items(StreamingActivityModelInput)),
+)
 
 
 class _FastJSON(EncodingPayloadConverter):
     def __init__(self, inner: EncodingPayloadConverter) -> None:
         self._inner = inner
-        self._adapters: dict[int, tuple[Any, TypeAdapter[Any]]] = {}
 
     @property
     def encoding(self) -> str:
@@ -62,30 +60,13 @@ class _FastJSON(EncodingPayloadConverter):
         return self._inner.to_payload(value)
 
     def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
-        plain = PLAIN_INPUTS.get(type_hint) if _hashable(type_hint) else None
-        if plain is None and (type_hint is None or _hashable(type_hint)):
-            return self._inner.from_payload(payload, type_hint)
-        hint: Any = plain or type_hint
-        known = self._adapters.get(id(hint))
-        if known is None or known[0] is not hint:
-            if len(self._adapters) >= MAX_ADAPTERS:
-                self._adapters.clear()  # hints made anew per call: bounded, not cached
-            known = (hint, TypeAdapter(hint))
-            self._adapters[id(hint)] = known
-        try:
-            return known[1].validate_json(payload.data)
-        except ValidationError:
-            # The plugin's own way, which builds what it can of a value
-            # that does not validate.
-            return self._inner.from_payload(payload, type_hint)
-
-
-def _hashable(value: Any) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True
+        plain = next((adapter for hint, adapter in PLAIN_INPUTS if hint is type_hint), None)
+        if plain is not None:
+            try:
+                return plain.validate_json(payload.data)
+            except ValidationError:
+                pass  # the plugin's own way builds what it can of such a value
+        return self._inner.from_payload(payload, type_hint)
 
 
 class MeshPayloadConverter(OpenAIPayloadConverter):

@@ -48,38 +48,29 @@ class WorkerSettings(BaseSettings):
     )
 
 
-def agents_plugin(
-    llm: LlmSettings | MeshModelProvider,
-    extra_models: Mapping[str, Model] | None = None,
-    *,
-    tracing: bool = False,
-) -> OpenAIAgentsPlugin:
-    """The OpenAI Agents plugin: every model call becomes an activity.
-
-    Each session decides per run how its calls run (see
-    ``orchestrator.model_calls``); these worker-wide parameters are the way
-    of sessions started before that. With ``tracing``, the Agents SDK's own
-    spans (the agent, each model response, each tool) become OpenTelemetry
-    spans of the turn's trace.
-    """
-    provider = llm if isinstance(llm, MeshModelProvider) else MeshModelProvider(llm, extra_models)
-    return OpenAIAgentsPlugin(
-        use_otel_instrumentation=tracing,
-        # Temporal's own OpenTelemetry plugin traces the activities, once.
-        add_temporal_spans=False,
-        model_params=model_calls.STREAMED,
-        model_provider=provider,
-    )
-
-
 def agent_plugins(
     llm: LlmSettings | MeshModelProvider,
     extra_models: Mapping[str, Model] | None = None,
     *,
     tracing: bool = False,
 ) -> list[SimplePlugin]:
-    """The Agents plugin and, after it, the orchestrator's faster payload converter."""
-    return [agents_plugin(llm, extra_models, tracing=tracing), payloads.plugin()]
+    """The OpenAI Agents plugin, then the orchestrator's faster payload converter.
+
+    The plugin makes every model call an activity. Each session decides per
+    run how its calls run (see ``orchestrator.model_calls``); the worker-wide
+    parameters here are the way of sessions started before that. With
+    ``tracing``, the Agents SDK's own spans (the agent, each model response,
+    each tool) become OpenTelemetry spans of the turn's trace.
+    """
+    provider = llm if isinstance(llm, MeshModelProvider) else MeshModelProvider(llm, extra_models)
+    agents = OpenAIAgentsPlugin(
+        use_otel_instrumentation=tracing,
+        # Temporal's own OpenTelemetry plugin traces the activities, once.
+        add_temporal_spans=False,
+        model_params=model_calls.STREAMED,
+        model_provider=provider,
+    )
+    return [agents, payloads.plugin()]
 
 
 def model_plan_activity(provider: MeshModelProvider) -> Callable[..., Any]:
@@ -101,6 +92,7 @@ async def main(
     stop: asyncio.Event | None = None,
     settings: WorkerSettings | None = None,
 ) -> None:
+    settings = settings or WorkerSettings()
     deployment = deployment_config(mesh.orchestrator, VersioningBehavior.AUTO_UPGRADE)
     telemetry = observability.setup(
         "orchestrator",
@@ -121,7 +113,6 @@ async def main(
         plugins=agent_plugins(provider, tracing=telemetry.tracing),
         require_namespace=True,
     )
-    settings = settings or WorkerSettings()
     tools = LocalTools(weather)
     # ChatSession declares its own behaviour (auto-upgrade); see its definition.
     worker = Worker(

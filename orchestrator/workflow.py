@@ -554,13 +554,13 @@ class ChatSessionWorkflow:
     def _tools(self) -> list[Any]:
         """The turn's tools, built again only when a catalog or the session's limit changed."""
         config = self._state.config
+        catalogs = self._catalogs()
         key = (
             tuple(config.tools or ()),
-            tuple((team, known.fetched_at) for team, known in sorted(self._state.catalogs.items())),
-            tuple(sorted(self._catalogs())),
+            tuple((team, self._state.catalogs[team].fetched_at) for team in sorted(catalogs)),
         )
         if self._built_tools is None or self._built_tools[0] != key:
-            self._built_tools = (key, build_tools(config, self._catalogs(), self))
+            self._built_tools = (key, build_tools(config, catalogs, self))
         return self._built_tools[1]
 
     def _catalogs(self) -> dict[str, ToolCatalog]:

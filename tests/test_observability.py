@@ -26,7 +26,7 @@ import pytest
 import pytest_asyncio
 
 from meshkit.mesh import Mesh, connect
-from meshkit.observability.spans import Span, find_turn, read_spans, tree, walk
+from meshkit.observability.spans import Span, find_turn, read_spans, tree, turn_spans, walk
 from meshkit.setup import setup_mesh
 from orchestrator.session_client import session_workflow_id
 from tests.fakes import FakeMarket
@@ -331,9 +331,14 @@ async def test_a_message_sent_through_the_api_is_traced_from_its_request(turn: T
                 body = "".join([chunk async for chunk in r.aiter_text()])
         assert "42" in body
         spans: list[Span] = []
-        for _ in range(50):  # the API exports the request's span when the reply is sent
+        # The API exports the request's span when the reply is sent, and the
+        # orchestrator its turn's spans in its own batches: wait for both.
+        for _ in range(50):
             spans = read_spans(turn.trace_file)
-            if any(s.name == "POST /api/sessions/{session_id}/messages" for s in spans):
+            if any(s.name == "POST /api/sessions/{session_id}/messages" for s in spans) and any(
+                s.attributes.get("mesh.session.id") in (session, f"chat-{session}")
+                for s in turn_spans(spans)
+            ):
                 break
             await asyncio.sleep(0.1)
         trace_id, _ = find_turn(spans, session)

@@ -61,6 +61,21 @@ async def test_a_worker_without_its_namespace_says_so(tmp_path: Path, mesh_file:
     assert "Traceback" not in log.read_text()
 
 
+async def test_a_bad_setting_is_one_line_naming_the_variable(
+    tmp_path: Path, mesh_file: Path
+) -> None:
+    log = tmp_path / "orchestrator.log"
+    env = {**os.environ, "MESH_FILE": str(mesh_file), "LLM_STREAM": "sometimes"}
+    process = await asyncio.create_subprocess_exec(
+        *worker_command("orchestrator"), cwd=ROOT, env=env,
+        stdout=log.open("w"), stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    assert await asyncio.wait_for(process.wait(), 60) == 1
+    text = log.read_text()
+    assert "cannot start: bad setting: LLM_STREAM='sometimes'" in text
+    assert "'auto', 'on' or 'off'" in text and "Traceback" not in text
+
+
 async def test_setup_is_idempotent_and_recreates_a_missing_endpoint(running_mesh: Mesh) -> None:
     again = await setup_mesh(running_mesh)
     assert {(c.kind, c.action) for c in again} == {("namespace", "found"), ("endpoint", "found")}

@@ -100,8 +100,9 @@ def setup(
             settings = ObservabilitySettings()
         except ValidationError as err:
             from meshkit.mesh import MeshError
+            from meshkit.runtime import setting_problems
 
-            raise MeshError(f"bad observability setting: {_problems(err)}") from None
+            raise MeshError(f"bad observability setting: {setting_problems(err)}") from None
     telemetry = Telemetry(component, namespace, settings)
     if settings.tracing:
         from meshkit.observability.tracing import setup_tracing
@@ -115,12 +116,6 @@ def setup(
         )
     _current = telemetry
     return telemetry
-
-
-def _problems(err: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc'])}={e.get('input')!r}: {e['msg']}" for e in err.errors()
-    )
 
 
 def current() -> Telemetry | None:
