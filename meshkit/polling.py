@@ -1,0 +1,73 @@
+"""Waiting for something to become true: the one deadline loop of the project.
+
+Product code waits for workers to poll, for a deployment to route, for a
+server to answer; tests wait for a workflow to reach a state. Each of those
+is ``poll_until(check, timeout_s=..., what=...)``: ``check`` is called until it
+returns something truthy, which is returned, or the deadline passes and a
+``TimeoutError`` says ``what`` did not happen, phrased as a failure ("the
+it worker did not poll"), and, when ``explain`` is given, what is missing. An exception raised by ``check`` ends the wait at once:
+a check that can tell the wait is hopeless (a process exited) says so by
+raising.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+__all__ = ["poll_until", "poll_until_blocking"]
+
+
+async def poll_until(
+    check: Callable[[], Awaitable[T] | T],
+    *,
+    timeout_s: float,
+    what: str,
+    interval_s: float = 0.05,
+    explain: Callable[[], str] | None = None,
+) -> T:
+    """The first truthy value of ``check()`` (sync or async), within ``timeout_s``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value  # type: ignore[return-value]
+        if loop.time() >= deadline:
+            raise TimeoutError(_message(what, timeout_s, explain))
+        await asyncio.sleep(min(interval_s, max(0.0, deadline - loop.time())))
+
+
+def poll_until_blocking(
+    check: Callable[[], T],
+    *,
+    timeout_s: float,
+    what: str,
+    interval_s: float = 0.05,
+    explain: Callable[[], str] | None = None,
+) -> T:
+    """:func:`poll_until` for code without an event loop (command lines, threads)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(_message(what, timeout_s, explain))
+        time.sleep(min(interval_s, max(0.0, deadline - time.monotonic())))
+
+
+def _message(what: str, timeout_s: float, explain: Callable[[], str] | None) -> str:
+    message = f"{what} within {timeout_s:g} s"
+    if explain is not None:
+        detail = explain()
+        if detail:
+            message += f": {detail}"
+    return message
