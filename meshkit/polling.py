@@ -5,9 +5,11 @@ server to answer; tests wait for a workflow to reach a state. Each of those
 is ``poll_until(check, timeout_s=..., what=...)``: ``check`` is called until it
 returns something truthy, which is returned, or the deadline passes and a
 ``TimeoutError`` says ``what`` did not happen, phrased as a failure ("the
-it worker did not poll"), and, when ``explain`` is given, what is missing. An exception raised by ``check`` ends the wait at once:
-a check that can tell the wait is hopeless (a process exited) says so by
-raising.
+it worker did not poll"), and, when ``explain`` is given, what is missing.
+An exception raised by ``check`` ends the wait at once: a check that can tell
+the wait is hopeless (a process exited) says so by raising. Only the types in
+``retry_on`` (a server that does not answer yet) count as "not yet"; the last
+one is the ``TimeoutError``'s cause and is named in its message.
 """
 
 from __future__ import annotations
@@ -30,18 +32,23 @@ async def poll_until(
     what: str,
     interval_s: float = 0.05,
     explain: Callable[[], str] | None = None,
+    retry_on: tuple[type[Exception], ...] = (),
 ) -> T:
     """The first truthy value of ``check()`` (sync or async), within ``timeout_s``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
+    last: Exception | None = None
     while True:
-        value = check()
-        if inspect.isawaitable(value):
-            value = await value
+        try:
+            value = check()
+            if inspect.isawaitable(value):
+                value = await value
+        except retry_on as err:
+            value, last = None, err
         if value:
             return value  # type: ignore[return-value]
         if loop.time() >= deadline:
-            raise TimeoutError(_message(what, timeout_s, explain))
+            raise TimeoutError(_message(what, timeout_s, explain, last)) from last
         await asyncio.sleep(min(interval_s, max(0.0, deadline - loop.time())))
 
 
@@ -52,22 +59,34 @@ def poll_until_blocking(
     what: str,
     interval_s: float = 0.05,
     explain: Callable[[], str] | None = None,
+    retry_on: tuple[type[Exception], ...] = (),
 ) -> T:
     """:func:`poll_until` for code without an event loop (command lines, threads)."""
     deadline = time.monotonic() + timeout_s
+    last: Exception | None = None
     while True:
-        value = check()
+        try:
+            value = check()
+        except retry_on as err:
+            value, last = None, err  # type: ignore[assignment]
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise TimeoutError(_message(what, timeout_s, explain))
+            raise TimeoutError(_message(what, timeout_s, explain, last)) from last
         time.sleep(min(interval_s, max(0.0, deadline - time.monotonic())))
 
 
-def _message(what: str, timeout_s: float, explain: Callable[[], str] | None) -> str:
+def _message(
+    what: str,
+    timeout_s: float,
+    explain: Callable[[], str] | None,
+    last: Exception | None = None,
+) -> str:
     message = f"{what} within {timeout_s:g} s"
     if explain is not None:
         detail = explain()
         if detail:
             message += f": {detail}"
+    if last is not None:
+        message += f" (last error: {type(last).__name__}: {last})"
     return message
