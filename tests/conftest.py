@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -24,7 +23,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from meshkit import team_worker
 from meshkit.dev_server import start_dev_server
-from meshkit.mesh import DEFAULT_MESH_FILE, Mesh, connect, load_mesh
+from meshkit.mesh import DEFAULT_MESH_FILE, Mesh, MeshError, connect, load_mesh
+from meshkit.polling import poll_until, poll_until_blocking
 from meshkit.setup import setup_mesh
 from meshkit.versioning import wait_current, worker_version
 from orchestrator import worker as orchestrator_worker
@@ -36,10 +36,41 @@ from tests.helpers import SCRIPTED, ScriptedModel
 NAMESPACES = ("orchestrator", "it", "finance")
 FAKE_LLM_KEY = "sk-test-fake-key-never-valid"
 
-# Any accidental call to a hosted model goes to a closed local port and fails fast.
-os.environ["OPENAI_BASE_URL"] = "http://127.0.0.1:9/v1"
-os.environ.setdefault("OPENAI_API_KEY", "sk-test-guard")
-os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+_MODEL_GUARD = pytest.MonkeyPatch()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Before any test module is imported: any accidental call to a hosted model
+    goes to a closed local port and fails fast, and LiteLLM's import reads its
+    cost map from the package instead of the network. Undone when pytest ends."""
+    _MODEL_GUARD.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    if not os.environ.get("OPENAI_API_KEY"):
+        _MODEL_GUARD.setenv("OPENAI_API_KEY", "sk-test-guard")
+    _MODEL_GUARD.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _MODEL_GUARD.undo()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def environment(
+    tmp_path_factory: pytest.TempPathFactory, stores: Path, fake_market: FakeMarket
+) -> Iterator[None]:
+    """The one environment of every test, set before the first and restored
+    after the last, so that no test sees what another changed. A test that
+    needs another value sets it with ``monkeypatch``."""
+    with pytest.MonkeyPatch.context() as env:
+        # The tests' mesh must not be redirected by a developer's own settings.
+        env.delenv("TEMPORAL_ADDRESS", raising=False)
+        env.delenv("TEMPORAL_API_KEY", raising=False)
+        no_config = tmp_path_factory.mktemp("temporal-config") / "no-temporal.toml"
+        env.setenv("TEMPORAL_CONFIG_FILE", str(no_config))
+        # The teams read their backends from the environment, as deployed: demo
+        # data, local stores in this session's directory, the fake market.
+        env.setenv("MESH_STATE_DIR", str(stores))
+        env.setenv("MARKET_DATA_URL", fake_market.url)
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -66,10 +97,6 @@ def mesh_file(temporal_address: str, tmp_path_factory: pytest.TempPathFactory) -
     mesh = load_mesh(DEFAULT_MESH_FILE).isolated(uuid.uuid4().hex[:6], temporal_address)
     path = tmp_path_factory.mktemp("mesh") / "mesh.toml"
     path.write_text(mesh.to_toml())
-    # The tests' mesh must not be redirected by a developer's own settings.
-    os.environ.pop("TEMPORAL_ADDRESS", None)
-    os.environ.pop("TEMPORAL_API_KEY", None)
-    os.environ["TEMPORAL_CONFIG_FILE"] = str(path.parent / "no-temporal.toml")
     return path
 
 
@@ -107,19 +134,14 @@ async def running_mesh(
     mesh: Mesh,
     scripted_model: ScriptedModel,
     fake_llm_url: str,
-    fake_market: FakeMarket,
-    stores: Path,
 ) -> AsyncIterator[Mesh]:
     """The mesh set up and its workers running until the session ends: the
-    orchestrator and every team of the mesh file, each from its registration."""
+    orchestrator and every team of the mesh file, each from its registration,
+    with the backends of the session's ``environment``."""
     await _wait_for_server(mesh)
     await setup_mesh(mesh)
     stop = asyncio.Event()
     llm = LlmSettings(model="offline", base_url=fake_llm_url, api_key=FAKE_LLM_KEY, timeout_s=3)  # type: ignore[arg-type]
-    # The teams read their backends from the environment, as deployed: demo
-    # data, local stores in this session's directory, the fake market.
-    os.environ["MESH_STATE_DIR"] = str(stores)
-    os.environ["MARKET_DATA_URL"] = fake_market.url
     tasks = [
         asyncio.create_task(
             orchestrator_worker.main(
@@ -146,15 +168,13 @@ async def client(running_mesh: Mesh) -> Client:
 
 
 async def _wait_for_server(mesh: Mesh) -> None:
-    last: Exception | None = None
-    for _ in range(120):
-        try:
-            await connect(mesh, mesh.orchestrator)
-            return
-        except Exception as err:  # still starting
-            last = err
-            await asyncio.sleep(0.5)
-    raise RuntimeError(f"Temporal dev server did not start: {last}")
+    await poll_until(
+        lambda: connect(mesh, mesh.orchestrator),
+        timeout_s=60,
+        interval_s=0.5,
+        what="the Temporal dev server did not start",
+        retry_on=(MeshError,),  # not reachable yet
+    )
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
@@ -210,11 +230,7 @@ def web_api(running_mesh: Mesh) -> Iterator[WebApi]:
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
-    assert server.started, "the API did not start"
+    poll_until_blocking(lambda: server.started, timeout_s=10, what="the API did not start")
     yield WebApi(f"http://127.0.0.1:{port}", ALICE_TOKEN, BOB_TOKEN)
     server.should_exit = True
     thread.join(10)
