@@ -18,22 +18,45 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
 __all__ = ["poll_until", "poll_until_blocking"]
 
 
+# Two signatures so that a type checker sees through an async check (a
+# coroutine is itself truthy, so one ``Awaitable[T] | T`` hint infers nothing)
+# and drops the ``None`` a check returns for "not yet".
+@overload
 async def poll_until(
-    check: Callable[[], Awaitable[T] | T],
+    check: Callable[[], Awaitable[T | None]],
+    *,
+    timeout_s: float,
+    what: str,
+    interval_s: float = ...,
+    explain: Callable[[], str] | None = ...,
+    retry_on: tuple[type[Exception], ...] = ...,
+) -> T: ...
+@overload
+async def poll_until(
+    check: Callable[[], T | None],
+    *,
+    timeout_s: float,
+    what: str,
+    interval_s: float = ...,
+    explain: Callable[[], str] | None = ...,
+    retry_on: tuple[type[Exception], ...] = ...,
+) -> T: ...
+async def poll_until(
+    check: Callable[[], Any],
     *,
     timeout_s: float,
     what: str,
     interval_s: float = 0.05,
     explain: Callable[[], str] | None = None,
     retry_on: tuple[type[Exception], ...] = (),
-) -> T:
+) -> Any:
     """The first truthy value of ``check()`` (sync or async), within ``timeout_s``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
@@ -46,14 +69,14 @@ async def poll_until(
         except retry_on as err:
             value, last = None, err
         if value:
-            return value  # type: ignore[return-value]
+            return value
         if loop.time() >= deadline:
             raise TimeoutError(_message(what, timeout_s, explain, last)) from last
         await asyncio.sleep(min(interval_s, max(0.0, deadline - loop.time())))
 
 
 def poll_until_blocking(
-    check: Callable[[], T],
+    check: Callable[[], T | None],
     *,
     timeout_s: float,
     what: str,
@@ -68,7 +91,7 @@ def poll_until_blocking(
         try:
             value = check()
         except retry_on as err:
-            value, last = None, err  # type: ignore[assignment]
+            value, last = None, err
         if value:
             return value
         if time.monotonic() >= deadline:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from meshkit.mesh import Mesh, connect
+from meshkit.polling import poll_until
 from meshkit.toolkit.store import IdempotentStore
 from orchestrator import session_client as sessions
 from orchestrator.session_client import ChatError, open_session, send
@@ -156,12 +158,19 @@ async def test_an_interrupt_cancels_a_slow_nexus_tool_and_the_next_turn_knows(
     # The Nexus operation's workflow in the finance namespace was cancelled too.
     finance = await connect(running_mesh, running_mesh.team("finance"))
     slow = [w async for w in finance.list_workflows("WorkflowId STARTS_WITH 'stock-price-SLOW-'")]
-    for _ in range(50):
-        states = [(await finance.get_workflow_handle(w.id).describe()).status for w in slow]
-        if states and all(s == WorkflowExecutionStatus.CANCELED for s in states):
-            break
-        await asyncio.sleep(0.2)
-    assert states and all(s == WorkflowExecutionStatus.CANCELED for s in states)
+    states: list[WorkflowExecutionStatus | None] = []
+
+    async def all_cancelled() -> bool:
+        states[:] = [(await finance.get_workflow_handle(w.id).describe()).status for w in slow]
+        return bool(states) and all(s == WorkflowExecutionStatus.CANCELED for s in states)
+
+    await poll_until(
+        all_cancelled,
+        timeout_s=10,
+        interval_s=0.2,
+        what="the stock price workflows were not cancelled",
+        explain=lambda: f"states {states}",
+    )
     # The session is usable and the model sees that the last turn was interrupted.
     assert (await send(handle, "hello again", 60)).text == "Back to normal."
     assert any(i.get("content") == INTERRUPTED for i in scripted_model.seen[handle.id][-1])
@@ -242,11 +251,18 @@ async def test_a_thousand_turns_stay_bounded_and_remember_recent_turns(
 
 
 async def wait_for_status(
-    handle: WorkflowHandle, predicate, timeout_s: float = 30
-) -> SessionStatus:  # type: ignore[no-untyped-def]
-    for _ in range(int(timeout_s / 0.1)):
-        status = await sessions.status(handle)
-        if predicate(status):
-            return status
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"status never matched; last: {status}")
+    handle: WorkflowHandle, predicate: Callable[[SessionStatus], bool], timeout_s: float = 30
+) -> SessionStatus:
+    last: list[SessionStatus] = []
+
+    async def matching() -> SessionStatus | None:
+        last[:] = [await sessions.status(handle)]
+        return last[0] if predicate(last[0]) else None
+
+    return await poll_until(
+        matching,
+        timeout_s=timeout_s,
+        interval_s=0.1,
+        what="the session's status never matched",
+        explain=lambda: f"last: {last[0] if last else None}",
+    )

@@ -10,6 +10,7 @@ import pytest
 from temporalio.client import Client
 
 from meshkit.mesh import Mesh
+from meshkit.polling import poll_until
 from orchestrator import session_client as sessions
 from orchestrator.session_client import open_session, send
 from orchestrator.session_types import SessionConfig, SessionEvent
@@ -25,10 +26,22 @@ async def test_events_follow_a_session_across_continue_as_new(
     )
     handle = await open_session(client, running_mesh, f"ev-{uuid.uuid4().hex[:8]}", config=config)
     turns = 0
-    while (await sessions.status(handle)).runs < 3:
+
+    async def continued_as_new_twice() -> bool:
+        nonlocal turns
+        if (await sessions.status(handle)).runs >= 3:
+            return True
         await send(handle, f"What is {turns} + 1?", 60)
         turns += 1
         assert turns < 60, "the session never continued as new"
+        return False
+
+    await poll_until(
+        continued_as_new_twice,
+        timeout_s=600,
+        interval_s=0,
+        what="the session did not continue as new twice",
+    )
 
     seen: list[SessionEvent] = []
 
