@@ -88,6 +88,7 @@ def endpoint_description(mesh: Mesh, team: str) -> str:
             team=team,
             namespace=config.namespace,
             policies=dict(registration.policies),
+            hints=dict(registration.hints),
         )
     except Exception as err:  # the team's code is not here: describe what the mesh file says
         return f"Team {team}: {config.service} in namespace {config.namespace} ({err})."

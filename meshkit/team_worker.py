@@ -50,6 +50,7 @@ def team_context(mesh: Mesh, team: str, registration: TeamRegistration) -> TeamC
         namespace=config.namespace,
         task_queue=config.task_queue,
         policies=dict(registration.policies),
+        hints=dict(registration.hints),
     )
 
 

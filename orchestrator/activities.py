@@ -6,6 +6,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from meshkit.toolkit.hints import ToolHints
 from orchestrator.calculator import CalculatorError, evaluate
 from orchestrator.weather import Weather, WeatherRequest, WeatherSettings, current_weather
 
@@ -19,6 +20,11 @@ class CalculatorRequest(BaseModel):
 class CalculatorResult(BaseModel):
     expression: str = Field(description="The expression as given.")
     value: float | int = Field(description="Its value.")
+
+
+CALCULATOR_HINTS = ToolHints(reply=["{expression} = {value} (calculator)"])
+"""How the offline model words the calculator's answer. It needs no examples:
+it sends any arithmetic it finds to a tool that takes just an expression."""
 
 
 class LocalTools:

@@ -300,6 +300,11 @@ class ModelPlan(BaseModel):
     local_activity: bool = Field(
         description="Not streamed, as a local activity (False: as a regular activity)."
     )
+    hints: bool = Field(
+        default=True,
+        description="The model reads the tools' hints and the unavailable teams as data "
+        "(the offline model does); plans made before this field send them.",
+    )
     asked_at: datetime | None = None
 
 

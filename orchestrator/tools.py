@@ -42,11 +42,13 @@ with workflow.unsafe.imports_passed_through():
     from meshkit.observability.logs import log_event
     from meshkit.observability.tracing import span
     from meshkit.toolkit.catalog import ToolCatalog, ToolEntry, call_headers, strict_input_schema
+    from meshkit.toolkit.hints import ToolHints
     from meshkit.toolkit.policy import ApprovalPolicy, ApprovalRecord, arguments_digest
-    from orchestrator.activities import CalculatorRequest, CalculatorResult
+    from orchestrator.activities import CALCULATOR_HINTS, CalculatorRequest, CalculatorResult
     from orchestrator.failures import root_message
     from orchestrator.memory import truncate_output
     from orchestrator.session_types import SessionConfig, ToolCall
+    from orchestrator.weather import HINTS as WEATHER_HINTS
     from orchestrator.weather import Weather, WeatherRequest
 
 LOCAL = "local"
@@ -90,11 +92,12 @@ class LocalTool:
     activity: str
     input_type: type[BaseModel]
     output_type: type[BaseModel]
+    hints: ToolHints | None = None
 
 
 LOCAL_TOOLS = (
-    LocalTool("calculator", CalculatorRequest, CalculatorResult),
-    LocalTool("weather", WeatherRequest, Weather),
+    LocalTool("calculator", CalculatorRequest, CalculatorResult, CALCULATOR_HINTS),
+    LocalTool("weather", WeatherRequest, Weather, WEATHER_HINTS),
 )
 
 
@@ -150,25 +153,39 @@ def build_tools(
     config: SessionConfig, catalogs: Mapping[str, ToolCatalog], host: ToolHost
 ) -> list[Tool]:
     """The turn's tools: local ones, then each available team's, within the session's limit."""
-    allowed = allowed_names(config.tools, catalogs, config.teams)
-    tools: list[Tool] = [
-        _local_tool(spec, config, host)
-        for spec in LOCAL_TOOLS
-        if allowed is None or spec.activity in allowed
-    ]
-    taken = {tool.name for tool in tools}
-    for team, catalog in catalogs.items():
+    local, remote = _offered(config, catalogs)
+    tools: list[Tool] = [_local_tool(spec, config, host) for spec in local]
+    for name, team, entry in remote:
         route = config.teams[team]
+        tools.append(_remote_tool(name, team, route.service, route.endpoint, entry, config, host))
+    return tools
+
+
+def tool_hints(config: SessionConfig, catalogs: Mapping[str, ToolCatalog]) -> dict[str, ToolHints]:
+    """The hints of the turn's tools, by the name the model sees."""
+    local, remote = _offered(config, catalogs)
+    hints = {spec.activity: spec.hints for spec in local if spec.hints}
+    hints.update({name: entry.hints for name, _, entry in remote if entry.hints})
+    return hints
+
+
+def _offered(
+    config: SessionConfig, catalogs: Mapping[str, ToolCatalog]
+) -> tuple[list[LocalTool], list[tuple[str, str, ToolEntry]]]:
+    """The local tools, and the remote ones as (name the model sees, team, entry)."""
+    allowed = allowed_names(config.tools, catalogs, config.teams)
+    local = [spec for spec in LOCAL_TOOLS if allowed is None or spec.activity in allowed]
+    taken = {spec.activity for spec in local}
+    remote = []
+    for team, catalog in catalogs.items():
         for entry in catalog.tools:
             if allowed is not None and entry.name not in allowed:
                 continue
             # Two teams offering one name: the later one's tool is qualified.
             name = entry.name if entry.name not in taken else f"{team}_{entry.name}"
             taken.add(name)
-            tools.append(
-                _remote_tool(name, team, route.service, route.endpoint, entry, config, host)
-            )
-    return tools
+            remote.append((name, team, entry))
+    return local, remote
 
 
 def _local_tool(spec: LocalTool, config: SessionConfig, host: ToolHost) -> FunctionTool:

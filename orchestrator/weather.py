@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.exceptions import ApplicationError
 
+from meshkit.toolkit.hints import ToolHints
 from meshkit.toolkit.http import raise_for_backend, raise_for_transport
 
 DEMO_SOURCE = "demo data (set OPEN_METEO_URL for real weather)"
@@ -52,6 +53,21 @@ class Weather(BaseModel):
     wind_speed_kmh: float = Field(description="Wind speed at 10 m, in km/h.")
     conditions: str = Field(description="Sky and precipitation, in words.")
     source: str = Field(description="Where the figures come from: an API URL, or 'demo data'.")
+
+
+HINTS = ToolHints(
+    examples=[
+        "What is the weather in {city}?",
+        "Weather in {city}",
+        "Temperature in {city}",
+        "Forecast for {city}",
+    ],
+    reply=[
+        "Weather in {city}: {conditions}, {temperature_c} °C, wind {wind_speed_kmh} km/h "
+        "(source: {source})"
+    ],
+)
+"""How the offline model recognises a question for the weather tool and words its answer."""
 
 
 async def current_weather(settings: WeatherSettings, city: str) -> Weather:

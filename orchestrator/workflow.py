@@ -12,7 +12,7 @@ from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from agents import Agent, Runner
+    from agents import Agent, ModelSettings, Runner
     from agents.exceptions import AgentsException, MaxTurnsExceeded
     from opentelemetry.trace import Status, StatusCode
     from temporalio.contrib.workflow_streams import WorkflowStream
@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from orchestrator.failures import turn_failure
     from orchestrator.memory import compact, drop_last_turn
     from orchestrator.model_calls import MODEL_PLAN_ACTIVITY, PLAN_PATCH, planned_model
+    from orchestrator.models.hints import ModelHints, with_hints
     from orchestrator.session_types import (
         EVENTS_TOPIC,
         ApprovalDecision,
@@ -45,7 +46,13 @@ with workflow.unsafe.imports_passed_through():
         Turn,
         check_tool_names,
     )
-    from orchestrator.tools import Approval, UnknownToolError, allowed_names, build_tools
+    from orchestrator.tools import (
+        Approval,
+        UnknownToolError,
+        allowed_names,
+        build_tools,
+        tool_hints,
+    )
 
 # The tools describe themselves (from the teams' catalogs); the instructions
 # name none, so a team adds or changes a tool without touching the orchestrator.
@@ -444,6 +451,7 @@ class ChatSessionWorkflow:
             plan = await self._model_plan()
             unavailable = await catalogs.refresh(config, self._state.catalogs)
             tools = self._tools()
+            hints = tool_hints(config, self._catalogs())
         except asyncio.CancelledError:
             if not self._interrupting:
                 raise
@@ -458,11 +466,17 @@ class ChatSessionWorkflow:
         if unavailable:
             teams = "; ".join(f"team {team} ({why})" for team, why in unavailable.items())
             instructions += UNAVAILABLE.format(teams=teams)
+        settings = ModelSettings()
+        if plan is None or plan.hints:
+            # A model that cannot read the instructions (the offline one) gets
+            # the same facts as data; model settings are only the model call's input.
+            settings = with_hints(settings, ModelHints(tools=hints, unavailable=unavailable))
         agent = Agent(
             name="Mesh assistant",
             instructions=instructions,
             model=config.model,
             tools=tools,
+            model_settings=settings,
         )
         if plan is not None:
             agent.model = planned_model(config.model, plan, agent)

@@ -1,4 +1,5 @@
-"""The offline model routes messages to tools by keyword and writes replies from their outputs."""
+"""The offline model knows no tool: it routes messages by the example phrasings the
+teams publish in their catalogs, and words replies with their reply templates."""
 
 from __future__ import annotations
 
@@ -11,10 +12,53 @@ from agents.models.interface import ModelTracing
 from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage
 from pydantic import BaseModel, Field
 
-from meshkit.toolkit.catalog import strict_input_schema
-from orchestrator.models.offline import OfflineModel, key_values, named_call, plan
+from meshkit.toolkit.catalog import build_catalog, strict_input_schema
+from meshkit.toolkit.hints import ToolHints
+from orchestrator.models import offline
+from orchestrator.models.hints import ModelHints, with_hints
+from orchestrator.models.offline import OfflineModel, key_values, named_call
+from orchestrator.tools import LOCAL_TOOLS
 
 TOOL_NAMES = ("calculator", "weather", "jira_metrics", "get_ip", "stock_price", "calculate_roi")
+
+
+async def _unused(ctx: Any, arguments: str) -> str:
+    raise AssertionError("the model only plans; the agent loop calls tools")
+
+
+def mesh_tools() -> tuple[list[Tool], dict[str, ToolHints]]:
+    """The tools of the local worker and of every team, with their hints, as a
+    session passes them to the model: from the teams' catalogs."""
+    from services.finance.team import register as finance
+    from services.it.team import register as it
+
+    tools: list[Tool] = []
+    hints: dict[str, ToolHints] = {}
+    for spec in LOCAL_TOOLS:
+        schema = strict_input_schema(spec.input_type)[0]
+        tools.append(FunctionTool(spec.activity, spec.activity, schema, _unused))
+        if spec.hints:
+            hints[spec.activity] = spec.hints
+    for team, registration in (("it", it()), ("finance", finance())):
+        catalog = build_catalog(
+            registration.handler,  # type: ignore[arg-type]
+            team=team,
+            namespace=team,
+            policies=dict(registration.policies),
+            hints=dict(registration.hints),
+        )
+        for entry in catalog.tools:
+            tools.append(FunctionTool(entry.name, entry.description, entry.input_schema, _unused))
+            if entry.hints:
+                hints[entry.name] = entry.hints
+    return tools, hints
+
+
+MESH_TOOLS, MESH_HINTS = mesh_tools()
+
+
+def plan(text: str) -> list[tuple[str, dict[str, Any]]]:
+    return offline.plan(text, MESH_TOOLS, MESH_HINTS)
 
 
 # --- plan: which tool, with which arguments ---------------------------------------------
@@ -48,9 +92,10 @@ def test_ip_question_goes_to_get_ip(text: str) -> None:
     ("text", "ticker"),
     [
         ("What is the stock price of AAPL?", "AAPL"),
-        ("stock price of $msft", "MSFT"),
-        ("What is the share price of apple", "AAPL"),
-        ("quote for nvidia", "NVDA"),
+        # The team's handler reads "$msft" as MSFT: the model passes on what was said.
+        ("stock price of $msft", "$msft"),
+        ("What is the share price of NVDA", "NVDA"),
+        ("quote for nvda", "nvda"),
         ("Where is BRK.B trading at?", "BRK.B"),
     ],
 )
@@ -157,11 +202,18 @@ def make_tool(name: str) -> FunctionTool:
 ALL_TOOLS: list[Tool] = [make_tool(name) for name in TOOL_NAMES]
 
 
-async def respond(items: list[Any] | str, tools: list[Tool] = ALL_TOOLS) -> ModelResponse:
+async def respond(
+    items: list[Any] | str,
+    tools: list[Tool] = MESH_TOOLS,
+    hints: dict[str, ToolHints] = MESH_HINTS,
+    unavailable: dict[str, str] | None = None,
+) -> ModelResponse:
+    """The model's answer, given hints and unavailable teams as a session gives them."""
+    settings = with_hints(ModelSettings(), ModelHints(tools=hints, unavailable=unavailable or {}))
     return await OfflineModel().get_response(
         system_instructions=None,
         input=items,
-        model_settings=ModelSettings(),
+        model_settings=settings,
         tools=tools,
         output_schema=None,
         handoffs=[],
@@ -233,7 +285,8 @@ async def test_a_plain_string_input_is_read_as_a_user_message() -> None:
 
 async def test_only_tools_the_agent_was_given_are_called() -> None:
     response = await respond(
-        [user("What is 2 + 2 and the weather in Paris?")], tools=[make_tool("weather")]
+        [user("What is 2 + 2 and the weather in Paris?")],
+        tools=[tool for tool in MESH_TOOLS if tool.name == "weather"],
     )
 
     assert [c.name for c in function_calls(response)] == ["weather"]
@@ -318,7 +371,7 @@ async def test_an_unexpected_tool_output_is_shown_raw_rather_than_lost() -> None
 
 
 async def test_without_a_matching_tool_the_reply_lists_the_tools() -> None:
-    response = await respond([user("hello")])
+    response = await respond([user("hello")], ALL_TOOLS, {})
 
     text = reply_text(response)
     for name in TOOL_NAMES:
@@ -582,25 +635,12 @@ async def test_a_new_teams_tool_output_is_answered_as_key_value_lines() -> None:
     assert reply_text(response) == "fx_rate:\n- base: USD\n- quote: EUR\n- rate: 0.92"
 
 
-async def test_unavailable_teams_in_the_instructions_are_passed_on_to_the_user() -> None:
-    from orchestrator.workflow import INSTRUCTIONS, UNAVAILABLE
-
-    instructions = INSTRUCTIONS + UNAVAILABLE.format(teams="team it (no answer within 3 s)")
-    response = await OfflineModel().get_response(
-        system_instructions=instructions,
-        input="hello",
-        model_settings=ModelSettings(),
-        tools=catalog_tools(),
-        output_schema=None,
-        handoffs=[],
-        tracing=ModelTracing.DISABLED,
-        previous_response_id=None,
-        conversation_id=None,
-        prompt=None,
+async def test_unavailable_teams_given_as_data_are_passed_on_to_the_user() -> None:
+    response = await respond(
+        "hello", catalog_tools(), {}, unavailable={"it": "no answer within 3 s"}
     )
-    [message] = response.output
-    assert isinstance(message, ResponseOutputMessage)
-    text = message.content[0].text  # type: ignore[union-attr]
+
+    text = reply_text(response)
     assert (
         "Unavailable right now, so I could not use their tools: team it (no answer within 3 s)"
         in text
@@ -608,47 +648,33 @@ async def test_unavailable_teams_in_the_instructions_are_passed_on_to_the_user()
     assert "- calculate_roi: Future value and return of an investment" in text
 
 
-async def respond_with_instructions(
-    instructions: str, items: list[Any] | str, tools: list[Tool]
-) -> ModelResponse:
-    return await OfflineModel().get_response(
-        system_instructions=instructions,
-        input=items,
-        model_settings=ModelSettings(),
-        tools=tools,
-        output_schema=None,
-        handoffs=[],
-        tracing=ModelTracing.DISABLED,
-        previous_response_id=None,
-        conversation_id=None,
-        prompt=None,
-    )
-
-
 async def test_every_unavailable_team_is_named_also_under_the_tools_answers() -> None:
-    from orchestrator.workflow import INSTRUCTIONS, UNAVAILABLE
-
-    teams = "team it (connection refused: 127.0.0.1:7233. Retrying.); team hr (no answer)"
-    response = await respond_with_instructions(
-        INSTRUCTIONS + UNAVAILABLE.format(teams=teams),
+    unavailable = {"it": "connection refused: 127.0.0.1:7233. Retrying.", "hr": "no answer"}
+    response = await respond(
         [
             user("ROI of 1000 at 10% for 2 years"),
             call("c1", "calculate_roi", {"principal": 1000, "annual_rate": 10, "years": 2}),
             output("c1", {"error": "finance is busy"}),
         ],
         catalog_tools(),
+        unavailable=unavailable,
     )
 
     assert reply_text(response) == (
         "I could not run calculate_roi: finance is busy\n"
-        f"Unavailable right now, so I could not use their tools: {teams}. Try again later."
+        "Unavailable right now, so I could not use their tools: team it (connection refused: "
+        "127.0.0.1:7233. Retrying.); team hr (no answer). Try again later."
     )
 
 
-async def test_instructions_without_unavailable_teams_add_no_note() -> None:
-    from orchestrator.workflow import INSTRUCTIONS
+async def test_the_prompt_is_not_read_for_unavailable_teams() -> None:
+    from orchestrator.workflow import INSTRUCTIONS, UNAVAILABLE
 
-    response = await respond_with_instructions(INSTRUCTIONS, "hello", catalog_tools())
+    response = await OfflineModel().get_response(
+        INSTRUCTIONS + UNAVAILABLE.format(teams="team it (down)"),
+        "hello", ModelSettings(), catalog_tools(), None, [], ModelTracing.DISABLED,
+        previous_response_id=None, conversation_id=None, prompt=None,
+    )  # fmt: skip
 
     assert "Unavailable" not in reply_text(response)
 
@@ -661,4 +687,9 @@ async def test_the_help_text_lists_each_tool_it_is_given_and_no_other() -> None:
     assert [line.split(":")[0] for line in listed] == [f"- {tool.name}" for tool in tools]
     for line, tool in zip(listed, tools, strict=True):
         assert isinstance(tool, FunctionTool)
-        assert line == f"- {tool.name}: {tool.description.split('. ')[0].rstrip('.')}"
+        first = tool.description.split(". ")[0].rstrip(".")
+        example = MESH_HINTS[tool.name].examples[0]
+        assert line == f'- {tool.name}: {first} (say "{example}")'
+
+    bare = reply_text(await respond("hello", tools, {}))
+    assert "(say" not in bare

@@ -9,6 +9,7 @@ from meshkit.toolkit.catalog import (
 )
 from meshkit.toolkit.door import APPROVAL_MEMO, TeamDoor
 from meshkit.toolkit.errors import backend_retry, bad_request, normalize_text, require
+from meshkit.toolkit.hints import ToolHints
 from meshkit.toolkit.policy import ApprovalPolicy, ApprovalRecord, ToolPolicy
 from meshkit.toolkit.store import IdempotentStore, state_dir
 from meshkit.toolkit.team import TeamContext, TeamRegistration, TeamServiceHandler
@@ -25,6 +26,7 @@ __all__ = [
     "TeamServiceHandler",
     "ToolCatalog",
     "ToolEntry",
+    "ToolHints",
     "ToolPolicy",
     "backend_retry",
     "bad_request",

@@ -23,6 +23,7 @@ from nexusrpc._util import get_operation_factory, get_service_definition
 from pydantic import BaseModel, Field
 from temporalio.nexus._operation_handlers import WorkflowRunOperationHandler
 
+from meshkit.toolkit.hints import HintError, ToolHints, check_hints
 from meshkit.toolkit.policy import DEFAULT_POLICY, ApprovalPolicy, ToolPolicy
 
 CATALOG_OPERATION = "catalog"
@@ -71,6 +72,11 @@ class ToolEntry(BaseModel):
         default_factory=list,
         description="Arguments the tool fills in when left out; a caller drops them when null.",
     )
+    hints: ToolHints | None = Field(
+        default=None,
+        description="Example requests and a reply template, for models that do not "
+        "understand language; None when the team gives none.",
+    )
     version: str = Field(default="", description="Hash of this entry; changes with any field.")
 
 
@@ -93,18 +99,23 @@ def build_catalog(
     team: str,
     namespace: str,
     policies: dict[str, ToolPolicy] | None = None,
+    hints: dict[str, ToolHints] | None = None,
 ) -> ToolCatalog:
-    """The catalog of a ``@service_handler`` class and the team's policies."""
+    """The catalog of a ``@service_handler`` class, the team's policies and its
+    tools' hints; raises ``ValueError`` when either names an operation the
+    service does not have, or a hint does not fit its operation."""
     policies = policies or {}
+    hints = hints or {}
     definition = get_service_definition(handler_cls)
     if definition is None:
         raise TypeError(f"{handler_cls.__name__} is not a Nexus service handler")
-    unknown = set(policies) - set(definition.operation_definitions)
-    if unknown:
-        raise ValueError(
-            f"policies name operations that {definition.name} does not have: "
-            f"{', '.join(sorted(unknown))}"
-        )
+    for what, named in (("policies", policies), ("hints", hints)):
+        unknown = set(named) - set(definition.operation_definitions)
+        if unknown:
+            raise ValueError(
+                f"{what} name operations that {definition.name} does not have: "
+                f"{', '.join(sorted(unknown))}"
+            )
     tools = []
     for name, op in sorted(definition.operation_definitions.items()):
         if name == CATALOG_OPERATION:
@@ -114,16 +125,30 @@ def build_catalog(
         described = input_type if _is_model(input_type) else output_type
         doc = (described.__doc__ or "") if _is_model(described) else ""
         schema, optional = strict_input_schema(input_type)
+        output_schema = output_type.model_json_schema() if _is_model(output_type) else {}
+        hint = hints.get(name)
+        if hint is not None:
+            try:
+                check_hints(
+                    name,
+                    hint,
+                    schema.get("properties", {}),
+                    optional,
+                    output_schema.get("properties") if output_schema else None,
+                )
+            except HintError as err:
+                raise ValueError(f"{definition.name}: {err}") from None
         entry = ToolEntry(
             name=name,
             description=" ".join(doc.split()) or name,
             input_schema=schema,
-            output_schema=output_type.model_json_schema() if _is_model(output_type) else {},
+            output_schema=output_schema,
             kind=_kind(handler_cls, op),
             approval=policy.approval,
             timeout_s=policy.timeout_s,
             takes_input=_is_model(input_type),
             optional=optional,
+            hints=hint,
         )
         tools.append(entry.model_copy(update={"version": _digest(entry)}))
     catalog = ToolCatalog(team=team, service=definition.name, namespace=namespace, tools=tools)
@@ -141,8 +166,16 @@ def _kind(handler_cls: type, op: Any) -> ToolKind:
 
 
 def _digest(model: BaseModel) -> str:
-    text = json.dumps(model.model_dump(mode="json", exclude={"version"}), sort_keys=True)
+    data = _without_absent_hints(model.model_dump(mode="json", exclude={"version"}))
+    text = json.dumps(data, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _without_absent_hints(data: dict[str, Any]) -> dict[str, Any]:
+    # A tool without hints hashes as it did before catalogs carried them.
+    if "tools" in data:
+        return {**data, "tools": [_without_absent_hints(tool) for tool in data["tools"]]}
+    return {k: v for k, v in data.items() if not (k == "hints" and v is None)}
 
 
 def _is_model(tp: Any) -> bool:

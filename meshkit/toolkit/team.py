@@ -15,6 +15,7 @@ from typing import Any
 from nexusrpc.handler import StartOperationContext, sync_operation
 
 from meshkit.toolkit.catalog import ToolCatalog, build_catalog
+from meshkit.toolkit.hints import ToolHints
 from meshkit.toolkit.policy import ToolPolicy
 
 
@@ -26,6 +27,7 @@ class TeamContext:
     namespace: str
     task_queue: str
     policies: Mapping[str, ToolPolicy] = field(default_factory=dict)
+    hints: Mapping[str, ToolHints] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class TeamRegistration:
     """Builds the team's ``@service_handler`` instance (a :class:`TeamServiceHandler`)."""
     policies: Mapping[str, ToolPolicy]
     """The team's rules per operation, declared beside its contract."""
+    hints: Mapping[str, ToolHints] = field(default_factory=dict)
+    """Example requests and reply templates per operation, declared beside its contract."""
     workflows: Sequence[type] = ()
     activities: Sequence[Callable[..., Any]] = ()
 
@@ -54,12 +58,14 @@ class TeamServiceHandler:
 
     @sync_operation
     async def catalog(self, ctx: StartOperationContext, input: None) -> ToolCatalog:
-        """The tools this team offers: names, schemas, kinds, approval policies, timeouts."""
+        """The tools this team offers: names, schemas, kinds, approval policies,
+        timeouts and hints."""
         if self._catalog is None:
             self._catalog = build_catalog(
                 type(self),
                 team=self.team.name,
                 namespace=self.team.namespace,
                 policies=dict(self.team.policies),
+                hints=dict(self.team.hints),
             )
         return self._catalog

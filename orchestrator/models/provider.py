@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from meshkit.observability.tracing import current_span
+from orchestrator.models.hints import split_hints
 from orchestrator.models.offline import NAME as OFFLINE
 from orchestrator.models.offline import OfflineModel
 from orchestrator.models.streaming import StreamingModel
@@ -100,15 +101,19 @@ class MeshModelProvider(ModelProvider):
             stream = request.stream
         else:
             stream = policy == "on" or self.streams_natively(request.model)
-        return ModelPlan(stream=stream, local_activity=self._settings.local_activity)
+        return ModelPlan(
+            stream=stream,
+            local_activity=self._settings.local_activity,
+            hints=self._resolve(request.model) == OFFLINE,
+        )
 
     def get_model(self, model_name: str | None) -> Model:
         name = self._resolve(model_name)
         if name in self._extra:
-            return _Traced(self._extra[name], name)
+            return _Traced(_WithoutHints(self._extra[name]), name)
         if name == OFFLINE:
             return _Traced(self._offline, name)
-        return _Traced(self._litellm(name), name)
+        return _Traced(_WithoutHints(self._litellm(name)), name)
 
     def _litellm(self, name: str) -> Model:
         # LiteLLM fetches a price list from the network at import unless told not to.
@@ -146,6 +151,36 @@ class _Traced(Model):
         if usage is not None:
             span.set_attribute("gen_ai.usage.input_tokens", int(usage.input_tokens or 0))
             span.set_attribute("gen_ai.usage.output_tokens", int(usage.output_tokens or 0))
+
+
+class _WithoutHints(Model):
+    """A model that is not sent the session's hints: only the offline model reads
+    them, and a provider would refuse an argument it does not know."""
+
+    def __init__(self, inner: Model) -> None:
+        self._inner = inner
+
+    async def get_response(  # type: ignore[override]
+        self,
+        system_instructions: Any,
+        input: Any,
+        model_settings: ModelSettings,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        settings, _ = split_hints(model_settings)
+        return await self._inner.get_response(system_instructions, input, settings, *args, **kwargs)
+
+    def stream_response(  # type: ignore[override]
+        self,
+        system_instructions: Any,
+        input: Any,
+        model_settings: ModelSettings,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        settings, _ = split_hints(model_settings)
+        return self._inner.stream_response(system_instructions, input, settings, *args, **kwargs)
 
 
 class _Bounded(Model):

@@ -11,6 +11,7 @@ import nexusrpc
 from pydantic import BaseModel, ConfigDict, Field
 
 from meshkit.toolkit.catalog import ToolCatalog
+from meshkit.toolkit.hints import ToolHints
 from meshkit.toolkit.policy import ApprovalPolicy, ToolPolicy
 
 
@@ -100,3 +101,46 @@ POLICIES: dict[str, ToolPolicy] = {
 }
 """The Finance team's rules per operation: approvals and timeouts. The team's
 worker enforces the approvals itself; callers read them from the catalog."""
+
+HINTS: dict[str, ToolHints] = {
+    "stock_price": ToolHints(
+        examples=[
+            "What is the stock price of {ticker}?",
+            "Share price of {ticker}",
+            "Quote for {ticker}",
+            "Where is {ticker} trading?",
+        ],
+        reply=[
+            "{ticker} is at {price} {currency}",
+            " ({change_percent:+}% since the previous close)",
+            ", as of {as_of} (source: {source})",
+        ],
+    ),
+    "calculate_roi": ToolHints(
+        examples=[
+            "What is the ROI on {principal} at {annual_rate}% for {years} years?",
+            "Return on investment of {principal} at {annual_rate}% over {years} years",
+            "If I invest {principal} at {annual_rate}% for {years} years, what is my return?",
+        ],
+        reply=[
+            "Investing {principal:.2f} at {annual_rate}% a year for {years:g} years grows to "
+            "{final_value:.2f}: a profit of {profit:.2f}, an ROI of {roi_percent}%"
+        ],
+    ),
+    "submit_expense": ToolHints(
+        examples=[
+            "File an expense of {amount} {currency} for {description}",
+            "Submit an expense of {amount} {currency} for {description}",
+            "Expense {amount} {currency} for {description}",
+            "Reimburse {amount} {currency} for {description}",
+        ],
+        # Said without a currency, an amount is in US dollars.
+        defaults={"currency": "USD"},
+        reply=[
+            "Submitted expense claim {id} for {amount:.2f} {currency} ({description}), "
+            "status {status} (source: {source})"
+        ],
+    ),
+}
+"""How the offline model, which does not understand language, recognises a
+request for each tool and words its answer; the catalog carries them."""

@@ -7,7 +7,7 @@ unset), expenses from ``EXPENSES_*``; see README.
 from __future__ import annotations
 
 from meshkit.toolkit import TeamRegistration
-from services.finance.contract import POLICIES
+from services.finance.contract import HINTS, POLICIES
 from services.finance.expenses import ExpenseSettings
 from services.finance.handler import FinanceServiceHandler
 from services.finance.market import MarketDataSettings
@@ -27,6 +27,7 @@ def register(
     return TeamRegistration(
         handler=FinanceServiceHandler,
         policies=POLICIES,
+        hints=HINTS,
         workflows=[StockPriceWorkflow, SubmitExpenseWorkflow],
         activities=[quotes.fetch_stock_quote, claims.submit_expense],
     )

@@ -11,6 +11,7 @@ import nexusrpc
 from pydantic import BaseModel, Field
 
 from meshkit.toolkit.catalog import ToolCatalog
+from meshkit.toolkit.hints import ToolHints
 from meshkit.toolkit.policy import ApprovalPolicy, ToolPolicy
 
 
@@ -74,3 +75,35 @@ POLICIES: dict[str, ToolPolicy] = {
 }
 """The IT team's rules per operation: approvals and timeouts. The team's worker
 enforces the approvals itself; callers read them from the catalog."""
+
+HINTS: dict[str, ToolHints] = {
+    "jira_metrics": ToolHints(
+        examples=[
+            "Jira metrics for project {project}",
+            "Jira metrics for {project}",
+            "Jira status of {project}",
+            "How many tickets does project {project} have?",
+        ],
+        reply=[
+            "Jira project {project}: {total} issues, {open} open, {in_progress} in progress, "
+            "{done} done; {created_last_7_days} created in the last 7 days (source: {source})"
+        ],
+    ),
+    "get_ip": ToolHints(
+        examples=["What is my IP address?", "What is the network address?"],
+        reply=[
+            "The IT worker's host {hostname} has IP address {primary} (all addresses: {addresses})"
+        ],
+    ),
+    "create_ticket": ToolHints(
+        examples=[
+            "Create a ticket in {project}: {summary}",
+            "Open a ticket in {project} about {summary}",
+            "File a ticket in {project} saying {summary}",
+        ],
+        defaults={"description": ""},
+        reply=["Created ticket {key} in {project}: {summary} (source: {source})"],
+    ),
+}
+"""How the offline model, which does not understand language, recognises a
+request for each tool and words its answer; the catalog carries them."""

@@ -7,7 +7,7 @@ unset), the ticket store from ``TICKETS_*``; see README.
 from __future__ import annotations
 
 from meshkit.toolkit import TeamRegistration
-from services.it.contract import POLICIES
+from services.it.contract import HINTS, POLICIES
 from services.it.handler import ItServiceHandler
 from services.it.jira import JiraSettings
 from services.it.tickets import TicketSettings
@@ -28,6 +28,7 @@ def register(
     return TeamRegistration(
         handler=ItServiceHandler,
         policies=POLICIES,
+        hints=HINTS,
         workflows=[JiraMetricsWorkflow, CreateTicketWorkflow],
         activities=[metrics.fetch_jira_metrics, creation.create_ticket],
     )
