@@ -398,9 +398,9 @@ def main(
     The tools are the orchestrator's own and those the teams of the mesh file
     offer in their catalogs. The model is the orchestrator worker's LLM_MODEL.
     The default, 'offline', is a deterministic router, not a language model:
-    it calls any tool named with its arguments ("calculate_roi principal=1000
-    annual_rate=10 years=2"), understands the demo's questions, and lists the
-    tools otherwise. Set LLM_MODEL to a LiteLLM model string (and the
+    it calls any tool named with its arguments ("<tool> key=value ..."),
+    understands requests phrased like the examples each team publishes with
+    its tools, and lists the tools otherwise. Set LLM_MODEL to a LiteLLM model string (and the
     provider's key) on the orchestrator worker for a real model.
 
     Calls that a team's policy guards wait for your approval: the chat asks,

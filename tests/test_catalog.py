@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import enum
 import importlib
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -375,4 +376,49 @@ def test_the_import_check_reports_each_forbidden_import_with_its_line(tmp_path: 
     ]
     assert [v.split(": ")[0] for v in violations("bench", module)] == [
         f"{module}:2 imports workers"
+    ]
+
+
+# --- the orchestrator names no team's tool ----------------------------------------------
+
+
+def every_teams_tool_names() -> set[str]:
+    """The tools of every team in the mesh file, from their catalogs, and of the
+    test teams written by the tests."""
+    from tests.teams.fx import OPERATIONS
+
+    names = {tool.name for team in MESH.teams for tool in catalog_of(team).tools}
+    return names | set(OPERATIONS)
+
+
+def mentions(names: set[str], root: Path) -> list[str]:
+    """Where a file under ``root`` names one of ``names`` (code, comments, docstrings)."""
+    pattern = re.compile(rf"\b(?:{'|'.join(sorted(map(re.escape, names)))})\b")
+    found = []
+    for path in sorted(root.rglob("*")):
+        if path.suffix not in (".py", ".js", ".html", ".css", ".md") or "__pycache__" in path.parts:
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            for match in pattern.finditer(line):
+                found.append(f"{path.relative_to(root.parent)}:{number} names {match.group()}")
+    return found
+
+
+def test_the_orchestrator_names_no_teams_tool() -> None:
+    names = every_teams_tool_names()
+    assert {"get_ip", "stock_price", "fx_rate"} <= names, "the teams' tools were not found"
+
+    assert not mentions(names, ROOT / "orchestrator"), "\n".join(
+        mentions(names, ROOT / "orchestrator")
+    )
+
+
+def test_the_name_check_finds_a_tool_named_in_a_comment(tmp_path: Path) -> None:
+    (tmp_path / "orchestrator").mkdir()
+    (tmp_path / "orchestrator" / "router.py").write_text(
+        "x = 1\n# route prices to stock_price first\nnot_stock_price = 2\n"
+    )
+
+    assert mentions({"stock_price"}, tmp_path / "orchestrator") == [
+        "orchestrator/router.py:2 names stock_price"
     ]
