@@ -121,6 +121,18 @@ async def test_a_new_team_is_used_by_a_new_session_without_an_orchestrator_resta
     assert status.teams == {"it": "available", "finance": "available", "fx": "available"}
 
 
+async def test_a_new_teams_tool_is_reached_by_the_phrasing_its_team_published(
+    client: Client, fx: FxTeam
+) -> None:
+    config = SessionConfig.for_mesh(fx.mesh, model="offline")
+    handle = await open_session(client, fx.mesh, f"fx-{uuid.uuid4().hex[:8]}", config=config)
+    reply = await send(handle, "What's the exchange rate from USD to EUR?", 60)
+    assert reply.ok, reply.text
+    assert [(t.name, t.location, t.ok) for t in reply.tools] == [("fx_rate", "fx", True)]
+    assert json.loads(reply.tools[0].arguments) == {"base": "USD", "quote": "EUR"}
+    assert "rate: 0.5" in reply.text
+
+
 async def test_setup_describes_a_teams_endpoint_from_its_catalog(
     client: Client, fx: FxTeam
 ) -> None:

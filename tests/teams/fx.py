@@ -14,6 +14,7 @@ import nexusrpc
 from pydantic import BaseModel, Field
 
 from meshkit.toolkit.catalog import ToolCatalog
+from meshkit.toolkit.hints import ToolHints
 from meshkit.toolkit.policy import ToolPolicy
 
 
@@ -51,6 +52,10 @@ class FxService:
 {operations}
 
 POLICIES = {{}}
+
+HINTS = {{
+{hints}
+}}
 '''
 
 HANDLER = """
@@ -76,12 +81,12 @@ class FxServiceHandler(TeamServiceHandler):
 
 TEAM = """
 from meshkit.toolkit import TeamRegistration
-from {package}.contract import POLICIES
+from {package}.contract import HINTS, POLICIES
 from {package}.handler import FxServiceHandler
 
 
 def register() -> TeamRegistration:
-    return TeamRegistration(handler=FxServiceHandler, policies=POLICIES)
+    return TeamRegistration(handler=FxServiceHandler, policies=POLICIES, hints=HINTS)
 """
 
 OPERATIONS = {
@@ -91,6 +96,10 @@ OPERATIONS = {
     async def fx_rate(self, ctx: StartOperationContext, input: RateRequest) -> Rate:
         return Rate(base=input.base, quote=input.quote, rate=rate_of(input.base, input.quote))
 """,
+        # Phrasings only: without a reply template the answer lists the result's fields.
+        """    "fx_rate": ToolHints(
+        examples=["What is the exchange rate from {base} to {quote}?", "{base} to {quote} rate"]
+    ),""",
     ),
     "fx_convert": (
         "    fx_convert: nexusrpc.Operation[ConvertRequest, Converted]",
@@ -99,6 +108,7 @@ OPERATIONS = {
         value = round(input.amount * rate_of(input.base, input.quote), input.rounding)
         return Converted(amount=input.amount, converted=value, quote=input.quote)
 """,
+        "",
     ),
 }
 
@@ -110,6 +120,7 @@ def write_team(root: Path, package: str, operations: list[str]) -> None:
     (directory / "__init__.py").write_text('"""A test-only team."""\n')
     declared = "\n".join(OPERATIONS[name][0] for name in operations)
     handlers = "\n".join(OPERATIONS[name][1] for name in operations)
-    (directory / "contract.py").write_text(CONTRACT.format(operations=declared))
+    hints = "\n".join(OPERATIONS[name][2] for name in operations)
+    (directory / "contract.py").write_text(CONTRACT.format(operations=declared, hints=hints))
     (directory / "handler.py").write_text(HANDLER.format(package=package, handlers=handlers))
     (directory / "team.py").write_text(TEAM.format(package=package))
