@@ -86,7 +86,7 @@ def tools_of(*catalogs: ToolCatalog) -> tuple[list[Tool], dict[str, ToolHints]]:
 
 
 async def answer(
-    items: list[dict[str, Any]] | str, tools: list[Tool], hints: dict[str, ToolHints]
+    items: list[Any] | str, tools: list[Tool], hints: dict[str, ToolHints]
 ) -> list[Any]:
     settings = with_hints(ModelSettings(), ModelHints(tools=hints))
     response = await OfflineModel().get_response(
