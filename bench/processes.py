@@ -1,7 +1,7 @@
 """Every worker of the mesh as a real process: start-up time and memory.
 
 Each worker runs exactly as deployed, started by the same helper as the demo's
-(``meshkit.processes``), so its start-up time (spawn until it logs that it
+(``meshdev.processes``), so its start-up time (spawn until it logs that it
 polls) and its resident memory are what an operator would see, not those of a
 test harness sharing one process.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from meshdev.processes import WorkerProcess, components, spawn_worker, stop_all
 from meshkit.mesh import Mesh
-from meshkit.processes import WorkerProcess, components, spawn_worker, stop_all
 
 __all__ = ["WorkerProcess", "sample_memory", "start_workers", "stop_all"]
 

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from meshkit.dev_server import DevServer, start_dev_server
+from meshdev.dev_server import DevServer, start_dev_server
 from meshkit.mesh import DEFAULT_MESH_FILE, Mesh, connect, load_mesh
 
 # Environment that would point a process at another cluster or a real backend,
@@ -61,7 +61,7 @@ def isolated_env(mesh_file: Path) -> dict[str, str]:
 
 
 def start_server(workdir: Path, dynamic_config: Sequence[str] = ()) -> DevServer:
-    """The dev server with the mesh's settings (``meshkit.dev_server``), on free
+    """The dev server with the mesh's settings (``meshdev.dev_server``), on free
     ports; ``dynamic_config`` adds or overrides ``KEY=VALUE`` settings of the
     server's dynamic config, to see how one changes the figures."""
     return start_dev_server(

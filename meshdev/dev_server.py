@@ -3,7 +3,7 @@ tests and the benchmark start it: one helper, one set of settings.
 
 Command line (used by scripts/demo)::
 
-    python -m meshkit.dev_server --port 7233 --db-filename F --log F --pidfile F
+    python -m meshdev.dev_server --port 7233 --db-filename F --log F --pidfile F
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from meshkit.polling import poll_until_blocking
 
 DYNAMIC_CONFIG = (
     # New Nexus endpoints are visible at once instead of after a refresh.
@@ -96,21 +97,23 @@ class DevServer:
 
     def wait_healthy(self, timeout_s: float = 60) -> None:
         """Wait until the server answers a health check."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the dev server exited; see {self.log}")
-            done = subprocess.run(
-                [temporal_cli(), "operator", "cluster", "health", "--address", self.address],
-                capture_output=True,
-                check=False,
-            )
-            if done.returncode == 0:
-                return
-            time.sleep(0.25)
-        raise RuntimeError(
-            f"the dev server did not become healthy in {timeout_s:.0f} s; see {self.log}"
+        poll_until_blocking(
+            self._healthy,
+            timeout_s=timeout_s,
+            interval_s=0.25,
+            what="the dev server did not become healthy",
+            explain=lambda: f"see {self.log}",
         )
+
+    def _healthy(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"the dev server exited; see {self.log}")
+        done = subprocess.run(
+            [temporal_cli(), "operator", "cluster", "health", "--address", self.address],
+            capture_output=True,
+            check=False,
+        )
+        return done.returncode == 0
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -181,7 +184,7 @@ def start(
     pidfile.write_text(f"{server.pid}\n")
     try:
         server.wait_healthy(timeout)
-    except RuntimeError as err:
+    except (RuntimeError, TimeoutError) as err:
         server.stop()
         pidfile.unlink(missing_ok=True)
         typer.echo(f"error: {err}", err=True)

@@ -7,12 +7,11 @@ as deployed: ``python -m workers.orchestrator`` or ``python -m workers.team
 
 Command line (used by scripts/demo)::
 
-    python -m meshkit.processes <component> --log FILE --pidfile FILE
+    python -m meshdev.processes <component> --log FILE --pidfile FILE
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -24,6 +23,8 @@ from typing import Annotated
 
 import psutil
 import typer
+
+from meshkit.polling import poll_until, poll_until_blocking
 
 ROOT = Path(__file__).resolve().parent.parent
 READY = "worker polling"
@@ -73,7 +74,8 @@ class WorkerProcess:
         except OSError:
             return False
 
-    def _check(self, deadline: float, timeout_s: float) -> bool:
+    def _ready(self) -> bool:
+        """Whether it polls (its start-up time is then recorded); an exit is an error."""
         if self.ready():
             self.startup_s = time.perf_counter() - self.spawned_at
             self.sample()
@@ -83,25 +85,29 @@ class WorkerProcess:
                 f"the {self.name} worker exited with {self.process.returncode} before polling; "
                 f"log {self.log}:\n{self.tail()}"
             )
-        if time.perf_counter() > deadline:
-            raise RuntimeError(
-                f"the {self.name} worker did not poll within {timeout_s:.0f} s; log {self.log}:\n"
-                f"{self.tail()}"
-            )
         return False
+
+    def _timeout_s(self, timeout_s: float) -> float:
+        # The deadline counts from the spawn, not from the call.
+        return max(0.0, self.spawned_at + timeout_s - time.perf_counter())
 
     async def wait_ready(self, timeout_s: float = 60) -> None:
         """Wait for the worker to poll; the time it took is its start-up time."""
-        deadline = self.spawned_at + timeout_s
-        while True:
-            if self._check(deadline, timeout_s):
-                return
-            await asyncio.sleep(0.01)
+        await poll_until(
+            self._ready,
+            timeout_s=self._timeout_s(timeout_s),
+            interval_s=0.01,
+            what=f"the {self.name} worker did not poll",
+            explain=lambda: f"log {self.log}:\n{self.tail()}",
+        )
 
     def wait_ready_blocking(self, timeout_s: float = 60) -> None:
-        deadline = self.spawned_at + timeout_s
-        while not self._check(deadline, timeout_s):
-            time.sleep(0.05)
+        poll_until_blocking(
+            self._ready,
+            timeout_s=self._timeout_s(timeout_s),
+            what=f"the {self.name} worker did not poll",
+            explain=lambda: f"log {self.log}:\n{self.tail()}",
+        )
 
     def sample(self) -> None:
         """Record the current resident set size, and the peak so far."""
@@ -208,7 +214,7 @@ def start(
     pidfile.write_text(f"{worker.pid}\n")
     try:
         worker.wait_ready_blocking(timeout)
-    except RuntimeError as err:
+    except (RuntimeError, TimeoutError) as err:
         worker.stop(5)
         pidfile.unlink(missing_ok=True)
         typer.echo(f"error: {err}", err=True)

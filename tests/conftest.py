@@ -21,8 +21,8 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from meshdev.dev_server import start_dev_server
 from meshkit import team_worker
-from meshkit.dev_server import start_dev_server
 from meshkit.mesh import DEFAULT_MESH_FILE, Mesh, MeshError, connect, load_mesh
 from meshkit.polling import poll_until, poll_until_blocking
 from meshkit.setup import setup_mesh
@@ -217,7 +217,7 @@ def web_api(running_mesh: Mesh) -> Iterator[WebApi]:
 
     import uvicorn
 
-    from meshkit.dev_server import free_port
+    from meshdev.dev_server import free_port
     from orchestrator.api.app import create_app
     from orchestrator.api.auth import load_users
 

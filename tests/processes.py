@@ -1,6 +1,6 @@
 """The mesh's workers as real processes, to kill, restart and inspect.
 
-A thin async face over :mod:`meshkit.processes`, the helper the demo and the
+A thin async face over :mod:`meshdev.processes`, the helper the demo and the
 benchmark use too.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from meshdev.processes import WorkerProcess as Spawned
+from meshdev.processes import components, spawn_worker
 from meshkit.mesh import load_mesh
-from meshkit.processes import WorkerProcess as Spawned
-from meshkit.processes import components, spawn_worker
 
 
 class WorkerProcess:

@@ -11,7 +11,10 @@ from __future__ import annotations
 import ast
 import enum
 import importlib
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -318,8 +321,15 @@ RULES = {
     ("meshkit", "bench"): "the benchmark sits beside the product",
     ("orchestrator", "bench"): "the benchmark sits beside the product",
     ("services", "bench"): "the benchmark sits beside the product",
+    ("meshkit", "meshdev"): "a deployed worker never imports the demo's harness",
+    ("orchestrator", "meshdev"): "a deployed worker never imports the demo's harness",
+    ("services", "meshdev"): "a deployed worker never imports the demo's harness",
+    ("workers", "meshdev"): "a deployed worker never imports the demo's harness",
+    ("meshdev", "orchestrator"): "the harness runs components by module name, never by import",
+    ("meshdev", "services"): "the harness runs components by module name, never by import",
+    ("meshdev", "bench"): "the benchmark sits beside the product",
 }
-PACKAGES = ("meshkit", "orchestrator", "services", "workers", "bench", "tests")
+PACKAGES = ("meshkit", "meshdev", "orchestrator", "services", "workers", "bench", "tests")
 
 
 def imports_of(path: Path) -> list[tuple[int, str]]:
@@ -355,6 +365,38 @@ def test_the_import_graph_keeps_every_room_apart() -> None:
         for path in paths:
             broken += violations(package, path)
     assert not broken, "\n".join(broken)
+
+
+def deployed_modules() -> list[str]:
+    """What the image runs (``python -m`` in deploy/entrypoint.sh; a package's
+    ``__main__``), and each team's code, which ``workers.team`` loads by name."""
+    ran = re.findall(r"exec python -m ([\w.]+)", (ROOT / "deploy" / "entrypoint.sh").read_text())
+    assert "workers.team" in ran, "deploy/entrypoint.sh no longer runs the team worker"
+    modules = [
+        f"{name}.__main__" if (ROOT / name.replace(".", "/")).is_dir() else name for name in ran
+    ]
+    return modules + [f"{MESH.team_package(team)}.team" for team in MESH.teams]
+
+
+def test_a_deployed_worker_never_imports_the_demos_harness() -> None:
+    # A fresh interpreter, so what this test process imported does not count.
+    code = (
+        "import importlib, json, sys\n"
+        "for name in sys.argv[1:]:\n"
+        "    importlib.import_module(name)\n"
+        "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))\n"
+    )
+    modules = deployed_modules()
+    done = subprocess.run(
+        [sys.executable, "-c", code, *modules],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    loaded = set(json.loads(done.stdout.splitlines()[-1]))
+    assert {"meshkit", "orchestrator", "workers"} <= loaded, "the modules were not imported"
+    assert not loaded & {"meshdev", "bench", "tests"}, (
+        f"{modules} import {loaded & {'meshdev', 'bench', 'tests'}}"
+    )
 
 
 def test_the_import_check_reports_each_forbidden_import_with_its_line(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
+from meshdev.processes import WorkerProcess, start_worker
 from meshkit.mesh import Mesh, load_mesh
-from meshkit.processes import WorkerProcess, start_worker
 from meshkit.setup import setup_mesh
 from orchestrator.session_client import open_session, send
 from orchestrator.session_types import SessionConfig

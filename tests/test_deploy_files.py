@@ -42,7 +42,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from meshkit.dev_server import DYNAMIC_CONFIG
+from meshdev.dev_server import DYNAMIC_CONFIG
 from meshkit.mesh import DEFAULT_MESH_FILE, Mesh, load_mesh
 
 ROOT = Path(__file__).resolve().parent.parent

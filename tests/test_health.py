@@ -17,9 +17,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from meshkit.dev_server import free_port
+from meshdev.dev_server import free_port
+from meshdev.processes import WorkerProcess, start_worker
 from meshkit.mesh import Mesh
-from meshkit.processes import WorkerProcess, start_worker
 from meshkit.setup import setup_mesh
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

@@ -30,10 +30,10 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.common import WorkerDeploymentVersion
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from meshdev.processes import WorkerProcess, running, start_worker
+from meshdev.rollout import worktree
 from meshkit.mesh import Mesh, connect
-from meshkit.processes import WorkerProcess, running, start_worker
 from meshkit.rollout import drainage, rollout
-from meshkit.rollout.__main__ import worktree
 from meshkit.setup import setup_mesh
 from meshkit.versioning import build_id, routing
 from orchestrator.session_client import open_session, send
@@ -287,10 +287,13 @@ async def _at_least(value, n: int) -> bool:  # type: ignore[no-untyped-def]
 
 
 async def rollout_command(rig: Rig, *args: str) -> asyncio.subprocess.Process:
+    # deploy and rollback start worker processes: the demo's harness (meshdev);
+    # promote, wait-drained and versions are the deployed command (meshkit).
+    module = "meshdev.rollout" if args[0] in {"deploy", "rollback"} else "meshkit.rollout"
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "meshkit.rollout",
+        module,
         *args,
         env={**os.environ, "MESH_FILE": str(rig.mesh_file())},
         stdout=asyncio.subprocess.PIPE,

@@ -16,7 +16,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from meshkit.dev_server import DevServer, free_port, start_dev_server
+from meshdev.dev_server import DevServer, free_port, start_dev_server
 from meshkit.mesh import connect, load_mesh
 from meshkit.setup import setup_mesh
 from orchestrator import session_client as sessions

@@ -12,8 +12,8 @@ import pytest
 from temporalio.api.operatorservice.v1 import DeleteNexusEndpointRequest, ListNexusEndpointsRequest
 from temporalio.client import Client
 
+from meshdev.processes import worker_command
 from meshkit.mesh import Mesh, connect, load_mesh
-from meshkit.processes import worker_command
 from meshkit.setup import setup_mesh
 from orchestrator.session_client import open_session, send
 

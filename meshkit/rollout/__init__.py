@@ -1,5 +1,6 @@
 """Rolling out one component's new build: the steps (:mod:`.steps`), and the
-demo's command that runs them with worker processes (``python -m meshkit.rollout``)."""
+command that takes them for builds whose workers already run
+(``python -m meshkit.rollout``, :mod:`.cli`)."""
 
 from meshkit.rollout.steps import (
     RolloutError,
