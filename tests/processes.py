@@ -1,4 +1,5 @@
-"""The mesh's workers as real processes, to kill, restart and inspect.
+"""The mesh's workers as real processes, to kill, restart and inspect, and the
+one way a test gets a mesh of its own to run them on: :func:`own_mesh`.
 
 A thin async face over :mod:`meshdev.processes`, the helper the demo and the
 benchmark use too.
@@ -7,20 +8,28 @@ benchmark use too.
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import AsyncIterator, Collection, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from temporalio.service import RPCError
 
 from meshdev.processes import WorkerProcess as Spawned
 from meshdev.processes import components, spawn_worker
-from meshkit.mesh import load_mesh
+from meshkit.mesh import Mesh, MeshError, connect
+from meshkit.polling import poll_until
+from meshkit.setup import Change, setup_mesh
 
 
 class WorkerProcess:
     """One component (``orchestrator`` or a team) run as a child process."""
 
-    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
         self.name = name
         self.env = env
-        self.log = log_dir / f"{name}.log"
+        self.log = log
         self.spawned: Spawned | None = None
         self.starts = 0
 
@@ -29,41 +38,133 @@ class WorkerProcess:
         assert self.spawned is not None
         return self.spawned.pid
 
-    async def start(self, timeout_s: float = 30) -> None:
+    def alive(self) -> bool:
+        return self.spawned is not None and self.spawned.alive()
+
+    async def start(self, timeout_s: float = 60) -> None:
+        """Spawn the process and wait until it polls; stopped again if it never does."""
         self.spawned = spawn_worker(self.name, self.env, self.log)
         self.starts += 1
-        await self.spawned.wait_ready(timeout_s)
+        try:
+            await self.spawned.wait_ready(timeout_s)
+        except BaseException:
+            await self.stop(5)
+            raise
 
     async def kill(self) -> None:
         """SIGKILL: no shutdown, no flushing, as a crash or an OOM kill."""
         assert self.spawned is not None
         await asyncio.to_thread(self.spawned.kill)
 
-    async def stop(self) -> None:
-        if self.spawned is not None:
-            await asyncio.to_thread(self.spawned.stop)
+    async def stop(self, timeout_s: float = 30) -> int | None:
+        """SIGTERM, the graceful shutdown; its exit code (None if it had to be killed)."""
+        if self.spawned is None:
+            return None
+        return await asyncio.to_thread(self.spawned.stop, timeout_s)
 
     async def restart_after_kill(self) -> None:
         await self.kill()
         await self.start()
 
 
-class ProcessMesh:
-    """Every worker of a mesh file as processes: its teams and the orchestrator."""
+@dataclass
+class OwnMesh:
+    """A mesh that a test runs worker processes on, written to ``file`` in
+    ``directory`` and set up; every worker started through it (each logging to
+    ``directory/<label>.log``) is stopped when the test is done with it."""
 
-    def __init__(self, mesh_file: Path, env: dict[str, str], log_dir: Path) -> None:
-        base = {"MESH_FILE": str(mesh_file), **env}
-        names = components(tuple(load_mesh(mesh_file).teams))
-        self.workers = {name: WorkerProcess(name, base, log_dir) for name in names}
+    mesh: Mesh
+    directory: Path
+    file: Path
+    env: dict[str, str]
+    """What every worker's environment adds to the test's: the mesh file at least."""
+    changes: list[Change]
+    """What setup did: the namespaces and endpoints it created or found."""
+    workers: dict[str, WorkerProcess] = field(default_factory=dict)
+    """Every worker started, by label (its component unless the test named it)."""
 
-    def __getitem__(self, name: str) -> WorkerProcess:
-        return self.workers[name]
+    @property
+    def components(self) -> list[str]:
+        """Every component of the mesh: its teams first, then the orchestrator."""
+        return components(tuple(self.mesh.teams))
 
-    async def start(self) -> None:
-        await asyncio.gather(*(w.start() for w in self.workers.values()))
+    def __getitem__(self, label: str) -> WorkerProcess:
+        return self.workers[label]
 
-    async def stop(self) -> None:
-        await asyncio.gather(*(w.stop() for w in self.workers.values()))
+    def write(self, mesh: Mesh, name: str) -> Path:
+        """Another mesh file in the directory (a variant a build runs with)."""
+        path = self.directory / name
+        path.write_text(mesh.to_toml())
+        return path
+
+    async def start(
+        self,
+        component: str,
+        env: Mapping[str, str] | None = None,
+        *,
+        label: str | None = None,
+        timeout_s: float = 60,
+    ) -> WorkerProcess:
+        """Start ``component`` with ``env`` added to the mesh's and wait until it polls."""
+        label = label or component
+        log = self.directory / f"{label}.log"
+        worker = WorkerProcess(component, {**self.env, **(env or {})}, log)
+        self.workers[label] = worker
+        await worker.start(timeout_s)
+        return worker
+
+    async def start_all(self, each: Mapping[str, Mapping[str, str]] | None = None) -> None:
+        """Start every component at once, each with ``each[component]`` added."""
+        each = each or {}
+        await asyncio.gather(*(self.start(name, each.get(name)) for name in self.components))
 
     def logs(self) -> str:
         return "\n".join(w.log.read_text() for w in self.workers.values() if w.log.exists())
+
+    async def stop(self) -> None:
+        """Stop every worker still running; their graceful shutdowns overlap."""
+        await asyncio.gather(*(w.stop() for w in self.workers.values()))
+
+
+@asynccontextmanager
+async def own_mesh(
+    base: Mesh,
+    directory: Path,
+    name: str | None = None,
+    *,
+    address: str | None = None,
+    teams: Collection[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> AsyncIterator[OwnMesh]:
+    """A mesh of its own for a test that runs worker processes.
+
+    With ``name``, ``base`` isolated: every task queue and endpoint (and so
+    every Worker Deployment) gets the suffix ``<name>-<random>``, so the
+    test's workers and rollouts share nothing with the session's mesh or
+    another test's; ``address`` puts it on another server (one of the test's
+    own, or a relay to the session's). Without ``name``, ``base`` as the test
+    made it (a team added, one queue changed). ``teams`` keeps only those.
+
+    The mesh is written to ``directory/mesh.toml`` and set up once its
+    server answers; ``env`` is added to every worker's environment.
+    """
+    mesh = base.isolated(f"{name}-{uuid.uuid4().hex[:6]}", address) if name else base
+    if teams is not None:
+        mesh = mesh.model_copy(update={"teams": {team: mesh.team(team) for team in teams}})
+    file = directory / "mesh.toml"
+    file.write_text(mesh.to_toml())
+    # A server the test has just started answers, and has its namespaces,
+    # a moment after its port opens.
+    await poll_until(
+        lambda: connect(mesh, mesh.orchestrator, require_namespace=True),
+        timeout_s=60,
+        interval_s=0.25,
+        what=f"Temporal at {mesh.temporal.default_address} did not answer",
+        retry_on=(MeshError, RPCError),
+    )
+    changes = await setup_mesh(mesh)
+    own = OwnMesh(mesh, directory, file, {"MESH_FILE": str(file), **(env or {})}, changes)
+    try:
+        yield own
+    finally:
+        await own.stop()

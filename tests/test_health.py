@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -18,9 +17,8 @@ import pytest
 import pytest_asyncio
 
 from meshdev.dev_server import free_port
-from meshdev.processes import WorkerProcess, start_worker
 from meshkit.mesh import Mesh
-from meshkit.setup import setup_mesh
+from tests.processes import WorkerProcess, own_mesh
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -75,16 +73,13 @@ async def relayed_worker(
 ) -> AsyncIterator[tuple[WorkerProcess, Relay, str]]:
     relay = Relay(running_mesh.temporal.default_address)
     await relay.start()
-    mesh = running_mesh.isolated(f"hc-{uuid.uuid4().hex[:6]}", relay.address)
-    await setup_mesh(mesh)
     directory = tmp_path_factory.mktemp("health")
-    path = directory / "mesh.toml"
-    path.write_text(mesh.to_toml())
-    port = free_port()
-    env = {"MESH_FILE": str(path), "MESH_HEALTH_PORT": str(port), "MESH_BUILD_ID": "hc1"}
-    worker = await start_worker("finance", env, directory / "finance.log")
-    yield worker, relay, f"http://127.0.0.1:{port}"
-    await asyncio.to_thread(worker.stop, 10)
+    async with own_mesh(running_mesh, directory, "hc", address=relay.address) as own:
+        port = free_port()
+        env = {"MESH_HEALTH_PORT": str(port), "MESH_BUILD_ID": "hc1"}
+        worker = await own.start("finance", env)
+        yield worker, relay, f"http://127.0.0.1:{port}"
+        await worker.stop(10)
     await relay.close()
 
 

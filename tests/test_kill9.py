@@ -19,12 +19,12 @@ import pytest_asyncio
 from temporalio.client import Client, WorkflowHandle
 
 from meshkit.mesh import Mesh, connect
-from meshkit.setup import setup_mesh
+from meshkit.polling import poll_until
 from orchestrator import session_client as sessions
 from orchestrator.session_client import open_session, send
-from orchestrator.session_types import ApprovalDecision, ChatReply, SessionConfig
+from orchestrator.session_types import ApprovalDecision, ChatReply, SessionConfig, SessionStatus
 from tests.fakes import FakeExpenses, FakeJira, FakeLLM, FakeMarket
-from tests.processes import ProcessMesh
+from tests.processes import OwnMesh, own_mesh
 from tests.reliability import assert_no_task_failures, count, recovered
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -40,15 +40,10 @@ SECRETS = {
 
 class Rig:
     def __init__(
-        self, mesh: Mesh, workers: ProcessMesh, llm: FakeLLM, jira: FakeJira, expenses: FakeExpenses
+        self, workers: OwnMesh, llm: FakeLLM, jira: FakeJira, expenses: FakeExpenses
     ) -> None:
-        self.mesh, self.workers, self.llm, self.jira, self.expenses = (
-            mesh,
-            workers,
-            llm,
-            jira,
-            expenses,
-        )
+        self.mesh, self.workers = workers.mesh, workers
+        self.llm, self.jira, self.expenses = llm, jira, expenses
         self.sessions: list[str] = []
 
 
@@ -58,11 +53,6 @@ async def rig(
     fake_market: FakeMarket,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Rig]:
-    mesh = running_mesh.isolated(f"k9-{uuid.uuid4().hex[:6]}")
-    directory = tmp_path_factory.mktemp("kill9")
-    path = directory / "mesh.toml"
-    path.write_text(mesh.to_toml())
-    await setup_mesh(mesh)
     llm, jira, expenses = FakeLLM(), FakeJira(ack_delay_s=4), FakeExpenses(ack_delay_s=4)
     env = {
         **SECRETS,
@@ -75,10 +65,10 @@ async def rig(
         "MARKET_DATA_URL": fake_market.url,
         "LOG_LEVEL": "DEBUG",
     }
-    workers = ProcessMesh(path, env, directory)
-    await workers.start()
-    yield Rig(mesh, workers, llm, jira, expenses)
-    await workers.stop()
+    directory = tmp_path_factory.mktemp("kill9")
+    async with own_mesh(running_mesh, directory, "k9", env=env) as workers:
+        await workers.start_all()
+        yield Rig(workers, llm, jira, expenses)
     llm.release.set()
     for fake in (llm, jira, expenses):
         fake.http.close()
@@ -91,12 +81,9 @@ async def new_session(client: Client, rig: Rig, **settings: object) -> WorkflowH
     return handle
 
 
-async def wait_for(predicate, timeout_s: float = 30) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(timeout_s * 10)):
-        if predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not met in time")
+async def awaiting_approval(handle: WorkflowHandle) -> SessionStatus | None:
+    status = await sessions.status(handle)
+    return status if status.state == "awaiting_approval" else None
 
 
 async def kill(rig: Rig, worker: str) -> float:
@@ -165,11 +152,12 @@ async def test_orchestrator_killed_during_an_approval_wait(client: Client, rig: 
     before = len(rig.expenses.records)
     handle = await new_session(client, rig)
     turn = asyncio.ensure_future(send(handle, "expense 900 for a conference", 180))
-    for _ in range(300):
-        status = await sessions.status(handle)
-        if status.state == "awaiting_approval":
-            break
-        await asyncio.sleep(0.1)
+    status = await poll_until(
+        lambda: awaiting_approval(handle),
+        timeout_s=30,
+        interval_s=0.1,
+        what="the session did not wait for an approval",
+    )
     assert status.pending_approvals[0].arguments["amount"] == 900
     killed = await kill(rig, "orchestrator")
     assert "approved" in await sessions.decide(handle, ApprovalDecision(approve=True))

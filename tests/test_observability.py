@@ -10,10 +10,10 @@ Nexus tool of Finance (stock_price, whose activity calls the market API).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import uuid
@@ -25,24 +25,19 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from meshdev.dev_server import free_port
 from meshkit.mesh import Mesh, connect
 from meshkit.observability.spans import Span, find_turn, read_spans, tree, turn_spans, walk
-from meshkit.setup import setup_mesh
+from meshkit.polling import poll_until
 from orchestrator.session_client import session_workflow_id
 from tests.fakes import FakeMarket
-from tests.processes import ProcessMesh
+from tests.processes import OwnMesh, own_mesh
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 ROOT = Path(__file__).resolve().parent.parent
 MESSAGE = "What is 15 * 23 and my IP address and the stock price of MSFT?"
 MARKET_KEY = "mkt-TRACESECRET-4e1d"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -70,7 +65,7 @@ def total(samples: dict[str, float], name: str, **labels: str) -> float:
 class Turn:
     session: str
     mesh: Mesh
-    workers: ProcessMesh
+    workers: OwnMesh
     trace_file: Path
     ports: dict[str, int]
     before: dict[str, dict[str, float]]
@@ -83,11 +78,7 @@ class Turn:
 async def turn(
     running_mesh: Mesh, fake_market: FakeMarket, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Turn]:
-    mesh = running_mesh.isolated(f"obs-{uuid.uuid4().hex[:6]}")
     directory = tmp_path_factory.mktemp("observability")
-    mesh_file = directory / "mesh.toml"
-    mesh_file.write_text(mesh.to_toml())
-    await setup_mesh(mesh)
     trace_file = directory / "traces.jsonl"
     env = {
         "MESH_TRACE_FILE": str(trace_file),
@@ -95,34 +86,39 @@ async def turn(
         "MARKET_DATA_URL": fake_market.url,
         "MARKET_DATA_API_KEY": MARKET_KEY,
     }
-    workers = ProcessMesh(mesh_file, env, directory)
-    ports = {name: free_port() for name in workers.workers}
-    for name, worker in workers.workers.items():
-        worker.env = {**worker.env, "MESH_METRICS_PORT": str(ports[name])}
-    await workers.start()
-    try:
+    async with own_mesh(running_mesh, directory, "obs", env=env) as workers:
+        ports = {name: free_port() for name in workers.components}
+        await workers.start_all({name: {"MESH_METRICS_PORT": str(p)} for name, p in ports.items()})
         before = {name: scrape(port) for name, port in ports.items()}
         session = f"obs-{uuid.uuid4().hex[:8]}"
         chat = await asyncio.to_thread(
             subprocess.run,
             [sys.executable, "-m", "orchestrator.chat", "--session", session, "-m", MESSAGE],
             cwd=ROOT,
-            env={**os.environ, "MESH_FILE": str(mesh_file), "MESH_TRACE_FILE": str(trace_file)},
+            env={**os.environ, "MESH_FILE": str(workers.file), "MESH_TRACE_FILE": str(trace_file)},
             capture_output=True,
             text=True,
             timeout=120,
         )
         assert chat.returncode == 0, chat.stderr
+
         # Each process exports its spans in batches (200 ms); wait for the
-        # backend call's, the deepest span.
-        for _ in range(100):
-            if trace_file.exists() and '"name":"GET"' in trace_file.read_text():
-                break
-            await asyncio.sleep(0.1)
+        # backend call's, the deepest span, and the turn's, the last to end.
+        # If either never comes, the tests below say which spans are missing.
+        def exported() -> bool:
+            if not trace_file.exists() or '"name":"GET"' not in trace_file.read_text():
+                return False
+            ids = {s.attributes.get("mesh.session.id") for s in turn_spans(read_spans(trace_file))}
+            return bool(ids & {session, session_workflow_id(session)})
+
+        with contextlib.suppress(TimeoutError):
+            await poll_until(
+                exported, timeout_s=30, interval_s=0.1, what="the turn's spans were not exported"
+            )
         after = {name: scrape(port) for name, port in ports.items()}
         yield Turn(
             session_workflow_id(session),
-            mesh,
+            workers.mesh,
             workers,
             trace_file,
             ports,
@@ -131,8 +127,6 @@ async def turn(
             chat.stdout,
             directory,
         )
-    finally:
-        await workers.stop()
 
 
 def turn_trace(turn: Turn) -> tuple[str, list[Span]]:
@@ -317,30 +311,40 @@ async def test_a_message_sent_through_the_api_is_traced_from_its_request(turn: T
         base = f"http://127.0.0.1:{port}"
         headers = {"Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as http:
-            for _ in range(100):
-                try:
-                    await http.get("/api/sessions")
-                    break
-                except httpx.TransportError:
-                    assert api.returncode is None, (turn.directory / "api.log").read_text()
-                    await asyncio.sleep(0.2)
+
+            async def answers() -> bool:
+                assert api.returncode is None, (turn.directory / "api.log").read_text()
+                await http.get("/api/sessions")
+                return True
+
+            await poll_until(
+                answers,
+                timeout_s=20,
+                interval_s=0.2,
+                what="the API did not answer",
+                retry_on=(httpx.TransportError,),
+            )
             session = (await http.post("/api/sessions", json={})).json()["id"]
             message = {"text": "What is 6 * 7?"}
             async with http.stream("POST", f"/api/sessions/{session}/messages", json=message) as r:
                 assert r.status_code == 200
                 body = "".join([chunk async for chunk in r.aiter_text()])
         assert "42" in body
-        spans: list[Span] = []
+
         # The API exports the request's span when the reply is sent, and the
         # orchestrator its turn's spans in its own batches: wait for both.
-        for _ in range(50):
+        def exported() -> list[Span] | None:
             spans = read_spans(turn.trace_file)
-            if any(s.name == "POST /api/sessions/{session_id}/messages" for s in spans) and any(
-                s.attributes.get("mesh.session.id") in (session, f"chat-{session}")
-                for s in turn_spans(spans)
-            ):
-                break
-            await asyncio.sleep(0.1)
+            request = any(s.name == "POST /api/sessions/{session_id}/messages" for s in spans)
+            session_ids = {s.attributes.get("mesh.session.id") for s in turn_spans(spans)}
+            return spans if request and session_ids & {session, f"chat-{session}"} else None
+
+        spans = await poll_until(
+            exported,
+            timeout_s=10,
+            interval_s=0.1,
+            what="the API's request span and the turn's spans were not exported",
+        )
         trace_id, _ = find_turn(spans, session)
         roots = tree(spans, trace_id)
         assert [(r.name, r.component) for r in roots] == [

@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,16 +30,17 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.common import WorkerDeploymentVersion
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from meshdev.processes import WorkerProcess, running, start_worker
+from meshdev.processes import running
 from meshdev.rollout import worktree
 from meshkit.mesh import Mesh, connect
+from meshkit.polling import poll_until
 from meshkit.rollout import drainage, rollout
-from meshkit.setup import setup_mesh
 from meshkit.versioning import build_id, routing
 from orchestrator.session_client import open_session, send
 from orchestrator.session_types import SessionConfig
 from tests.fakes import FakeExpenses
 from tests.helpers import replayer
+from tests.processes import OwnMesh, WorkerProcess, own_mesh
 from tests.reliability import assert_no_task_failures, count
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -49,21 +50,21 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 class Rig:
     """A mesh of the orchestrator and Finance, whose builds the test starts."""
 
-    mesh: Mesh
-    directory: Path
+    own: OwnMesh
     expenses: FakeExpenses
-    workers: list[WorkerProcess] = field(default_factory=list)
     steps: list[str] = field(default_factory=list)
+
+    @property
+    def mesh(self) -> Mesh:
+        return self.own.mesh
 
     def mesh_file(self, finance_package: str | None = None) -> Path:
         """The mesh file a build runs with: Finance's code from ``finance_package``."""
-        teams = dict(self.mesh.teams)
-        if finance_package:
-            teams["finance"] = teams["finance"].model_copy(update={"package": finance_package})
-        name = (finance_package or "services.finance").replace(".", "_")
-        path = self.directory / f"mesh-{name}.toml"
-        path.write_text(self.mesh.model_copy(update={"teams": teams}).to_toml())
-        return path
+        if not finance_package:
+            return self.own.file
+        finance = self.mesh.team("finance").model_copy(update={"package": finance_package})
+        mesh = self.mesh.model_copy(update={"teams": {**self.mesh.teams, "finance": finance}})
+        return self.own.write(mesh, f"mesh-{finance_package.replace('.', '_')}.toml")
 
     async def start(
         self,
@@ -78,10 +79,7 @@ class Rig:
             "EXPENSES_URL": self.expenses.url,
             **(env or {}),
         }
-        log = self.directory / f"{component}-{build}.log"
-        worker = await start_worker(component, env, log)
-        self.workers.append(worker)
-        return worker
+        return await self.own.start(component, env, label=f"{component}-{build}")
 
     async def client(self, component: str) -> Client:
         return await connect(
@@ -94,15 +92,13 @@ class Rig:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def rig(running_mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Rig]:
-    isolated = running_mesh.isolated(f"ro-{uuid.uuid4().hex[:6]}")
-    mesh = isolated.model_copy(update={"teams": {"finance": isolated.teams["finance"]}})
-    await setup_mesh(mesh)
     expenses = FakeExpenses()
-    rig = Rig(mesh, tmp_path_factory.mktemp("rollout"), expenses)
-    yield rig
-    expenses.release()
-    for worker in rig.workers:
-        await asyncio.to_thread(worker.stop, 10)
+    directory = tmp_path_factory.mktemp("rollout")
+    async with own_mesh(running_mesh, directory, "ro", teams=["finance"]) as own:
+        try:
+            yield Rig(own, expenses)
+        finally:
+            expenses.release()  # before the workers stop, so that no call is held
     expenses.http.close()
 
 
@@ -120,21 +116,19 @@ async def expense_workflows(rig: Rig, expected: int) -> list[str]:
     finance = await rig.client("finance")
     task_queue = rig.mesh.team("finance").task_queue
     query = f"WorkflowType = 'SubmitExpenseWorkflow' AND TaskQueue = '{task_queue}'"
-    found: list[tuple[object, str]] = []
-    for _ in range(100):
+
+    async def listed() -> list[tuple[object, str]] | None:
         found = [(e.start_time, e.id) async for e in finance.list_workflows(query)]
-        if len(found) >= expected:
-            break
-        await asyncio.sleep(0.1)
+        return found if len(found) >= expected else None
+
+    found = await poll_until(
+        listed, timeout_s=10, interval_s=0.1, what=f"visibility did not list {expected} claims"
+    )
     return [workflow_id for _, workflow_id in sorted(found)]  # type: ignore[type-var]
 
 
-async def wait_until(predicate, timeout_s: float = 30) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(timeout_s * 10)):
-        if await predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not met in time")
+async def wait_until(predicate: Callable[[], Awaitable[bool]], what: str) -> None:
+    await poll_until(predicate, timeout_s=30, interval_s=0.1, what=what)
 
 
 async def test_a_call_in_flight_finishes_on_its_build_and_the_next_goes_to_the_new_one(
@@ -156,7 +150,7 @@ async def test_a_call_in_flight_finishes_on_its_build_and_the_next_goes_to_the_n
     stopped: list[int | None] = []
 
     async def stop_v1() -> None:
-        stopped.append(await asyncio.to_thread(v1.stop, 30))
+        stopped.append(await v1.stop(30))
 
     rolling = asyncio.ensure_future(
         rollout(
@@ -169,7 +163,7 @@ async def test_a_call_in_flight_finishes_on_its_build_and_the_next_goes_to_the_n
         )
     )
     # Build 2 is current while the call is still held on build 1.
-    await wait_until(lambda: _current_is(finance, rig, "f2"))
+    await wait_until(lambda: _current_is(finance, rig, "f2"), "build 2 did not become current")
     assert await drainage(finance, rig.mesh.component("finance").deployment_name, "f1") in (
         "DRAINING",
         "UNSPECIFIED",
@@ -221,7 +215,7 @@ async def test_an_open_session_keeps_working_through_an_orchestrator_rollout(rig
         orchestrator,
         "orchestrator",
         rig.version("orchestrator", "o2"),
-        stop_old=lambda: asyncio.to_thread(o1.stop, 30),  # type: ignore[arg-type, return-value]
+        stop_old=lambda: o1.stop(30),  # type: ignore[arg-type, return-value]
         drain_timeout_s=60,
         report=rig.steps.append,
     )
@@ -255,7 +249,7 @@ async def test_a_hot_fix_lets_a_call_failing_from_a_bug_finish_exactly_once(rig:
         pending = described.raw_description.pending_activities
         return pending[0].attempt - 1 if pending and pending[0].last_failure.message else 0
 
-    await wait_until(lambda: _at_least(failed_attempts, 2))
+    await wait_until(lambda: _at_least(failed_attempts, 2), "the bug did not fail the call twice")
     assert not turn.done() and not rig.expenses.records, "the bug files nothing"
 
     await rig.start("finance", "fix")
@@ -263,7 +257,7 @@ async def test_a_hot_fix_lets_a_call_failing_from_a_bug_finish_exactly_once(rig:
         finance,
         "finance",
         rig.version("finance", "fix"),
-        stop_old=lambda: asyncio.to_thread(buggy.stop, 30),  # type: ignore[arg-type, return-value]
+        stop_old=lambda: buggy.stop(30),  # type: ignore[arg-type, return-value]
         move_pinned_calls=True,
         drain_timeout_s=60,
         report=rig.steps.append,

@@ -13,16 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from meshdev.dev_server import DevServer, free_port, start_dev_server
-from meshkit.mesh import connect, load_mesh
-from meshkit.setup import setup_mesh
+from meshkit.mesh import Mesh, connect
 from orchestrator import session_client as sessions
 from orchestrator.session_client import open_session, send
 from tests.conftest import NAMESPACES
-from tests.processes import ProcessMesh
+from tests.processes import own_mesh
 from tests.reliability import assert_no_task_failures, count
 
 pytestmark = pytest.mark.asyncio
@@ -61,36 +59,19 @@ def server(tmp_path: Path) -> Iterator[PersistentServer]:
     server.stop()
 
 
-async def wait_until_up(client_factory, timeout_s: float = 60) -> Client:  # type: ignore[no-untyped-def]
-    last: Exception | None = None
-    for _ in range(int(timeout_s * 4)):
-        try:
-            return await client_factory()
-        except Exception as err:
-            last = err
-            await asyncio.sleep(0.25)
-    raise AssertionError(f"server not up: {last}")
-
-
 async def test_every_session_survives_a_server_restart_mid_run(
-    server: PersistentServer, tmp_path: Path, mesh_file: Path
+    server: PersistentServer, tmp_path: Path, mesh: Mesh
 ) -> None:
     suffix = uuid.uuid4().hex[:6]
-    mesh = load_mesh(mesh_file).isolated(f"r{suffix}", server.address)
-    path = tmp_path / "mesh.toml"
-    path.write_text(mesh.to_toml())
-
-    client = await wait_until_up(
-        lambda: connect(
-            mesh, mesh.orchestrator, data_converter=pydantic_data_converter, require_namespace=True
+    env = {"LLM_MODEL": "offline", "MESH_STATE_DIR": str(tmp_path)}
+    async with own_mesh(mesh, tmp_path, "r", address=server.address, env=env) as workers:
+        isolated = workers.mesh
+        client = await connect(
+            isolated, isolated.orchestrator, data_converter=pydantic_data_converter
         )
-    )
-    await setup_mesh(mesh)
-    workers = ProcessMesh(path, {"LLM_MODEL": "offline", "MESH_STATE_DIR": str(tmp_path)}, tmp_path)
-    await workers.start()
-    try:
+        await workers.start_all()
         handles = [
-            await open_session(client, mesh, f"restart-{suffix}-{i}", "offline")
+            await open_session(client, isolated, f"restart-{suffix}-{i}", "offline")
             for i in range(SESSIONS)
         ]
         first_turns = asyncio.Event()
@@ -127,5 +108,3 @@ async def test_every_session_survives_a_server_restart_mid_run(
             assert status.turn == TURNS, "no turn lost and none ran twice"
             await assert_no_task_failures(handle)
         count("turns", SESSIONS * TURNS)
-    finally:
-        await workers.stop()

@@ -45,7 +45,7 @@ from orchestrator.failures import root_message
 from orchestrator.session_client import ChatError, open_session, send
 from orchestrator.session_types import ApprovalDecision, PendingApproval, SessionConfig
 from tests.helpers import SCRIPTED, ScriptedModel, call, say
-from tests.processes import WorkerProcess
+from tests.processes import WorkerProcess, own_mesh
 from tests.teams.fx import write_team
 
 pytestmark = pytest.mark.asyncio
@@ -83,18 +83,15 @@ async def fx(running_mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> As
         package=package,
     )
     mesh = running_mesh.model_copy(update={"teams": {**running_mesh.teams, "fx": team}})
-    mesh_file = root / "mesh.toml"
-    mesh_file.write_text(mesh.to_toml())
     sys.path.insert(0, str(root))  # setup reads the team's catalog for the endpoint
-    changes = {c.name: c.action for c in await setup_mesh(mesh)}
-    assert changes[team.namespace] == "created" and changes[team.endpoint] == "created"
-    worker = WorkerProcess(
-        "fx", {"MESH_FILE": str(mesh_file), "PYTHONPATH": str(root)}, tmp_path_factory.mktemp("fx")
-    )
-    await worker.start()
-    yield FxTeam(mesh, root, package, worker)
-    await worker.stop()
-    sys.path.remove(str(root))
+    try:
+        async with own_mesh(mesh, root, env={"PYTHONPATH": str(root)}) as own:
+            changes = {c.name: c.action for c in own.changes}
+            assert changes[team.namespace] == "created" and changes[team.endpoint] == "created"
+            worker = await own.start("fx")
+            yield FxTeam(mesh, root, package, worker)
+    finally:
+        sys.path.remove(str(root))
 
 
 async def orchestrator_pollers(client: Client, mesh: Mesh) -> set[str]:

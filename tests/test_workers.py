@@ -13,9 +13,11 @@ from temporalio.api.operatorservice.v1 import DeleteNexusEndpointRequest, ListNe
 from temporalio.client import Client
 
 from meshdev.processes import worker_command
-from meshkit.mesh import Mesh, connect, load_mesh
+from meshkit.mesh import Mesh, connect
+from meshkit.polling import poll_until
 from meshkit.setup import setup_mesh
 from orchestrator.session_client import open_session, send
+from tests.processes import own_mesh
 
 pytestmark = pytest.mark.asyncio
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,11 +32,13 @@ async def start_worker(name: str, mesh_file: Path, log: Path) -> asyncio.subproc
 
 
 async def wait_for_line(log: Path, text: str, timeout_s: float = 30) -> None:
-    for _ in range(int(timeout_s * 10)):
-        if text in log.read_text():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{text!r} never appeared in {log}:\n{log.read_text()}")
+    await poll_until(
+        lambda: text in log.read_text(),
+        timeout_s=timeout_s,
+        interval_s=0.1,
+        what=f"{text!r} did not appear in {log}",
+        explain=log.read_text,
+    )
 
 
 @pytest.mark.parametrize("name", ["orchestrator", "it", "finance"])
@@ -122,24 +126,10 @@ async def test_model_calls_can_run_as_local_activities(
             )
         }
     )
-    variant = tmp_path / "mesh.toml"
-    variant.write_text(local_mesh.to_toml())
-    log = tmp_path / "orchestrator.log"
-    env = {
-        **os.environ,
-        "MESH_FILE": str(variant),
-        "LLM_MODEL": "offline",
-        "LLM_LOCAL_ACTIVITY": "true",
-    }
-    process = await asyncio.create_subprocess_exec(
-        *worker_command("orchestrator"), cwd=ROOT, env=env,
-        stdout=log.open("w"), stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        await wait_for_line(log, "worker polling")
-        handle = await open_session(
-            client, load_mesh(variant), f"local-{uuid.uuid4().hex[:6]}", "offline"
-        )
+    env = {"LLM_MODEL": "offline", "LLM_LOCAL_ACTIVITY": "true"}
+    async with own_mesh(local_mesh, tmp_path, env=env) as own:
+        await own.start("orchestrator")
+        handle = await open_session(client, own.mesh, f"local-{uuid.uuid4().hex[:6]}", "offline")
         reply = await send(handle, "What is 6 * 7?", 60)
         assert reply.ok and "42" in reply.text
         events = [e async for e in handle.fetch_history_events()]
@@ -150,6 +140,3 @@ async def test_model_calls_can_run_as_local_activities(
         ]
         assert "invoke_model_activity" not in scheduled and "calculator" in scheduled
         assert sum(e.HasField("marker_recorded_event_attributes") for e in events) >= 2
-    finally:
-        process.send_signal(signal.SIGTERM)
-        await process.wait()
