@@ -7,14 +7,16 @@ endpoints suffixed per run, and points every process at it.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+from temporalio.service import RPCError
+
 from meshdev.dev_server import DevServer, start_dev_server
-from meshkit.mesh import DEFAULT_MESH_FILE, Mesh, connect, load_mesh
+from meshkit.mesh import DEFAULT_MESH_FILE, Mesh, MeshError, connect, load_mesh
+from meshkit.polling import poll_until
 
 # Environment that would point a process at another cluster or a real backend,
 # or change what it traces.
@@ -83,14 +85,17 @@ def namespaces() -> list[str]:
 
 
 async def wait_for_server(mesh: Mesh, server: DevServer, timeout_s: float = 60) -> None:
-    last: Exception | None = None
-    for _ in range(int(timeout_s / 0.25)):
+    async def up() -> bool:
         if server.process.poll() is not None:
             raise RuntimeError(f"the dev server exited; see {server.log}")
-        try:
-            await connect(mesh, mesh.orchestrator, require_namespace=True)
-            return
-        except Exception as err:  # still starting
-            last = err
-            await asyncio.sleep(0.25)
-    raise RuntimeError(f"the dev server did not start within {timeout_s:.0f} s: {last}")
+        await connect(mesh, mesh.orchestrator, require_namespace=True)
+        return True
+
+    # Unreachable (MeshError) or not yet serving the namespace (RPCError): still starting.
+    await poll_until(
+        up,
+        timeout_s=timeout_s,
+        interval_s=0.25,
+        what="the dev server did not start",
+        retry_on=(MeshError, RPCError),
+    )

@@ -23,6 +23,8 @@ from temporalio.envconfig import ClientConfigProfile
 from temporalio.plugin import SimplePlugin
 from temporalio.service import RPCError, RPCStatusCode
 
+from meshkit.temporal_runtime import ensure_installed
+
 DEFAULT_MESH_FILE = Path(__file__).resolve().parent.parent / "mesh.toml"
 """The mesh file of this checkout; ``MESH_FILE`` in the environment overrides it."""
 
@@ -233,26 +235,28 @@ async def connect(
     target: NamespaceConfig,
     *,
     plugins: Sequence[Plugin] = (),
+    tracing: Sequence[Plugin] = (),
     data_converter: DataConverter | None = None,
     interceptors: Sequence[Interceptor] = (),
     require_namespace: bool = False,
 ) -> Client:
     """Connect to one namespace of the mesh.
 
+    ``tracing`` is the plugins that carry the trace (those
+    :func:`meshkit.observability.setup` returned in ``Telemetry.plugins``).
     With ``require_namespace``, a namespace that does not exist is a
     :class:`MeshError` here, rather than a worker that starts, logs that it
-    polls, and then fails. When this process switched tracing on
-    (:func:`meshkit.observability.setup`), the client carries the trace.
+    polls, and then fails. The process's Temporal runtime is installed first
+    (:mod:`meshkit.temporal_runtime`), so the SDK core logs to the log, not
+    to stdout.
     """
-    from meshkit import observability
-
+    ensure_installed()
     config = connect_config(mesh, target)
-    telemetry = observability.current()
-    traced = telemetry.plugins if telemetry else []
     # Outermost first: the given plugins, then tracing, then the given
     # interceptors. So the span tracing makes current for an activity, a
     # workflow or a Nexus handler is the one the code and its interceptors
     # (a team's door) see, whatever another plugin did to the context.
+    traced = list(tracing)
     inner = [SimplePlugin("mesh.interceptors", interceptors=list(interceptors))] if traced else []
     kwargs: dict[str, Any] = {
         "plugins": [*plugins, *traced, *inner],

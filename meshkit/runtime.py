@@ -15,14 +15,18 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.common import WorkerDeploymentVersion
 from temporalio.worker import Worker
 
+from meshkit.health import serve_health
+from meshkit.mesh import MeshError
+from meshkit.observability.logs import configure_logging as configure
+from meshkit.observability.settings import ObservabilitySettings
+from meshkit.settings import setting_problems
+from meshkit.versioning import become_current_if_first, promotion
+
 log = logging.getLogger("workers")
 
 
 def configure_logging() -> None:
     """The process's log format and level, from ``MESH_LOG_FORMAT`` and ``LOG_LEVEL``."""
-    from meshkit.observability import ObservabilitySettings
-    from meshkit.observability.logs import configure_logging as configure
-
     try:
         settings = ObservabilitySettings()
     except ValueError:
@@ -48,9 +52,6 @@ async def run_worker(
     running tasks get the worker's graceful-shutdown timeout to finish before
     they are cancelled.
     """
-    from meshkit.health import serve_health
-    from meshkit.versioning import become_current_if_first, promotion
-
     own_stop = stop is None
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -106,34 +107,11 @@ def exit_now(code: int) -> None:
     os._exit(code)
 
 
-def setting_problems(err: ValidationError) -> str:
-    """A settings class's validation errors on one line: each variable, its value, why."""
-    prefix = _env_prefix(err.title)
-    return "; ".join(
-        f"{prefix}{'.'.join(str(p) for p in e['loc']).upper()}={e.get('input')!r}: {e['msg']}"
-        for e in err.errors()
-    )
-
-
-def _env_prefix(title: str) -> str:
-    from pydantic_settings import BaseSettings
-
-    classes: list[type[BaseSettings]] = [BaseSettings]
-    while classes:
-        cls = classes.pop()
-        if cls.__name__ == title:
-            return str(cls.model_config.get("env_prefix") or "")
-        classes += cls.__subclasses__()
-    return ""
-
-
 def cli_main(name: str, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """Entry point of a worker process: run ``main()``; a start-up failure the
     user can fix (bad mesh file, unreachable server, missing namespace, a team
     that is not in the mesh file) is one clear log line and exit status 1, not
     a traceback."""
-    from meshkit.mesh import MeshError  # here to keep this module import-light
-
     code = 0
     try:
         asyncio.run(main())

@@ -78,6 +78,7 @@ async def main(
     client = await connect(
         mesh,
         config,
+        tracing=telemetry.plugins,
         data_converter=pydantic_data_converter,
         interceptors=[door],
         require_namespace=True,

@@ -46,6 +46,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import WorkerDeploymentConfig
 
 from meshkit.mesh import MeshError, NamespaceConfig
+from meshkit.polling import poll_until
 
 log = logging.getLogger("meshkit.versioning")
 T = TypeVar("T")
@@ -231,21 +232,25 @@ async def wait_registered(
     current while it lacks a task queue type the current one serves (those
     tasks would have no versioned worker).
     """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
     needed = await task_queues(client, replace(version, build_id=like)) if like else set()
-    while True:
+    seen: set[tuple[str, int]] = set()
+
+    async def registered() -> bool:
+        nonlocal seen
         seen = await task_queues(client, version)
-        if seen and needed <= seen and types <= {kind for _, kind in seen}:
-            return
-        if loop.time() > deadline:
-            missing = ", ".join(f"{name} ({kind})" for name, kind in sorted(needed - seen))
-            raise TimeoutError(
-                f"no worker of {version.deployment_name} build {version.build_id} "
-                f"polled within {timeout_s:.0f} s"
-                + (f" on {missing}, which build {like} serves" if missing and seen else "")
-            )
-        await asyncio.sleep(0.1)
+        return bool(seen) and needed <= seen and types <= {kind for _, kind in seen}
+
+    def missing() -> str:
+        lacking = ", ".join(f"{name} ({kind})" for name, kind in sorted(needed - seen))
+        return f"on {lacking}, which build {like} serves" if lacking and seen else ""
+
+    await poll_until(
+        registered,
+        timeout_s=timeout_s,
+        interval_s=0.1,
+        what=f"no worker of {version.deployment_name} build {version.build_id} polled",
+        explain=missing,
+    )
 
 
 async def set_current(client: Client, version: WorkerDeploymentVersion, identity: str) -> None:
@@ -273,14 +278,13 @@ async def wait_routed(
     its timeout. The partitions checked are those of the server's default
     (``matching.numTaskqueueReadPartitions``, 4).
     """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
     pending = {
         (partition_name(name, n), kind)
         for name, kind in await task_queues(client, version)
         for n in range(PARTITIONS)
     }
-    while pending:
+
+    async def routed() -> bool:
         for name, kind in sorted(pending):
             described = await client.workflow_service.describe_task_queue(
                 DescribeTaskQueueRequest(
@@ -291,14 +295,14 @@ async def wait_routed(
             )
             if described.versioning_info.current_deployment_version.build_id == version.build_id:
                 pending.discard((name, kind))
-        if not pending:
-            return
-        if loop.time() > deadline:
-            raise TimeoutError(
-                f"task queues {sorted(pending)} did not route to {version.deployment_name} "
-                f"build {version.build_id} within {timeout_s:.0f} s"
-            )
-        await asyncio.sleep(0.05)
+        return not pending
+
+    await poll_until(
+        routed,
+        timeout_s=timeout_s,
+        what=f"task queues did not route to {version.deployment_name} build {version.build_id}",
+        explain=lambda: f"still waiting: {sorted(pending)}",
+    )
 
 
 PARTITIONS = 4
@@ -310,16 +314,16 @@ async def wait_current(
     """Wait until ``version`` is current and routed: its worker is ready for work."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
-    while True:
+
+    async def current() -> bool:
         state = await routing(client, version.deployment_name)
-        if state is not None and state.current == version.build_id:
-            break
-        if loop.time() > deadline:
-            raise TimeoutError(
-                f"{version.deployment_name} build {version.build_id} did not become current "
-                f"within {timeout_s:.0f} s"
-            )
-        await asyncio.sleep(0.05)
+        return state is not None and state.current == version.build_id
+
+    await poll_until(
+        current,
+        timeout_s=timeout_s,
+        what=f"{version.deployment_name} build {version.build_id} did not become current",
+    )
     await wait_routed(client, version, max(1.0, deadline - loop.time()))
 
 

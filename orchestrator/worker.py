@@ -111,6 +111,7 @@ async def main(
         mesh,
         mesh.orchestrator,
         plugins=agent_plugins(provider, tracing=telemetry.tracing),
+        tracing=telemetry.plugins,
         require_namespace=True,
     )
     tools = LocalTools(weather)

@@ -2,19 +2,15 @@
 
 No server is needed: catalogs are built from each team's registration the way
 its worker serves them. Also here: the approval digest both sides compute,
-the session's tool limit, and the import graph that keeps every team's room
-and the orchestrator's apart.
+the session's tool limit, and the check that the orchestrator names no team's
+tool (the import graph is tests/test_import_graph.py).
 """
 
 from __future__ import annotations
 
-import ast
 import enum
 import importlib
-import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -308,117 +304,6 @@ def test_a_teams_validation_report_reaches_the_model_as_one_line() -> None:
         "invalid arguments: principal: Field required; years: Input should be a valid number"
     )
     assert readable("invalid ticker 'X1'") == "invalid ticker 'X1'"
-
-
-# --- the import graph ---------------------------------------------------------------------
-
-RULES = {
-    # (importing package, imported top-level package): why it is forbidden
-    ("orchestrator", "services"): "the orchestrator learns teams' tools from catalogs",
-    ("services", "orchestrator"): "a team's room has no door into the orchestrator's",
-    ("meshkit", "orchestrator"): "shared infrastructure depends on no product package",
-    ("meshkit", "services"): "shared infrastructure loads teams by name, never by import",
-    ("meshkit", "bench"): "the benchmark sits beside the product",
-    ("orchestrator", "bench"): "the benchmark sits beside the product",
-    ("services", "bench"): "the benchmark sits beside the product",
-    ("meshkit", "meshdev"): "a deployed worker never imports the demo's harness",
-    ("orchestrator", "meshdev"): "a deployed worker never imports the demo's harness",
-    ("services", "meshdev"): "a deployed worker never imports the demo's harness",
-    ("workers", "meshdev"): "a deployed worker never imports the demo's harness",
-    ("meshdev", "orchestrator"): "the harness runs components by module name, never by import",
-    ("meshdev", "services"): "the harness runs components by module name, never by import",
-    ("meshdev", "bench"): "the benchmark sits beside the product",
-}
-PACKAGES = ("meshkit", "meshdev", "orchestrator", "services", "workers", "bench", "tests")
-
-
-def imports_of(path: Path) -> list[tuple[int, str]]:
-    found = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.append((node.lineno, node.module.split(".")[0]))
-    return sorted(found)  # ast.walk goes breadth first; report in line order
-
-
-def violations(package: str, path: Path) -> list[str]:
-    """The imports of ``path`` (in ``package``) that break the floor plan."""
-    broken = []
-    for line, imported in imports_of(path):
-        where = f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}:{line}"
-        where += f" imports {imported}"
-        if imported == "workers":
-            broken.append(f"{where}: workers holds entry points, nothing imports them")
-        elif package in ("meshkit", "orchestrator", "services") and imported == "tests":
-            broken.append(f"{where}: product code never imports tests")
-        elif (package, imported) in RULES:
-            broken.append(f"{where}: {RULES[(package, imported)]}")
-    return broken
-
-
-def test_the_import_graph_keeps_every_room_apart() -> None:
-    broken = []
-    for package in PACKAGES:
-        paths = sorted((ROOT / package).rglob("*.py"))
-        assert paths, f"no Python files under {package}/: the check would prove nothing"
-        for path in paths:
-            broken += violations(package, path)
-    assert not broken, "\n".join(broken)
-
-
-def deployed_modules() -> list[str]:
-    """What the image runs (``python -m`` in deploy/entrypoint.sh; a package's
-    ``__main__``), and each team's code, which ``workers.team`` loads by name."""
-    ran = re.findall(r"exec python -m ([\w.]+)", (ROOT / "deploy" / "entrypoint.sh").read_text())
-    assert "workers.team" in ran, "deploy/entrypoint.sh no longer runs the team worker"
-    modules = [
-        f"{name}.__main__" if (ROOT / name.replace(".", "/")).is_dir() else name for name in ran
-    ]
-    return modules + [f"{MESH.team_package(team)}.team" for team in MESH.teams]
-
-
-def test_a_deployed_worker_never_imports_the_demos_harness() -> None:
-    # A fresh interpreter, so what this test process imported does not count.
-    code = (
-        "import importlib, json, sys\n"
-        "for name in sys.argv[1:]:\n"
-        "    importlib.import_module(name)\n"
-        "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))\n"
-    )
-    modules = deployed_modules()
-    done = subprocess.run(
-        [sys.executable, "-c", code, *modules],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    loaded = set(json.loads(done.stdout.splitlines()[-1]))
-    assert {"meshkit", "orchestrator", "workers"} <= loaded, "the modules were not imported"
-    assert not loaded & {"meshdev", "bench", "tests"}, (
-        f"{modules} import {loaded & {'meshdev', 'bench', 'tests'}}"
-    )
-
-
-def test_the_import_check_reports_each_forbidden_import_with_its_line(tmp_path: Path) -> None:
-    module = tmp_path / "planted.py"
-    module.write_text(
-        "import json\n"
-        "from workers.team import run_team\n"
-        "if False:\n"
-        "    import services.it.contract\n"
-        "from bench import report\n"
-        "from tests.helpers import x\n"
-        "from . import sibling\n"
-    )
-    assert [v.split(": ")[0] for v in violations("orchestrator", module)] == [
-        f"{module}:2 imports workers",
-        f"{module}:4 imports services",
-        f"{module}:5 imports bench",
-        f"{module}:6 imports tests",
-    ]
-    assert [v.split(": ")[0] for v in violations("bench", module)] == [
-        f"{module}:2 imports workers"
-    ]
 
 
 # --- the orchestrator names no team's tool ----------------------------------------------

@@ -34,7 +34,9 @@ from typing import Any
 
 from temporalio import activity, nexus, workflow
 from temporalio.common import MetricMeter
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.runtime import PrometheusConfig, Runtime
+
+from meshkit.temporal_runtime import install, telemetry_config
 
 log = logging.getLogger("meshkit.metrics")
 
@@ -57,15 +59,15 @@ def serve_metrics(host: str, port: int, component: str) -> str | None:
     except ValueError as err:
         log.warning("%s serves no metrics: %s on %s", component, err, address)
         return None
-    Runtime.set_default(runtime, error_if_already_set=False)
+    install(runtime)
     log.info("%s metrics at http://%s/metrics", component, address)
     return address
 
 
 def _runtime(address: str, component: str) -> Runtime:
     return Runtime(
-        telemetry=TelemetryConfig(
-            metrics=PrometheusConfig(
+        telemetry=telemetry_config(
+            PrometheusConfig(
                 bind_address=address,
                 histogram_bucket_overrides={"mesh_tool_latency": LATENCY_BUCKETS_MS},
             ),

@@ -35,7 +35,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from temporalio.client import Plugin
 
-from meshkit.observability import ObservabilitySettings
+from meshkit.observability.settings import ObservabilitySettings
 
 TRACER_NAME = "nexus-tool-mesh"
 

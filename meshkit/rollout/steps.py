@@ -42,6 +42,7 @@ from temporalio.client import Client
 from temporalio.common import PinnedVersioningOverride, WorkerDeploymentVersion
 from temporalio.service import RPCError, RPCStatusCode
 
+from meshkit.polling import poll_until
 from meshkit.versioning import deployment_rpc, routing, set_current, wait_registered, wait_routed
 
 IDENTITY = "meshkit rollout"
@@ -227,9 +228,10 @@ async def wait_drained(
     ``matching.wv.VersionDrainageStatusVisibilityGracePeriod``); both default
     to 3 minutes, and the dev server settings shorten them.
     """
-    deadline = time.monotonic() + timeout_s
     said = ""
-    while True:
+
+    async def drained() -> bool:
+        nonlocal said
         try:
             status = await drainage(client, deployment, build)
         except RPCError as err:
@@ -246,6 +248,11 @@ async def wait_drained(
                 f"build {build} is {status.lower() or 'waiting'}: {len(pinned)} pinned workflow(s) open"
             )
             said = status
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.5)
+        return False
+
+    try:
+        return await poll_until(
+            drained, timeout_s=timeout_s, interval_s=0.5, what=f"build {build} did not drain"
+        )
+    except TimeoutError:
+        return False
