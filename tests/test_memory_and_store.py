@@ -6,8 +6,11 @@ import json
 import threading
 from pathlib import Path
 
+import pytest
+
+import meshkit
 from meshkit.toolkit.policy import ApprovalPolicy
-from meshkit.toolkit.store import IdempotentStore
+from meshkit.toolkit.store import STATE_DIR_ENV, IdempotentStore, state_dir
 from orchestrator.memory import NOTE_PREFIX, compact, estimate_tokens, truncate_output
 
 
@@ -89,6 +92,20 @@ def test_concurrent_writers_with_one_key_still_make_one_record(tmp_path: Path) -
     for t in threads:
         t.join()
     assert results.count(True) == 1 and len(store.all()) == 1
+
+
+def test_local_stores_default_to_the_current_directory_never_the_installed_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(STATE_DIR_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    package = Path(meshkit.__file__).resolve().parent
+
+    assert state_dir() == tmp_path / ".run" / "state"
+    assert not state_dir().resolve().is_relative_to(package)
+
+    monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path / "stores"))
+    assert state_dir() == tmp_path / "stores"
 
 
 def test_approval_policies() -> None:

@@ -14,12 +14,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-_REPO = Path(__file__).resolve().parent.parent
+STATE_DIR_ENV = "MESH_STATE_DIR"
 
 
 def state_dir() -> Path:
-    """Where local stores live: ``MESH_STATE_DIR``, else ``.run/state`` in the checkout."""
-    return Path(os.environ.get("MESH_STATE_DIR") or _REPO / ".run" / "state")
+    """Where local stores live: ``MESH_STATE_DIR``, else ``.run/state`` under the
+    current directory.
+
+    Never beside this code, which may be installed read-only in site-packages.
+    scripts/demo runs every worker from the checkout and sets ``MESH_STATE_DIR``
+    to its run directory's ``state/``, so a build started from another checkout
+    (a rollback) writes to the same stores; the image sets it to a volume.
+    """
+    configured = os.environ.get(STATE_DIR_ENV)
+    return Path(configured) if configured else Path.cwd() / ".run" / "state"
 
 
 class IdempotentStore:
