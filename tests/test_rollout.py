@@ -122,7 +122,7 @@ async def expense_workflows(rig: Rig, expected: int) -> list[str]:
         return found if len(found) >= expected else None
 
     found = await poll_until(
-        listed, timeout_s=10, interval_s=0.1, what=f"visibility did not list {expected} claims"
+        listed, timeout_s=30, interval_s=0.1, what=f"visibility did not list {expected} claims"
     )
     return [workflow_id for _, workflow_id in sorted(found)]  # type: ignore[type-var]
 
