@@ -1,6 +1,8 @@
 """The web chat in a real browser (Debian's headless Chromium) against the real mesh:
 a message, a tool chip that appears before the reply, an approval card answered
 with its button, the reply, and an unknown session that does not break the page.
+On a phone's screen (390x844) the session list folds away, a first visit types at
+once, and a call is approved with the keyboard alone.
 
 The browser driver blocks, and the test session's workers share its event loop:
 each scenario runs in a thread while the loop keeps serving the mesh."""
@@ -28,6 +30,11 @@ pytestmark = pytest.mark.asyncio
 CHROMIUM = Path("/usr/bin/chromium")
 DRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = Path(__file__).parent / "artifacts"
+# README shows the phone's screenshot. Every run saves it under ARTIFACTS; with
+# MESH_UPDATE_SCREENSHOTS=1 it also replaces the committed one, so a test run
+# does not leave the checkout changed.
+DOCS_SCREENSHOT = Path(__file__).parent.parent / "docs" / "web-chat-phone.png"
+PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True}
 
 
 @pytest.fixture
@@ -61,6 +68,18 @@ async def test_a_long_message_wraps_and_an_unknown_session_says_so(
     browser: WebDriver, web_api: WebApi
 ) -> None:
     await asyncio.to_thread(long_message_and_unknown_session, browser, web_api)
+
+
+async def test_on_a_phone_a_first_visit_types_at_once_and_approves_with_the_keyboard(
+    browser: WebDriver, web_api: WebApi, tmp_path: Path
+) -> None:
+    await asyncio.to_thread(phone_first_visit, browser, web_api, tmp_path)
+
+
+async def test_a_first_visit_can_type_without_starting_a_session_first(
+    browser: WebDriver, web_api: WebApi
+) -> None:
+    await asyncio.to_thread(first_visit, browser, web_api)
 
 
 async def test_without_a_token_the_page_asks_to_sign_in(
@@ -129,3 +148,97 @@ def signed_out(browser: WebDriver, web_api: WebApi) -> None:
     browser.get(f"{web_api.url}/")
     notice = WebDriverWait(browser, 30).until(ec.visibility_of_element_located((By.ID, "notice")))
     assert "sign-in URL" in notice.text
+
+
+def focused(browser: WebDriver) -> str:
+    """What has the keyboard's focus: its id, or its class if it has none."""
+    return str(
+        browser.execute_script(
+            "const e = document.activeElement; return e.id ? '#' + e.id : '.' + e.className"
+        )
+    )
+
+
+def outline(browser: WebDriver) -> str:
+    return str(
+        browser.execute_script("return getComputedStyle(document.activeElement).outlineStyle")
+    )
+
+
+def phone_first_visit(browser: WebDriver, web_api: WebApi, tmp_path: Path) -> None:
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
+    wait = WebDriverWait(browser, 60)
+    browser.get(f"{web_api.url}/?token={web_api.token}")
+    box = wait.until(ec.element_to_be_clickable((By.ID, "message")))
+    assert focused(browser) == "#message", "a first visit can type at once"
+    assert browser.execute_script("return window.innerWidth") == PHONE["width"]
+
+    # The session list is folded behind a button; the message box has the width.
+    assert not browser.find_element(By.ID, "sessions-panel").is_displayed()
+    toggle = browser.find_element(By.ID, "sessions-toggle")
+    assert toggle.is_displayed() and toggle.get_attribute("aria-expanded") == "false"
+    assert box.size["width"] >= 0.6 * PHONE["width"], box.size
+
+    # The keyboard alone from here: type, Enter, then the approval card.
+    browser.switch_to.active_element.send_keys("Create a ticket in OPS: printer is broken")
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".approval button.approve")))
+    wait.until(lambda _: focused(browser) == ".approve")
+    assert outline(browser) != "none", "the focused button shows it"
+    browser.switch_to.active_element.send_keys(Keys.TAB)
+    assert focused(browser) == ".deny" and outline(browser) != "none"
+    browser.switch_to.active_element.send_keys(Keys.SHIFT, Keys.TAB)
+    assert focused(browser) == ".approve"
+    # The picture README shows: the card waiting, its Approve button focused.
+    ARTIFACTS.mkdir(exist_ok=True)
+    shots = [ARTIFACTS / "web-chat-phone.png", tmp_path / "web-chat-phone.png"]
+    if os.environ.get("MESH_UPDATE_SCREENSHOTS") == "1":
+        shots.append(DOCS_SCREENSHOT)
+    for path in shots:
+        assert browser.save_screenshot(str(path))
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+
+    reply = wait.until(
+        ec.presence_of_element_located(
+            (By.XPATH, "//li[contains(@class,'reply')][contains(.,'Created ticket')]")
+        )
+    )
+    assert "model call" in reply.text
+    chip = browser.find_element(By.CSS_SELECTOR, ".chip[data-call-id]")
+    assert "create_ticket" in chip.text and chip.get_attribute("data-state") == "ok"
+    assert not browser.find_elements(By.CSS_SELECTOR, ".approval")
+    assert focused(browser) == "#message", "the keyboard is back where it types"
+    session = browser.execute_script("return window.location.hash.slice(1)")
+    assert session.startswith("chat-"), "the first message opened a session"
+    width = browser.execute_script("return document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], "no horizontal overflow"
+
+    # The session list opens over the conversation, names this session, and
+    # Escape folds it away again.
+    toggle.click()
+    panel = wait.until(ec.visibility_of_element_located((By.ID, "sessions-panel")))
+    assert toggle.get_attribute("aria-expanded") == "true"
+    assert session in panel.text
+    browser.switch_to.active_element.send_keys(Keys.ESCAPE)
+    wait.until(ec.invisibility_of_element_located((By.ID, "sessions-panel")))
+    assert focused(browser) == "#sessions-toggle"
+
+
+def first_visit(browser: WebDriver, web_api: WebApi) -> None:
+    wait = WebDriverWait(browser, 60)
+    browser.get(f"{web_api.url}/?token={web_api.token}")
+    box = wait.until(ec.element_to_be_clickable((By.ID, "message")))
+    assert box.is_enabled() and focused(browser) == "#message"
+    assert browser.execute_script("return window.location.hash") == ""
+    box.send_keys("What is 15 * 23?", Keys.ENTER)
+    wait.until(
+        ec.presence_of_element_located(
+            (By.XPATH, "//li[contains(@class,'reply')][contains(.,'345')]")
+        )
+    )
+    assert browser.execute_script("return window.location.hash").startswith("#chat-")
+    # The new session is listed and marked as the one shown.
+    current = browser.find_element(By.CSS_SELECTOR, "#sessions button[aria-current='true']")
+    assert current.get_attribute("textContent").startswith(
+        browser.execute_script("return window.location.hash.slice(1)") + " "
+    )

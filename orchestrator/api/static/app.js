@@ -4,7 +4,7 @@
 "use strict";
 
 const $ = (selector) => document.querySelector(selector);
-const state = { token: null, session: null, seen: new Set(), last: -1, follower: null, turns: {} };
+const state = { token: null, session: null, seen: new Set(), last: -1, follower: null, turns: {}, pending: null };
 
 // --- sign-in ---------------------------------------------------------------------------
 
@@ -31,17 +31,56 @@ function signedOut() {
   $("#send").disabled = true;
 }
 
-async function api(method, path, body) {
+class SignedOut extends Error {}
+
+// A fresh Idempotency-Key. crypto.randomUUID exists only on https and
+// localhost pages; getRandomValues exists everywhere.
+function newKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const hex = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+async function api(method, path, body, key) {
+  const headers = { Authorization: `Bearer ${state.token}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (key) headers["Idempotency-Key"] = key;
   const response = await fetch(path, {
     method,
-    headers: { Authorization: `Bearer ${state.token}`, "Content-Type": "application/json" },
+    headers,
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (response.status === 401) {
     signedOut();
-    throw new Error("not signed in");
+    throw new SignedOut("not signed in");
   }
   return response;
+}
+
+// A request that changes something is sent again, with the same key, while
+// the connection is down or a proxy answers that the API is unreachable: the
+// API runs a key's request once and answers a repeat with the first outcome.
+const RETRIED = new Set([502, 503, 504]);
+
+async function changing(method, path, body, key) {
+  let delay = 250;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const response = await api(method, path, body, key);
+      if (!RETRIED.has(response.status) || attempt >= 8) {
+        if (attempt > 1) notice("");
+        return response;
+      }
+    } catch (err) {
+      if (err instanceof SignedOut || attempt >= 8) throw err;
+    }
+    notice("Connection lost; sending again…");
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(delay * 2, 5000);
+  }
 }
 
 async function detail(response) {
@@ -72,15 +111,22 @@ async function loadSessions() {
   }
 }
 
-async function newSession() {
-  const response = await api("POST", "/api/sessions", {});
-  if (!response.ok) return notice(await detail(response));
+// Creates a session and shows it; false (with the reason shown) when it could not.
+async function newSession(key = newKey()) {
+  closeSessions();
+  const response = await changing("POST", "/api/sessions", {}, key);
+  if (!response.ok) {
+    notice(await detail(response));
+    return false;
+  }
   const created = await response.json();
   await select(created.id);
   await loadSessions();
+  return state.session === created.id;
 }
 
 async function select(id) {
+  closeSessions();
   if (state.follower) state.follower.abort();
   state.session = id;
   state.seen = new Set();
@@ -91,7 +137,7 @@ async function select(id) {
   if (response.status === 404) {
     state.session = null;
     $("#temporal-ui").hidden = true;
-    notice(`Session not found: ${id}. Start a new one or pick one from the list.`);
+    notice(`Session not found: ${id}. Type to start a new one, or pick one from the list.`);
     return;
   }
   if (!response.ok) return notice(await detail(response));
@@ -205,15 +251,22 @@ function approvalCard(event) {
   deny.type = "button";
   deny.className = "deny";
   deny.textContent = "Deny";
+  const key = newKey(); // one decision, however often it is sent
   const decide = async (yes) => {
+    // A disabled button drops the focus to the page: hand it to the message box.
+    const hadFocus = card.contains(document.activeElement);
     approve.disabled = deny.disabled = true;
-    const response = await api("POST",
+    if (hadFocus) $("#message").focus();
+    const response = await changing("POST",
       `/api/sessions/${encodeURIComponent(state.session)}/approvals/${encodeURIComponent(event.call_id)}`,
-      { approve: yes, note: yes ? "" : "denied in the web chat" });
+      { approve: yes, note: yes ? "" : "denied in the web chat" }, key);
     if (!response.ok) notice(await detail(response));
   };
   approve.addEventListener("click", () => decide(true));
   deny.addEventListener("click", () => decide(false));
+  title.id = `approval-${event.call_id}`;
+  card.setAttribute("role", "group");
+  card.setAttribute("aria-labelledby", title.id);
   card.append(title, why, args, approve, deny);
   $("#conversation").append(card);
   card.scrollIntoView({ block: "end" });
@@ -222,7 +275,10 @@ function approvalCard(event) {
 
 function dropApproval(callId) {
   const card = document.querySelector(`.approval[data-call-id="${CSS.escape(callId)}"]`);
-  if (card) card.remove();
+  if (!card) return;
+  const hadFocus = card.contains(document.activeElement);
+  card.remove();
+  if (hadFocus) $("#message").focus(); // the keyboard carries on where it types
 }
 
 function running(yes) {
@@ -310,15 +366,27 @@ async function follow() {
   }
 }
 
+// One message, with its keys. Sent again after a dropped connection, it keeps
+// them, so the API runs its turn once (and creates its session once).
 async function send() {
   const box = $("#message");
   const text = box.value;
-  if (!text.trim() || !state.session) return;
+  if (!text.trim() || state.pending) return;
+  const pending = { text, key: newKey(), sessionKey: state.session ? null : newKey() };
+  state.pending = pending;
   box.value = "";
-  const response = await api("POST", `/api/sessions/${encodeURIComponent(state.session)}/messages`, { text });
-  if (!response.ok) {
-    box.value = text;
-    return notice(await detail(response));
+  let response = null;
+  try {
+    response = await deliver(pending);
+  } catch (err) {
+    notice(`The message was not sent: ${err.message}`);
+  } finally {
+    // Accepted (or refused): the next message may go, and is queued behind this turn.
+    state.pending = null;
+  }
+  if (!response) {
+    if (!box.value) box.value = text;
+    return;
   }
   // The follower renders the turn; this stream is read to its end (the reply).
   try {
@@ -328,20 +396,59 @@ async function send() {
   }
 }
 
+// The accepted message's response, or null with the reason shown.
+async function deliver(pending) {
+  // A first visit has no session: its first message opens one.
+  if (!state.session && !(await newSession(pending.sessionKey))) return null;
+  const response = await changing("POST", `/api/sessions/${encodeURIComponent(state.session)}/messages`,
+    { text: pending.text }, pending.key);
+  if (!response.ok) {
+    notice(await detail(response));
+    return null;
+  }
+  return response;
+}
+
 // --- wiring -------------------------------------------------------------------------------
 
 $("#composer").addEventListener("submit", (e) => { e.preventDefault(); send(); });
 $("#message").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); send(); }
 });
-$("#new-session").addEventListener("click", newSession);
+$("#new-session").addEventListener("click", () => newSession());
+
+// --- the session list on a phone: a panel opened from the header -------------------------
+
+function closeSessions() {
+  if (!document.body.classList.contains("sessions-open")) return;
+  document.body.classList.remove("sessions-open");
+  $("#sessions-toggle").setAttribute("aria-expanded", "false");
+}
+
+$("#sessions-toggle").addEventListener("click", () => {
+  const open = document.body.classList.toggle("sessions-open");
+  $("#sessions-toggle").setAttribute("aria-expanded", String(open));
+  if (open) $("#new-session").focus();
+});
+document.addEventListener("keydown", (e) => {
+  if (e.key === "Escape" && document.body.classList.contains("sessions-open")) {
+    closeSessions();
+    $("#sessions-toggle").focus();
+  }
+});
+$("main").addEventListener("click", closeSessions);
 $("#interrupt").addEventListener("click", async () => {
-  const response = await api("POST", `/api/sessions/${encodeURIComponent(state.session)}/interrupt`);
+  const response = await changing("POST", `/api/sessions/${encodeURIComponent(state.session)}/interrupt`,
+    undefined, newKey());
   if (!response.ok) notice(await detail(response));
 });
 
 (async function start() {
   if (!state.token) return signedOut();
+  // Typing can start at once: the first message opens a session if none is chosen.
+  $("#message").disabled = false;
+  $("#send").disabled = false;
+  $("#message").focus();
   try {
     await loadSessions();
     const wanted = decodeURIComponent(window.location.hash.slice(1));
