@@ -26,8 +26,9 @@ with workflow.unsafe.imports_passed_through():
         call_headers,
         strict_schema_problems,
     )
+    from orchestrator.contract import SessionConfig, TeamRoute
     from orchestrator.failures import root_message
-    from orchestrator.session_types import CatalogState, SessionConfig, TeamRoute
+    from orchestrator.session_types import CatalogState
 
 
 async def refresh(config: SessionConfig, cache: dict[str, CatalogState]) -> dict[str, str]:

@@ -30,7 +30,8 @@ from temporalio.openai_agents import ModelActivityParameters
 # its runner leaves an agent whose model is already this stub as it is.
 from temporalio.openai_agents._temporal_model_stub import _TemporalModelStub
 
-from orchestrator.session_types import MODEL_TOPIC, ModelPlan
+from orchestrator.contract import MODEL_TOPIC
+from orchestrator.session_types import ModelPlan
 
 MODEL_PLAN_ACTIVITY = "model_plan"
 PLAN_PATCH = "model-plan-per-session"

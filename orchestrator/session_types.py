@@ -1,243 +1,22 @@
-"""What goes in and out of a chat session workflow."""
+"""What a session workflow carries: its state across runs, and how its model is called.
+
+Internal to the orchestrator (the workflow and its worker); every door into a
+session speaks :mod:`orchestrator.contract` instead.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 from temporalio.contrib.workflow_streams import WorkflowStreamState
 
 from meshkit.toolkit.catalog import ToolCatalog
+from orchestrator.contract import SessionConfig, TokenUsage, Turn
 
-if TYPE_CHECKING:
-    from meshkit.mesh import Mesh
-
-DEFAULT_MODEL = "default"
-"""Model name the session asks for when none is chosen: the orchestrator
-worker maps it to its ``LLM_MODEL``, so provider choice and keys stay in the
-worker's environment and out of workflow history."""
-
-ToolState = Literal["running", "awaiting_approval", "ok", "error", "denied", "expired"]
-EventKind = Literal[
-    "turn_started",
-    "tool_started",
-    "tool_finished",
-    "approval_requested",
-    "approval_decided",
-    "text_delta",
-    "reply",
-]
-EVENTS_TOPIC = "events"
-"""Topic of the session's workflow stream that carries :class:`SessionEvent`."""
-MODEL_TOPIC = "model"
-"""Topic the model activity publishes the model's raw stream events to."""
-SessionActivity = Literal["idle", "thinking", "running_tools", "awaiting_approval", "ended"]
-
-
-class TeamRoute(BaseModel):
-    """How the session reaches one team: its Nexus endpoint and service."""
-
-    endpoint: str
-    service: str
-
-
-class SessionConfig(BaseModel):
-    """How one chat session runs; fixed when the session starts (except ``tools``,
-    which the ``limit_tools`` Update may change)."""
-
-    teams: dict[str, TeamRoute] = Field(
-        description="The teams whose tools the session may use, as the mesh file declares "
-        "them when the session starts."
-    )
-    tools: list[str] | None = Field(
-        default=None,
-        description="Limit the session to these teams and tools (team names, tool names, or "
-        "'local' for the orchestrator's own tools); None means every tool. Checked against "
-        "the catalogs at the first turn.",
-    )
-    catalog_ttl_s: float = Field(
-        default=30.0,
-        ge=0,
-        description="A team's catalog is fetched again at a turn's start when older than this.",
-    )
-    catalog_timeout_s: float = Field(
-        default=3.0,
-        gt=0,
-        description="How long a catalog fetch may take; a team that does not answer in time "
-        "is unavailable for that turn.",
-    )
-    catalog_retry_s: float = Field(
-        default=10.0,
-        ge=0,
-        description="After a failed fetch, the team stays unavailable (without asking again) "
-        "for this long.",
-    )
-    model: str = Field(
-        default=DEFAULT_MODEL,
-        description="Model name handed to the worker's model provider; 'default' means the "
-        "worker's LLM_MODEL.",
-    )
-    stream: bool | None = Field(
-        default=None,
-        description="Stream the model's text to the session's clients as it is written. None "
-        "lets the orchestrator worker decide (LLM_STREAM: by default, models that stream "
-        "natively do and models that answer in one piece do not); True streams even a "
-        "one-piece answer, in pieces; False never streams, which makes turns cheapest.",
-    )
-    model_plan_ttl_s: float = Field(
-        default=300.0,
-        ge=0,
-        description="How the worker calls the model (streamed or not, local activity or not) "
-        "is asked again at a turn's start when older than this.",
-    )
-    max_agent_turns: int = Field(
-        default=8, ge=1, le=50, description="Model calls allowed for one user message."
-    )
-    max_message_chars: int = Field(
-        default=8_000, ge=1, description="Longest user message accepted."
-    )
-    nexus_timeout_s: float = Field(
-        default=120.0, gt=0, description="Schedule-to-close timeout of every Nexus tool call."
-    )
-    activity_timeout_s: float = Field(
-        default=60.0, gt=0, description="Schedule-to-close timeout of every local tool call."
-    )
-    approval_timeout_s: float = Field(
-        default=300.0, gt=0, description="How long a tool call waits for the user's approval."
-    )
-    context_budget_tokens: int = Field(
-        default=12_000,
-        ge=500,
-        description="Estimated tokens of conversation sent to the model; older turns beyond "
-        "it are dropped, whole, before each turn.",
-    )
-    max_tool_output_chars: int = Field(
-        default=4_000,
-        ge=200,
-        description="Longer tool outputs are cut, with a note, for the model.",
-    )
-    max_run_history_bytes: int = Field(
-        default=2_000_000,
-        ge=50_000,
-        description="A run whose history grows past this continues as new between turns "
-        "(Temporal's own suggestion also triggers it).",
-    )
-    kept_turns: int = Field(
-        default=100, ge=1, description="Turns kept for the history query and usage figures."
-    )
-    retained_events: int = Field(
-        default=1_000,
-        ge=10,
-        description="Events of the session's stream carried into its next run; a client "
-        "resuming from an older offset starts at the oldest one kept.",
-    )
-
-    @field_validator("tools")
-    @classmethod
-    def _tool_names(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else check_tool_names(value)
-
-    @classmethod
-    def for_mesh(cls, mesh: Mesh, **settings: Any) -> SessionConfig:
-        """A session of every team in ``mesh``."""
-        teams = {
-            name: TeamRoute(endpoint=team.endpoint, service=team.service)
-            for name, team in mesh.teams.items()
-        }
-        return cls(teams=teams, **settings)
-
-
-def check_tool_names(names: list[str]) -> list[str]:
-    """Clean a tool limit: names stripped, duplicates dropped; empty or odd names refused."""
-    cleaned: list[str] = []
-    for raw in names:
-        name = raw.strip()
-        if not name or not all(c.isalnum() or c in "_-" for c in name) or len(name) > 64:
-            raise ValueError(f"invalid tool or team name {raw!r}")
-        if name not in cleaned:
-            cleaned.append(name)
-    if not cleaned:
-        raise ValueError("name at least one team or tool")
-    return cleaned
-
-
-class TokenUsage(BaseModel):
-    requests: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    total_tokens: int = 0
-
-    def plus(self, other: TokenUsage) -> TokenUsage:
-        return TokenUsage(
-            requests=self.requests + other.requests,
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            total_tokens=self.total_tokens + other.total_tokens,
-        )
-
-
-class ToolCall(BaseModel):
-    """One tool call made while answering a message."""
-
-    name: str
-    location: str = Field(description="'local', or the team whose namespace runs it.")
-    call_id: str = ""
-    arguments: str = Field(default="", description="The model's arguments, cut to 500 characters.")
-    state: ToolState = "ok"
-    ok: bool = True
-    duration_ms: float = 0.0
-    error: str | None = None
-    started_at: datetime | None = Field(default=None, description="When the call started.")
-
-
-class PendingApproval(BaseModel):
-    """A tool call waiting for the user's decision."""
-
-    call_id: str
-    tool: str
-    location: str
-    arguments: dict[str, Any]
-    reason: str
-    expires_at: datetime
-
-
-class ApprovalDecision(BaseModel):
-    call_id: str = Field(default="", description="Which call; empty means the only pending one.")
-    approve: bool
-    note: str = Field(default="", description="Why, passed to the model on a denial.")
-    by: str = Field(
-        default="user",
-        max_length=200,
-        description="Who decided; the owning team keeps it with the call for audit.",
-    )
-
-
-class ChatRequest(BaseModel):
-    text: str
-
-
-class ChatReply(BaseModel):
-    turn: int = Field(description="1 for the first message of the session.")
-    text: str
-    ok: bool = Field(description="False when the agent could not finish the turn.")
-    interrupted: bool = False
-    tools: list[ToolCall] = Field(default_factory=list)
-    usage: TokenUsage = Field(default_factory=TokenUsage)
-    unavailable: dict[str, str] = Field(
-        default_factory=dict,
-        description="Teams left out of this turn because they did not answer, with the reason.",
-    )
-
-
-class Turn(BaseModel):
-    turn: int
-    user: str
-    reply: str
-    ok: bool
-    interrupted: bool = False
-    tools: list[ToolCall] = Field(default_factory=list)
-    usage: TokenUsage = Field(default_factory=TokenUsage)
+ANSWERED_MESSAGES_KEPT = 200
+"""Messages whose turn a repeat of them is answered from, across runs."""
 
 
 class CatalogState(BaseModel):
@@ -259,40 +38,6 @@ class CatalogState(BaseModel):
         return self.fetched_at is not None and self.fetched_at > self.failed_at
 
 
-class SessionEvent(BaseModel):
-    """One thing that happened in a turn, pushed to clients as it happens.
-
-    Flat, so that a client in any language reads it without a schema; which
-    fields are set depends on ``kind``.
-    """
-
-    kind: EventKind
-    turn: int
-    offset: int = Field(default=-1, description="Position in the session's stream.")
-    at: datetime | None = Field(
-        default=None, description="When it happened in the workflow (its task's time)."
-    )
-    text: str | None = Field(
-        default=None, description="turn_started: the message; reply: the reply."
-    )
-    delta: str | None = Field(default=None, description="text_delta: the next piece of text.")
-    call_id: str | None = None
-    name: str | None = Field(default=None, description="The tool's name.")
-    location: str | None = Field(default=None, description="'local', or the team.")
-    arguments: Any = Field(default=None, description="The tool call's arguments.")
-    state: str | None = None
-    ok: bool | None = None
-    interrupted: bool | None = None
-    duration_ms: float | None = None
-    error: str | None = None
-    reason: str | None = Field(default=None, description="approval_requested: why.")
-    expires_at: datetime | None = None
-    approve: bool | None = None
-    by: str | None = Field(default=None, description="approval_decided: who decided.")
-    usage: TokenUsage | None = None
-    unavailable: dict[str, str] | None = None
-
-
 class ModelPlan(BaseModel):
     """How the session's model calls run, as the orchestrator worker decided."""
 
@@ -311,6 +56,13 @@ class ModelPlan(BaseModel):
 class ModelPlanRequest(BaseModel):
     model: str
     stream: bool | None = None
+
+
+class AnsweredMessage(BaseModel):
+    """Which turn answered a message, and where that turn's events begin in the stream."""
+
+    turn: int
+    offset: int
 
 
 class SessionState(BaseModel):
@@ -336,30 +88,8 @@ class SessionState(BaseModel):
     model_plan: ModelPlan | None = Field(
         default=None, description="How model calls run, as last asked of the worker."
     )
-
-
-class SessionStatus(BaseModel):
-    """The session as the status query reports it."""
-
-    state: SessionActivity
-    turn: int = Field(description="The turn in progress, or the last one.")
-    tools: list[ToolCall] = Field(description="Tool calls of that turn so far.")
-    pending_approvals: list[PendingApproval]
-    usage_last_turn: TokenUsage
-    usage_total: TokenUsage
-    usage_by_turn: dict[int, TokenUsage]
-    tools_by_location: dict[str, int]
-    teams: dict[str, str] = Field(
+    answered: dict[str, AnsweredMessage] = Field(
         default_factory=dict,
-        description="Each team's state: 'available', 'unavailable: <reason>' or 'not fetched'.",
+        description="The latest messages' Update ids and the turns that answered them, "
+        f"oldest first (at most {ANSWERED_MESSAGES_KEPT}).",
     )
-    tool_limit: list[str] | None = None
-    compacted_turns: int
-    runs: int
-    history_events: int
-    history_bytes: int
-
-
-class SessionSummary(BaseModel):
-    turns: int
-    status: Literal["ended"] = "ended"

@@ -45,9 +45,9 @@ with workflow.unsafe.imports_passed_through():
     from meshkit.toolkit.hints import ToolHints
     from meshkit.toolkit.policy import ApprovalPolicy, ApprovalRecord, arguments_digest
     from orchestrator.activities import CALCULATOR_HINTS, CalculatorRequest, CalculatorResult
+    from orchestrator.contract import SessionConfig, ToolCall
     from orchestrator.failures import root_message
     from orchestrator.memory import truncate_output
-    from orchestrator.session_types import SessionConfig, ToolCall
     from orchestrator.weather import HINTS as WEATHER_HINTS
     from orchestrator.weather import Weather, WeatherRequest
 

@@ -9,7 +9,6 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from agents import Agent, ModelSettings, Runner
@@ -24,27 +23,52 @@ with workflow.unsafe.imports_passed_through():
     from meshkit.toolkit.catalog import ToolCatalog
     from meshkit.toolkit.policy import ApprovalPolicy
     from orchestrator import catalogs
+    from orchestrator.contract import (
+        COMPACT,
+        DECIDE,
+        END,
+        EVENTS_TOPIC,
+        HISTORY,
+        INTERRUPT,
+        LIMIT_TOOLS,
+        MESSAGE_PROGRESS,
+        SEND_MESSAGE,
+        STATUS,
+        STREAM_OFFSET_QUERY,
+        UNDO,
+        WORKFLOW_TYPE,
+        ApprovalDecision,
+        BadDecision,
+        BadMessage,
+        ChatReply,
+        ChatRequest,
+        MessageProgress,
+        NotAwaitingApproval,
+        NothingToUndo,
+        NoTurnInProgress,
+        PendingApproval,
+        SessionActivity,
+        SessionEnded,
+        SessionEvent,
+        SessionResult,
+        SessionStatus,
+        TokenUsage,
+        ToolCall,
+        Turn,
+        UnknownTool,
+        check_tool_names,
+        message_problem,
+    )
     from orchestrator.failures import turn_failure
     from orchestrator.memory import compact, drop_last_turn
     from orchestrator.model_calls import MODEL_PLAN_ACTIVITY, PLAN_PATCH, planned_model
     from orchestrator.models.hints import ModelHints, with_hints
     from orchestrator.session_types import (
-        EVENTS_TOPIC,
-        ApprovalDecision,
-        ChatReply,
-        ChatRequest,
+        ANSWERED_MESSAGES_KEPT,
+        AnsweredMessage,
         ModelPlan,
         ModelPlanRequest,
-        PendingApproval,
-        SessionActivity,
-        SessionEvent,
         SessionState,
-        SessionStatus,
-        SessionSummary,
-        TokenUsage,
-        ToolCall,
-        Turn,
-        check_tool_names,
     )
     from orchestrator.tools import (
         Approval,
@@ -81,7 +105,7 @@ INTERRUPTED = "(turn interrupted by the user before it finished)"
 # change here one that must replay the histories of older builds
 # (tests/test_determinism.py, tests/test_recorded_histories.py), and makes
 # `workflow.patched` the way to change the commands a turn issues.
-@workflow.defn(name="ChatSession", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name=WORKFLOW_TYPE, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class ChatSessionWorkflow:
     """A conversation with the agent.
 
@@ -103,6 +127,9 @@ class ChatSessionWorkflow:
         self._pending: dict[str, PendingApproval] = {}
         self._decisions: dict[str, tuple[ApprovalDecision, Any]] = {}
         self._built_tools: tuple[Any, list[Any]] | None = None
+        # Messages of this run not answered yet, by Update id: where their
+        # turn started, or None while they wait for the turn before them.
+        self._unanswered: dict[str, AnsweredMessage | None] = {}
         # The session's events, pushed to clients (Workflow Streams: publishes
         # land in workflow state, clients long-poll with an Update); carried
         # across continue-as-new. The model activity publishes the model's
@@ -111,7 +138,7 @@ class ChatSessionWorkflow:
         self._events = self._stream.topic(EVENTS_TOPIC, type=SessionEvent)
 
     @workflow.run
-    async def run(self, state: SessionState) -> SessionSummary:
+    async def run(self, state: SessionState) -> SessionResult:
         while True:
             await workflow.wait_condition(lambda: self._ended or self._history_is_large())
             # Subscribers long-poll with Updates: release them (they follow
@@ -120,7 +147,7 @@ class ChatSessionWorkflow:
             self._stream.detach_pollers()
             await workflow.wait_condition(workflow.all_handlers_finished)
             if self._ended:
-                return SessionSummary(turns=self._state.turn_count)
+                return SessionResult(turns=self._state.turn_count)
             if self._history_is_large():
                 self._state.runs += 1
                 self._state.stream = self._retained_stream()
@@ -128,34 +155,79 @@ class ChatSessionWorkflow:
 
     # --- chat -------------------------------------------------------------------------
 
-    @workflow.update
+    # A message's Update id is its idempotency key: a client that sends the
+    # same message again (after a lost connection, a timeout, a retried HTTP
+    # request) uses the same id, and the message runs one turn:
+    # - in the run that accepted it, Temporal itself deduplicates the id, in
+    #   flight or completed: the repeat is attached to the first Update and
+    #   gets its outcome; this handler never sees it;
+    # - a run that continued as new does not know the ids of its earlier runs,
+    #   so the session carries the latest answered ids in its state and
+    #   answers a repeat from the turn recorded for it, running nothing. A
+    #   message still queued or in flight cannot be repeated into a new run:
+    #   the session continues as new only when every handler has finished.
+    # The lookup issues no command, so histories recorded before it replay.
+    @workflow.update(name=SEND_MESSAGE)
     async def send_message(self, request: ChatRequest) -> ChatReply:
-        async with self._turn_lock:
-            self._turn_task = asyncio.create_task(self._run_turn(request.text.strip()))
-            try:
-                return await self._turn_task
-            finally:
-                self._turn_task = None
+        message_id = _update_id()
+        answered = self._state.answered.get(message_id)
+        if answered is not None:
+            return self._answered_again(answered)
+        self._unanswered[message_id] = None
+        try:
+            async with self._turn_lock:
+                self._turn_task = asyncio.create_task(
+                    self._run_turn(request.text.strip(), message_id)
+                )
+                try:
+                    return await self._turn_task
+                finally:
+                    self._turn_task = None
+        finally:
+            self._remember_answer(message_id)
 
     @send_message.validator
     def _validate_message(self, request: ChatRequest) -> None:
         # Rejected here, a message never enters history and changes nothing.
         if self._ended:
-            raise ValueError("this session has ended; start a new one")
-        text = request.text.strip()
-        if not text:
-            raise ValueError("the message is empty")
-        limit = self._state.config.max_message_chars
-        if len(text) > limit:
-            raise ValueError(f"the message has {len(text)} characters; the limit is {limit}")
-        controls = sorted({f"U+{ord(c):04X}" for c in text if _is_control(c)})
-        if controls:
-            raise ValueError(
-                f"the message contains control characters ({', '.join(controls[:5])}); "
-                "send plain text"
-            )
+            raise SessionEnded("this session has ended; start a new one").failure()
+        problem = message_problem(request.text, self._state.config.max_message_chars)
+        if problem:
+            raise BadMessage(problem).failure()
 
-    @workflow.update
+    @workflow.query(name=MESSAGE_PROGRESS)
+    def message_progress(self, message_id: str) -> MessageProgress | None:
+        """Where the turn of the message sent with this Update id is; None if unknown."""
+        answered = self._state.answered.get(message_id)
+        if answered is not None:
+            return MessageProgress(turn=answered.turn, offset=answered.offset, done=True)
+        if message_id not in self._unanswered:
+            return None
+        started = self._unanswered[message_id]
+        if started is None:
+            return MessageProgress()
+        return MessageProgress(turn=started.turn, offset=started.offset)
+
+    def _remember_answer(self, message_id: str) -> None:
+        started = self._unanswered.pop(message_id, None)
+        if started is None:
+            return
+        answered = self._state.answered
+        answered[message_id] = started
+        for oldest in list(answered)[:-ANSWERED_MESSAGES_KEPT]:
+            del answered[oldest]
+
+    def _answered_again(self, answered: AnsweredMessage) -> ChatReply:
+        for turn in self._state.turns:
+            if turn.turn == answered.turn:
+                return turn.as_reply()
+        return ChatReply(
+            turn=answered.turn,
+            text=f"This message was answered in turn {answered.turn}, which is no longer kept.",
+            ok=False,
+        )
+
+    @workflow.update(name=INTERRUPT)
     async def interrupt(self) -> str:
         """Cancel the turn in flight: its model call and tool calls are cancelled."""
         task = self._turn_task
@@ -169,9 +241,9 @@ class ChatSessionWorkflow:
     @interrupt.validator
     def _validate_interrupt(self) -> None:
         if self._turn_task is None:
-            raise ValueError("no turn is in progress")
+            raise NoTurnInProgress("no turn is in progress").failure()
 
-    @workflow.update
+    @workflow.update(name=DECIDE)
     async def decide(self, decision: ApprovalDecision) -> str:
         """Approve or deny a tool call waiting for approval."""
         call_id = decision.call_id or next(iter(self._pending))
@@ -193,13 +265,17 @@ class ChatSessionWorkflow:
     @decide.validator
     def _validate_decision(self, decision: ApprovalDecision) -> None:
         if not self._pending:
-            raise ValueError("no tool call is waiting for approval")
+            raise NotAwaitingApproval("no tool call is waiting for approval").failure()
         if not decision.call_id and len(self._pending) > 1:
-            raise ValueError("several calls are waiting: say which call_id you decide on")
+            raise BadDecision(
+                "several calls are waiting: say which call_id you decide on"
+            ).failure()
         if decision.call_id and decision.call_id not in self._pending:
-            raise ValueError(f"no call {decision.call_id!r} is waiting for approval")
+            raise NotAwaitingApproval(
+                f"no call {decision.call_id!r} is waiting for approval"
+            ).failure()
 
-    @workflow.update
+    @workflow.update(name=LIMIT_TOOLS)
     async def limit_tools(self, names: list[str]) -> list[str]:
         """Limit the session to some teams and tools, checked against their catalogs.
 
@@ -212,29 +288,30 @@ class ChatSessionWorkflow:
             try:
                 allowed = allowed_names(check_tool_names(names), self._catalogs(), config.teams)
             except (UnknownToolError, ValueError) as err:
-                raise ApplicationError(str(err), type="UnknownTool", non_retryable=True) from None
+                raise UnknownTool(str(err)).failure() from None
             config.tools = check_tool_names(names)
             return sorted(allowed or [])
 
     @limit_tools.validator
     def _validate_limit(self, names: list[str]) -> None:
         if self._ended:
-            raise ValueError("this session has ended; start a new one")
-        check_tool_names(names)
+            raise SessionEnded("this session has ended; start a new one").failure()
+        try:
+            check_tool_names(names)
+        except ValueError as err:
+            raise UnknownTool(str(err)).failure() from None
 
-    @workflow.update
+    @workflow.update(name=UNDO)
     async def undo(self) -> str:
         """Drop the last turn from what the model sees next (history keeps it)."""
         async with self._turn_lock:
             items, dropped = drop_last_turn(self._state.items)
             if not dropped:
-                raise ApplicationError(
-                    "there is no turn to undo", type="NothingToUndo", non_retryable=True
-                )
+                raise NothingToUndo("there is no turn to undo").failure()
             self._state.items = items
             return f"turn {self._state.turn_count} is no longer part of the conversation"
 
-    @workflow.update
+    @workflow.update(name=COMPACT)
     async def compact_now(self) -> str:
         """Compact the conversation now: the model sees only the last turn, with a note."""
         async with self._turn_lock:
@@ -245,14 +322,14 @@ class ChatSessionWorkflow:
     @undo.validator
     def _validate_undo(self) -> None:
         if self._ended:
-            raise ValueError("this session has ended; start a new one")
+            raise SessionEnded("this session has ended; start a new one").failure()
 
     @compact_now.validator
     def _validate_compact(self) -> None:
         if self._ended:
-            raise ValueError("this session has ended; start a new one")
+            raise SessionEnded("this session has ended; start a new one").failure()
 
-    @workflow.update
+    @workflow.update(name=END)
     async def end_chat(self) -> str:
         # Wait for the turn in flight, if any, so its reply is not cut off.
         async with self._turn_lock:
@@ -262,13 +339,13 @@ class ChatSessionWorkflow:
     @end_chat.validator
     def _validate_end(self) -> None:
         if self._ended:
-            raise ValueError("this session has already ended")
+            raise SessionEnded("this session has already ended").failure()
 
-    @workflow.query
+    @workflow.query(name=HISTORY)
     def history(self) -> list[Turn]:
         return list(self._state.turns)
 
-    @workflow.query
+    @workflow.query(name=STATUS)
     def status(self) -> SessionStatus:
         info = workflow.info()
         in_turn = self._turn_task is not None
@@ -397,7 +474,7 @@ class ChatSessionWorkflow:
         """The number of the turn in flight (or of the next one)."""
         return self._state.turn_count + 1
 
-    async def _run_turn(self, text: str) -> ChatReply:
+    async def _run_turn(self, text: str, message_id: str) -> ChatReply:
         """One turn, as a span of the message's trace, a metric and a log line."""
         number = self.turn
         info = workflow.info()
@@ -412,7 +489,7 @@ class ChatSessionWorkflow:
                 "gen_ai.request.model": model,
             },
         ) as turn_span:
-            reply = await self._turn(number, text)
+            reply = await self._turn(number, text, message_id)
             outcome = "ok" if reply.ok else "interrupted" if reply.interrupted else "failed"
             usage = reply.usage
             turn_span.set_attributes(
@@ -442,9 +519,11 @@ class ChatSessionWorkflow:
             )
         return reply
 
-    async def _turn(self, number: int, text: str) -> ChatReply:
+    async def _turn(self, number: int, text: str, message_id: str) -> ChatReply:
         self._calls = []
         config = self._state.config
+        offset = workflow.get_query_handler(STREAM_OFFSET_QUERY)()  # type: ignore[misc]
+        self._unanswered[message_id] = AnsweredMessage(turn=number, offset=offset)
         self._publish("turn_started", number, text=text)
         unavailable: dict[str, str] = {}
         try:
@@ -621,6 +700,7 @@ class ChatSessionWorkflow:
                 interrupted=reply.interrupted,
                 tools=reply.tools,
                 usage=reply.usage,
+                unavailable=reply.unavailable,
             )
         )
         del state.turns[: -state.config.kept_turns]
@@ -646,12 +726,7 @@ class ChatSessionWorkflow:
         )
 
 
-def _is_control(char: str) -> bool:
-    # C0/C1 controls other than line breaks and tabs, and Unicode
-    # bidirectional overrides, which can make text read differently than sent.
-    code = ord(char)
-    if char in "\n\r\t":
-        return False
-    return (
-        code < 0x20 or 0x7F <= code < 0xA0 or 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069
-    )
+def _update_id() -> str:
+    info = workflow.current_update_info()
+    assert info is not None  # called from an Update handler
+    return info.id

@@ -17,11 +17,12 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from meshkit.observability.tracing import current_span
+from orchestrator.contract import DEFAULT_MODEL
 from orchestrator.models.hints import split_hints
 from orchestrator.models.offline import NAME as OFFLINE
 from orchestrator.models.offline import OfflineModel
 from orchestrator.models.streaming import StreamingModel
-from orchestrator.session_types import DEFAULT_MODEL, ModelPlan, ModelPlanRequest
+from orchestrator.session_types import ModelPlan, ModelPlanRequest
 
 
 class LlmSettings(BaseSettings):
