@@ -21,6 +21,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle
 
 from meshkit.mesh import Mesh, NamespaceConfig, connect
+from orchestrator.contract import SEND_MESSAGE
 
 LOCAL_ACTIVITY_MARKER = "core_local_activity"
 
@@ -86,7 +87,7 @@ def count_actions(events: list[HistoryEvent]) -> Counter[str]:
 
 
 def turn_slice(
-    events: list[HistoryEvent], update: str = "send_message"
+    events: list[HistoryEvent], update: str = SEND_MESSAGE
 ) -> tuple[list[HistoryEvent], int]:
     """The events from the first ``update`` accepted to the last one completed, and how many."""
     ids: set[str] = set()

@@ -11,12 +11,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from bench.config import BenchConfig
-from bench.turns import BY_NAME, TurnResults, end_session, new_session_id, one_turn
+from bench.turns import BY_NAME, TurnResults, end_session, one_turn, open_session
 from meshkit.mesh import Mesh
-from orchestrator.session_client import open_session, session_workflow_id
 
 CHEAP = (BY_NAME["local_tool"], BY_NAME["no_tool"])
 """Alternated: the cheapest tool turn and the no-tool turn."""
@@ -89,8 +88,7 @@ async def run_histories(client: Client, workflow_id: str) -> list[RunHistory]:
 
 
 async def long_conversation(client: Client, mesh: Mesh, config: BenchConfig) -> LongResult:
-    session = new_session_id("long")
-    handle: WorkflowHandle = await open_session(client, mesh, session)
+    handle = await open_session(client, mesh, "long")
     results = TurnResults()
     latencies: list[float] = []
     first_failed: int | None = None
@@ -107,7 +105,7 @@ async def long_conversation(client: Client, mesh: Mesh, config: BenchConfig) -> 
             break
         latencies.append(elapsed)
     wall = time.perf_counter() - started
-    runs = await run_histories(client, session_workflow_id(session))
+    runs = await run_histories(client, handle.id)
     await end_session(handle)
     return LongResult(
         turns=len(latencies),

@@ -16,14 +16,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 
 from bench.config import BenchConfig
 from bench.stats import Summary
-from bench.turns import BY_NAME, TurnResults, end_session, new_session_id, one_turn
+from bench.turns import BY_NAME, TurnResults, end_session, one_turn, open_session
 from meshkit.mesh import Mesh
-from orchestrator import session_client as sessions
-from orchestrator.session_client import open_session
+from orchestrator.session import Session
 
 KIND = BY_NAME["nexus_workflow"]
 POLL_INTERVAL_S = 0.25
@@ -40,8 +39,8 @@ class PushResult:
     errors: list[str]
 
 
-async def _follow(handle: WorkflowHandle, delays: list[float]) -> None:
-    async for event in sessions.follow(handle, -1):
+async def _follow(session: Session, delays: list[float]) -> None:
+    async for event in session.follow(-1):
         if event.kind == "tool_started" and event.at is not None:
             delays.append((time.time() - event.at.timestamp()) * 1000)
 
@@ -54,16 +53,16 @@ class Poller:
         self.delays = delays
         self.seen: set[str] = set()
 
-    async def check(self, handle: WorkflowHandle) -> None:
+    async def check(self, session: Session) -> None:
         with contextlib.suppress(Exception):
-            for call in (await sessions.status(handle)).tools:
+            for call in (await session.status()).tools:
                 if call.call_id not in self.seen and call.started_at is not None:
                     self.seen.add(call.call_id)
                     self.delays.append((time.time() - call.started_at.timestamp()) * 1000)
 
-    async def run(self, handle: WorkflowHandle) -> None:
+    async def run(self, session: Session) -> None:
         while True:
-            await self.check(handle)
+            await self.check(session)
             await asyncio.sleep(POLL_INTERVAL_S)
 
 
@@ -72,22 +71,22 @@ async def _turns(
     mesh: Mesh,
     config: BenchConfig,
     label: str,
-    watch: Callable[[WorkflowHandle], Awaitable[None]] | None,
-    after_turn: Callable[[WorkflowHandle], Awaitable[None]] | None = None,
+    watch: Callable[[Session], Awaitable[None]] | None,
+    after_turn: Callable[[Session], Awaitable[None]] | None = None,
 ) -> TurnResults:
     results = TurnResults()
-    handle = await open_session(client, mesh, new_session_id(f"push-{label}"))
-    watcher = asyncio.ensure_future(watch(handle)) if watch else None
+    session = await open_session(client, mesh, f"push-{label}")
+    watcher = asyncio.ensure_future(watch(session)) if watch else None
     try:
         for n in range(config.warmup + config.turn_samples):
             measured = results if n >= config.warmup else None
-            await one_turn(handle, KIND, config.turn_timeout_s, measured)
+            await one_turn(session, KIND, config.turn_timeout_s, measured)
             if after_turn:
-                await after_turn(handle)
+                await after_turn(session)
     finally:
         if watcher:
             watcher.cancel()
-        await end_session(handle)
+        await end_session(session)
     return results
 
 

@@ -22,16 +22,16 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 
 from bench.config import BenchConfig
 from bench.cpu import CpuMeter, spent
 from bench.processes import WorkerProcess, start_workers, stop_all
-from bench.turns import KINDS, TurnKind, TurnResults, end_session, new_session_id, one_turn
+from bench.turns import KINDS, TurnKind, TurnResults, end_session, one_turn, open_session
 from meshkit.mesh import Mesh
 from meshkit.observability.spans import TURN_SPAN
 from meshkit.setup import setup_mesh
-from orchestrator.session_client import open_session
+from orchestrator.session import Session
 
 SUFFIX = "traced"
 TRACE_FILE = "traces.jsonl"
@@ -123,12 +123,10 @@ async def _measure_kind(
 ) -> tuple[TurnResults, TurnResults]:
     results = {side: TurnResults() for side in meshes}
     warm = {side: TurnResults() for side in meshes}
-    handles: dict[str, WorkflowHandle] = {}
+    handles: dict[str, Session] = {}
     try:
         for side, mesh in meshes.items():
-            handles[side] = await open_session(
-                client, mesh, new_session_id(f"trace-{side}-{kind.name}")
-            )
+            handles[side] = await open_session(client, mesh, f"trace-{side}-{kind.name}")
         for side, handle in handles.items():
             for _ in range(config.warmup):
                 await one_turn(handle, kind, config.turn_timeout_s, warm[side])

@@ -1,13 +1,11 @@
 """Agent turns through the real ChatSession workflow, with the offline model.
 
-Every turn goes the way a user's does: a ``send_message`` Update of a
-ChatSession started by ``orchestrator.session_client.open_session``, answered
-by the orchestrator worker process, which calls the teams' worker processes.
-A reply whose tools differ from what the question needs counts as an error.
-
-The Update is sent directly rather than through ``session_client.send``:
-that one also polls the session's status query every 250 ms to show progress
-in the terminal, which would add query load that is not the turn's cost.
+Every turn goes the way a user's does: a message sent with
+``orchestrator.session.Session.send`` to a ChatSession opened by the
+``SessionClient``, answered by the orchestrator worker process, which calls
+the teams' worker processes. A reply whose tools differ from what the
+question needs counts as an error. Turns are sent with no listener, so the
+client follows no event stream: the figure is the turn's own cost.
 """
 
 from __future__ import annotations
@@ -19,15 +17,16 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 
 from bench.config import BenchConfig
 from bench.cpu import CpuMeter, spent
 from bench.history import HistoryCost, HistoryMeter
 from bench.stats import Summary, percentile, timed
 from meshkit.mesh import Mesh
-from orchestrator.session_client import open_session
-from orchestrator.session_types import ChatReply, ChatRequest
+from orchestrator.contract import ChatReply
+from orchestrator.session import Session
+from orchestrator.session_client import SessionClient
 
 
 @dataclass(frozen=True)
@@ -95,30 +94,26 @@ def new_session_id(label: str) -> str:
     return f"bench-{label}-{uuid.uuid4().hex[:10]}"
 
 
-async def end_session(handle: WorkflowHandle) -> None:
+async def open_session(client: Client, mesh: Mesh, label: str) -> Session:
+    return await SessionClient(client, mesh).open(new_session_id(label))
+
+
+async def end_session(session: Session) -> None:
     """Close a session the way the chat does; a session already gone is fine."""
     # Ended, terminated (history limit) or timed out: nothing left to close.
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(handle.execute_update("end_chat", result_type=str), 30)
-
-
-async def send(handle: WorkflowHandle, text: str, timeout_s: float) -> ChatReply:
-    reply: ChatReply = await asyncio.wait_for(
-        handle.execute_update("send_message", ChatRequest(text=text), result_type=ChatReply),
-        timeout_s,
-    )
-    return reply
+        await asyncio.wait_for(session.end(), 30)
 
 
 async def one_turn(
-    handle: WorkflowHandle, kind: TurnKind, timeout_s: float, results: TurnResults | None
+    session: Session, kind: TurnKind, timeout_s: float, results: TurnResults | None
 ) -> float:
     """Send one turn; record it in ``results`` and return its latency in ms."""
     reply: ChatReply | None = None
     error = ""
     started = time.perf_counter()
     try:
-        reply, elapsed = await timed(lambda: send(handle, kind.question, timeout_s))
+        reply, elapsed = await timed(lambda: session.send(kind.question, timeout_s))
     except Exception as err:  # a failed turn (timeout, RPC error) is a figure, not a crash
         elapsed = (time.perf_counter() - started) * 1000
         error = f"{type(err).__name__}: {err}"
@@ -143,23 +138,23 @@ async def measure_kind(
     remaining = config.turn_samples
     first = True
     while remaining > 0:
-        handle = await open_session(client, mesh, new_session_id(kind.name))
+        session = await open_session(client, mesh, kind.name)
         try:
             if first:
                 for _ in range(config.warmup):
-                    await one_turn(handle, kind, config.turn_timeout_s, warm)
+                    await one_turn(session, kind, config.turn_timeout_s, warm)
                 first = False
             for _ in range(min(remaining, config.turns_per_session)):
                 before = meter.snapshot() if meter else {}
-                await one_turn(handle, kind, config.turn_timeout_s, results)
+                await one_turn(session, kind, config.turn_timeout_s, results)
                 if meter:
                     for name, used in spent(before, meter.snapshot()).items():
                         results.cpu_s[name] = results.cpu_s.get(name, 0.0) + used
                 remaining -= 1
         finally:
-            await end_session(handle)
+            await end_session(session)
         if histories is not None:
-            results.history.add(await histories.session(handle))
+            results.history.add(await histories.session(session.handle))
     results.errors = warm.errors + results.errors
     return results
 
@@ -182,24 +177,24 @@ async def sweep_level(
     """``sessions`` sessions at once, each sending ``sweep_turns`` tool turns in a
     row, rotating through the tool questions. Sessions open before the clock
     starts: the figure is turns, not workflow starts."""
-    handles = await asyncio.gather(
-        *(open_session(client, mesh, new_session_id(f"c{sessions}")) for _ in range(sessions))
+    opened = await asyncio.gather(
+        *(open_session(client, mesh, f"c{sessions}") for _ in range(sessions))
     )
     results = TurnResults()
 
-    async def converse(index: int, handle: WorkflowHandle) -> None:
+    async def converse(index: int, session: Session) -> None:
         for turn in range(config.sweep_turns):
             kind = TOOL_KINDS[(index + turn) % len(TOOL_KINDS)]
-            await one_turn(handle, kind, config.turn_timeout_s, results)
+            await one_turn(session, kind, config.turn_timeout_s, results)
 
     before = meter.snapshot() if meter else {}
     started = time.perf_counter()
     try:
-        await asyncio.gather(*(converse(i, h) for i, h in enumerate(handles)))
+        await asyncio.gather(*(converse(i, s) for i, s in enumerate(opened)))
         wall = time.perf_counter() - started
         cpu = spent(before, meter.snapshot()) if meter else {}
     finally:
-        await asyncio.gather(*(end_session(h) for h in handles))
+        await asyncio.gather(*(end_session(s) for s in opened))
     done = len(results.latencies)
     return LevelResult(
         sessions=sessions,

@@ -21,31 +21,32 @@ import json
 import os
 import signal
 import sys
-import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.client import Plugin
 from temporalio.service import RPCError
 
 from meshkit import observability
-from meshkit.mesh import Mesh, MeshError, connect, load_mesh
+from meshkit.mesh import MeshError, load_mesh, mesh_path
 from meshkit.runtime import exit_now
-from orchestrator import session_client as sessions
-from orchestrator.session_client import ChatError
-from orchestrator.session_types import (
+from orchestrator.contract import (
     DEFAULT_MODEL,
     ApprovalDecision,
     ChatReply,
     PendingApproval,
+    SessionError,
     SessionStatus,
     ToolCall,
 )
+from orchestrator.session import Session
+from orchestrator.session_client import SessionClient
+from orchestrator.session_watch import Approver
 
 console = Console(highlight=False, soft_wrap=True)
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -193,7 +194,7 @@ def approver_name() -> str:
         return "terminal user"
 
 
-def approver_for(mode: str) -> sessions.Approver:
+def approver_for(mode: str) -> Approver:
     """How pending approvals are answered: ask at the terminal, or a fixed answer."""
     who = approver_name()
 
@@ -219,7 +220,7 @@ def approver_for(mode: str) -> sessions.Approver:
 
 
 async def send_interruptible(
-    handle: WorkflowHandle, text: str, timeout_s: float, approval: str
+    session: Session, text: str, timeout_s: float, approval: str
 ) -> ChatReply:
     """Send a message; Ctrl-C while it runs interrupts the turn, not the chat."""
     loop = asyncio.get_running_loop()
@@ -228,7 +229,7 @@ async def send_interruptible(
     def on_sigint() -> None:
         if not interrupting:
             console.print("[dim]  interrupting the turn...[/]")
-            interrupting.append(asyncio.ensure_future(sessions.interrupt(handle)))
+            interrupting.append(asyncio.ensure_future(session.interrupt()))
 
     streamed: list[str] = []
 
@@ -246,8 +247,7 @@ async def send_interruptible(
 
     loop.add_signal_handler(signal.SIGINT, on_sigint)
     try:
-        reply = await sessions.send(
-            handle,
+        reply = await session.send(
             text,
             timeout_s,
             approver=approver_for(approval),
@@ -259,44 +259,37 @@ async def send_interruptible(
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         for task in interrupting:
-            with contextlib.suppress(ChatError):  # the turn had already finished
+            with contextlib.suppress(SessionError):  # the turn had already finished
                 await task
 
 
 async def run_chat(
-    mesh: Mesh,
+    sessions: SessionClient,
     message: str | None,
-    session: str | None,
+    name: str | None,
     model: str,
     timeout_s: float,
     approval: str,
     tools: list[str] | None = None,
 ) -> int:
-    client = await connect(mesh, mesh.orchestrator, data_converter=pydantic_data_converter)
-    session_id = session or uuid.uuid4().hex[:12]
-    handle = await sessions.open_session(client, mesh, session_id, model)
-    if tools is not None:
-        try:
-            allowed = await sessions.limit_tools(handle, tools)
-        except ChatError:
-            if session is None:
-                await sessions.end(handle)  # nothing was said in it: leave nothing behind
-            raise
-        console.print(f"[dim]tools of this session: {escape(', '.join(allowed))}[/]")
+    # A session given no name is this command's own; a refused tool limit ends it.
+    session = await sessions.open(name, model=model, tools=tools)
+    if session.allowed_tools is not None:
+        console.print(f"[dim]tools of this session: {escape(', '.join(session.allowed_tools))}[/]")
     if message is not None:
         try:
-            reply = await send_interruptible(handle, message, timeout_s, approval)
+            reply = await send_interruptible(session, message, timeout_s, approval)
         finally:
-            if session is None:
+            if name is None:
                 # A one-shot session has nothing to resume: close it.
-                await sessions.end(handle)
+                await session.end()
         return 0 if reply.ok else 1
-    return await interactive(handle, mesh, timeout_s, approval)
+    return await interactive(session, sessions.mesh.orchestrator.namespace, timeout_s, approval)
 
 
-async def interactive(handle: WorkflowHandle, mesh: Mesh, timeout_s: float, approval: str) -> int:
+async def interactive(session: Session, namespace: str, timeout_s: float, approval: str) -> int:
     console.print(
-        f"[dim]session {escape(handle.id)} in namespace {escape(mesh.orchestrator.namespace)}. "
+        f"[dim]session {escape(session.id)} in namespace {escape(namespace)}. "
         "Commands: /history /status /undo /compact /end; Ctrl-C interrupts a turn; Ctrl-D leaves the "
         "session open.[/]"
     )
@@ -308,7 +301,9 @@ async def interactive(handle: WorkflowHandle, mesh: Mesh, timeout_s: float, appr
         try:
             text = await prompt
         except (EOFError, asyncio.CancelledError):
-            console.print(f"\n[dim]left session open: resume with --session {escape(handle.id)}[/]")
+            console.print(
+                f"\n[dim]left session open: resume with --session {escape(session.id)}[/]"
+            )
             return 0
         finally:
             loop.remove_signal_handler(signal.SIGINT)
@@ -317,42 +312,53 @@ async def interactive(handle: WorkflowHandle, mesh: Mesh, timeout_s: float, appr
             continue
         try:
             if command in ("/end", "/quit", "/exit"):
-                console.print(f"[dim]{escape(await sessions.end(handle))}[/]")
+                console.print(f"[dim]{escape(await session.end())}[/]")
                 return 0
             if command == "/history":
-                for turn in await handle.query("history", result_type=list):
+                for turn in await session.history():
                     console.print(
-                        f"[dim]{turn['turn']}. you: {escape(turn['user'])}\n"
-                        f"   agent: {escape(turn['reply'])}[/]"
+                        f"[dim]{turn.turn}. you: {escape(turn.user)}\n"
+                        f"   agent: {escape(turn.reply)}[/]"
                     )
                 continue
             if command == "/status":
-                console.print(status_table(await sessions.status(handle)))
+                console.print(status_table(await session.status()))
                 continue
             if command in ("/undo", "/compact"):
-                name = "undo" if command == "/undo" else "compact_now"
-                console.print(f"[dim]{escape(await sessions.session_update(handle, name))}[/]")
+                done = await (session.undo() if command == "/undo" else session.compact())
+                console.print(f"[dim]{escape(done)}[/]")
                 continue
-            await send_interruptible(handle, text, timeout_s, approval)
-        except ChatError as err:
+            await send_interruptible(session, text, timeout_s, approval)
+        except SessionError as err:
             errors.print(f"[red]{escape(str(err))}[/]")
 
 
-async def list_open(mesh: Mesh) -> int:
-    client = await connect(mesh, mesh.orchestrator, data_converter=pydantic_data_converter)
-    rows = await sessions.list_sessions(client)
-    for workflow_id, started in rows:
-        console.print(f"{workflow_id}  started {started}")
+async def list_open(mesh_file: Path, tracing: Sequence[Plugin] = ()) -> int:
+    sessions = await SessionClient.connect(mesh_file, tracing=tracing)
+    rows = await sessions.list()
+    for row in rows:
+        console.print(f"{row.id}  started {row.started}")
     if not rows:
         console.print("[dim]no open sessions[/]")
     return 0
 
 
-async def end_one(mesh: Mesh, session: str) -> int:
-    client: Client = await connect(mesh, mesh.orchestrator, data_converter=pydantic_data_converter)
-    handle = await sessions.attach(client, session)
-    console.print(await sessions.end(handle))
+async def end_one(mesh_file: Path, name: str, tracing: Sequence[Plugin] = ()) -> int:
+    sessions = await SessionClient.connect(mesh_file, tracing=tracing)
+    session = await sessions.attach(name)
+    console.print(await session.end())
     return 0
+
+
+async def chat(
+    mesh_file: Path,
+    message: str | None,
+    name: str | None,
+    *args: Any,
+    tracing: Sequence[Plugin] = (),
+) -> int:
+    sessions = await SessionClient.connect(mesh_file, tracing=tracing)
+    return await run_chat(sessions, message, name, *args)
 
 
 app = typer.Typer(add_completion=False)
@@ -411,16 +417,27 @@ def main(
     approval = "approve" if approve else "deny" if deny else "ask"
     telemetry = None
     try:
-        mesh = load_mesh(mesh_file)
-        telemetry = observability.setup("chat", mesh.orchestrator.namespace)
+        path = mesh_file or mesh_path()
+        telemetry = observability.setup("chat", load_mesh(path).orchestrator.namespace)
         if list_:
-            code = asyncio.run(list_open(mesh))
+            code = asyncio.run(list_open(path, telemetry.plugins))
         elif end_:
-            code = asyncio.run(end_one(mesh, end_))
+            code = asyncio.run(end_one(path, end_, telemetry.plugins))
         else:
             limit = [n for n in tools.split(",")] if tools is not None else None
-            code = asyncio.run(run_chat(mesh, message, session, model, timeout, approval, limit))
-    except (ChatError, MeshError) as err:
+            code = asyncio.run(
+                chat(
+                    path,
+                    message,
+                    session,
+                    model,
+                    timeout,
+                    approval,
+                    limit,
+                    tracing=telemetry.plugins,
+                )
+            )
+    except (SessionError, MeshError) as err:
         errors.print(f"[red]error: {escape(str(err))}[/]")
     except RPCError as err:
         errors.print(f"[red]error: Temporal refused the request: {escape(err.message)}[/]")

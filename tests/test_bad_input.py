@@ -12,9 +12,8 @@ from temporalio.client import Client
 
 from meshkit.mesh import Mesh
 from meshkit.toolkit.store import IdempotentStore
-from orchestrator import session_client as sessions
-from orchestrator.session_client import ChatError, open_session, send
-from orchestrator.session_types import SessionConfig
+from orchestrator.contract import SessionConfig, SessionError
+from orchestrator.session_client import SessionClient
 from tests.helpers import SCRIPTED, ScriptedModel, call, say
 from tests.reliability import count
 
@@ -45,12 +44,14 @@ BAD_MESSAGES = [
 async def test_bad_messages_are_rejected_before_they_touch_the_session(
     client: Client, running_mesh: Mesh, text: str, reason: str
 ) -> None:
-    handle = await open_session(client, running_mesh, f"bad-msg-{uuid.uuid4().hex[:8]}", "offline")
-    await send(handle, "What is 1 + 1?", 60)
-    before = await handle.query("history", result_type=list)
-    with pytest.raises(ChatError, match=reason):
-        await send(handle, text, 30)
-    assert await handle.query("history", result_type=list) == before
+    handle = await SessionClient(client, running_mesh).open(
+        f"bad-msg-{uuid.uuid4().hex[:8]}", model="offline"
+    )
+    await handle.send("What is 1 + 1?", 60)
+    before = await handle.history()
+    with pytest.raises(SessionError, match=reason):
+        await handle.send(text, 30)
+    assert await handle.history() == before
     count("bad_inputs")
 
 
@@ -68,8 +69,10 @@ async def test_bad_messages_are_rejected_before_they_touch_the_session(
 async def test_mixed_scripts_and_emoji_are_plain_text_and_answered(
     client: Client, running_mesh: Mesh, text: str
 ) -> None:
-    handle = await open_session(client, running_mesh, f"script-{uuid.uuid4().hex[:8]}", "offline")
-    reply = await send(handle, text, 60)
+    handle = await SessionClient(client, running_mesh).open(
+        f"script-{uuid.uuid4().hex[:8]}", model="offline"
+    )
+    reply = await handle.send(text, 60)
     assert reply.ok and "42" in reply.text
     count("bad_inputs")
     count("turns")
@@ -78,17 +81,19 @@ async def test_mixed_scripts_and_emoji_are_plain_text_and_answered(
 async def test_messages_to_an_ended_or_unknown_session_are_refused(
     client: Client, running_mesh: Mesh
 ) -> None:
-    handle = await open_session(client, running_mesh, f"gone-{uuid.uuid4().hex[:8]}", "offline")
-    await sessions.end(handle)
-    with pytest.raises(ChatError, match="has ended"):
-        await send(handle, "hello?", 30)
-    with pytest.raises(ChatError, match="already ended"):
-        await sessions.end(handle)
-    with pytest.raises(ChatError, match="no session"):
-        await sessions.attach(client, f"never-{uuid.uuid4().hex[:8]}")
-    unknown = client.get_workflow_handle(f"chat-never-{uuid.uuid4().hex[:8]}")
-    with pytest.raises(ChatError, match="ended or does not exist"):
-        await send(unknown, "hello?", 30)
+    handle = await SessionClient(client, running_mesh).open(
+        f"gone-{uuid.uuid4().hex[:8]}", model="offline"
+    )
+    await handle.end()
+    with pytest.raises(SessionError, match="has ended"):
+        await handle.send("hello?", 30)
+    with pytest.raises(SessionError, match="already ended"):
+        await handle.end()
+    with pytest.raises(SessionError, match="no session"):
+        await SessionClient(client, running_mesh).attach(f"never-{uuid.uuid4().hex[:8]}")
+    unknown = SessionClient(client, running_mesh).session(f"never-{uuid.uuid4().hex[:8]}")
+    with pytest.raises(SessionError, match="ended or does not exist"):
+        await unknown.send("hello?", 30)
     count("bad_inputs", 4)
 
 
@@ -196,17 +201,17 @@ async def test_bad_tool_arguments_get_a_clear_error_and_change_nothing(
     tickets = IdempotentStore(stores / "tickets.sqlite", "tickets")
     before = (len(expenses.all()), len(tickets.all()))
     config = SessionConfig.for_mesh(running_mesh, model=SCRIPTED)
-    handle = await open_session(
-        client, running_mesh, f"bad-arg-{uuid.uuid4().hex[:8]}", config=config
+    handle = await SessionClient(client, running_mesh).open(
+        f"bad-arg-{uuid.uuid4().hex[:8]}", config=config
     )
     scripted_model.script(handle.id, call((tool, args)), say("Sorry."))  # type: ignore[arg-type]
 
     async def approve(pending):  # type: ignore[no-untyped-def]
-        from orchestrator.session_types import ApprovalDecision
+        from orchestrator.contract import ApprovalDecision
 
         return ApprovalDecision(approve=True)
 
-    reply = await send(handle, "go", 60, approver=approve)
+    reply = await handle.send("go", 60, approver=approve)
     [record] = reply.tools
     assert record.state == "error" and message in (record.error or ""), record.error
     assert reply.ok and reply.text == "Sorry."

@@ -10,8 +10,8 @@ import pytest
 from temporalio.client import Client
 
 from meshkit.mesh import Mesh
-from orchestrator.session_client import open_session, send
-from orchestrator.session_types import SessionConfig
+from orchestrator.contract import SessionConfig
+from orchestrator.session_client import SessionClient
 from tests.fakes import FakeExpenses
 from tests.helpers import SCRIPTED, ScriptedModel, call, say
 from tests.processes import own_mesh
@@ -36,10 +36,10 @@ async def test_finance_worker_killed_during_submit_expense_files_exactly_one_cla
                 running_mesh.model_copy(update={"teams": teams}), model=SCRIPTED
             )
             session = f"crash-{uuid.uuid4().hex[:6]}"
-            handle = await open_session(client, running_mesh, session, config=config)
+            handle = await SessionClient(client, running_mesh).open(session, config=config)
             expense = {"amount": 42.5, "currency": "EUR", "description": "Train ticket"}
             scripted_model.script(handle.id, call(("submit_expense", expense)), say("Filed."))
-            turn = asyncio.ensure_future(send(handle, "file my train ticket", 120))
+            turn = asyncio.ensure_future(handle.send("file my train ticket", 120))
 
             # The claim reaches the backend; the worker dies before the answer does.
             await asyncio.to_thread(backend.first_request.wait, 30)

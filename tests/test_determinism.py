@@ -12,9 +12,8 @@ import pytest
 from temporalio.client import Client, WorkflowHistory
 
 from meshkit.mesh import Mesh, connect
-from orchestrator import session_client as sessions
-from orchestrator.session_client import open_session, send
-from orchestrator.session_types import ApprovalDecision, SessionConfig
+from orchestrator.contract import ApprovalDecision, SessionConfig
+from orchestrator.session_client import SessionClient
 from tests.helpers import (
     SCRIPTED,
     ScriptedModel,
@@ -37,14 +36,14 @@ def record(prefix: str, history: WorkflowHistory, run: str = "") -> None:
 
 async def test_a_continue_as_new_chain_replays(client: Client, running_mesh: Mesh) -> None:
     config = SessionConfig.for_mesh(running_mesh, model="offline", max_run_history_bytes=50_000)
-    handle = await open_session(
-        client, running_mesh, f"chain-{uuid.uuid4().hex[:6]}", config=config
+    handle = await SessionClient(client, running_mesh).open(
+        f"chain-{uuid.uuid4().hex[:6]}", config=config
     )
     for n in range(40):
-        assert (await send(handle, f"What is {n} * 3?", 60)).ok
-    reply = await send(handle, "What did I ask before?", 60)
+        assert (await handle.send(f"What is {n} * 3?", 60)).ok
+    reply = await handle.send("What did I ask before?", 60)
     assert "What is 39 * 3?" in reply.text, "memory crosses the continue-as-new boundary"
-    await sessions.end(handle)  # a closed last run replays to its end
+    await handle.end()  # a closed last run replays to its end
     runs = [r async for r in client.list_workflows(f"WorkflowId = '{handle.id}'")]
     assert len(runs) >= 3, "the session should have continued as new several times"
     # The first run, runs started by continue-as-new, and the last (open) run;
@@ -61,8 +60,8 @@ async def test_every_team_workflow_type_replays(
     client: Client, running_mesh: Mesh, scripted_model: ScriptedModel
 ) -> None:
     config = SessionConfig.for_mesh(running_mesh, model=SCRIPTED)
-    handle = await open_session(
-        client, running_mesh, f"types-{uuid.uuid4().hex[:6]}", config=config
+    handle = await SessionClient(client, running_mesh).open(
+        f"types-{uuid.uuid4().hex[:6]}", config=config
     )
     scripted_model.script(
         handle.id,
@@ -78,9 +77,9 @@ async def test_every_team_workflow_type_replays(
     async def approve(pending):  # type: ignore[no-untyped-def]
         return ApprovalDecision(approve=True)
 
-    reply = await send(handle, "do everything", 60, approver=approve)
+    reply = await handle.send("do everything", 60, approver=approve)
     assert sorted(t.state for t in reply.tools) == ["ok"] * 4
-    record("chat", await handle.fetch_history())
+    record("chat", await handle.handle.fetch_history())
     for team, types, make_replayer in (
         ("it", ("JiraMetricsWorkflow", "CreateTicketWorkflow"), it_replayer),
         ("finance", ("StockPriceWorkflow", "SubmitExpenseWorkflow"), finance_replayer),

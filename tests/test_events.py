@@ -11,9 +11,8 @@ from temporalio.client import Client
 
 from meshkit.mesh import Mesh
 from meshkit.polling import poll_until
-from orchestrator import session_client as sessions
-from orchestrator.session_client import open_session, send
-from orchestrator.session_types import SessionConfig, SessionEvent
+from orchestrator.contract import SessionConfig, SessionEvent
+from orchestrator.session_client import SessionClient
 
 pytestmark = pytest.mark.asyncio
 
@@ -24,14 +23,16 @@ async def test_events_follow_a_session_across_continue_as_new(
     config = SessionConfig.for_mesh(
         running_mesh, model="offline", max_run_history_bytes=50_000, stream=True
     )
-    handle = await open_session(client, running_mesh, f"ev-{uuid.uuid4().hex[:8]}", config=config)
+    handle = await SessionClient(client, running_mesh).open(
+        f"ev-{uuid.uuid4().hex[:8]}", config=config
+    )
     turns = 0
 
     async def continued_as_new_twice() -> bool:
         nonlocal turns
-        if (await sessions.status(handle)).runs >= 3:
+        if (await handle.status()).runs >= 3:
             return True
-        await send(handle, f"What is {turns} + 1?", 60)
+        await handle.send(f"What is {turns} + 1?", 60)
         turns += 1
         assert turns < 60, "the session never continued as new"
         return False
@@ -46,13 +47,13 @@ async def test_events_follow_a_session_across_continue_as_new(
     seen: list[SessionEvent] = []
 
     async def collect() -> None:
-        async for event in sessions.follow(handle, -1):
+        async for event in handle.follow(-1):
             seen.append(event)
             if event.kind == "reply" and event.turn == turns + 1:
                 return
 
     follower = asyncio.ensure_future(collect())
-    await send(handle, "What is 2 * 21?", 60)
+    await handle.send("What is 2 * 21?", 60)
     await asyncio.wait_for(follower, 30)
 
     offsets = [event.offset for event in seen]

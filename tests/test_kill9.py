@@ -16,13 +16,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 
 from meshkit.mesh import Mesh, connect
 from meshkit.polling import poll_until
-from orchestrator import session_client as sessions
-from orchestrator.session_client import open_session, send
-from orchestrator.session_types import ApprovalDecision, ChatReply, SessionConfig, SessionStatus
+from orchestrator.contract import ApprovalDecision, ChatReply, SessionConfig, SessionStatus
+from orchestrator.session import Session
+from orchestrator.session_client import SessionClient
 from tests.fakes import FakeExpenses, FakeJira, FakeLLM, FakeMarket
 from tests.processes import OwnMesh, own_mesh
 from tests.reliability import assert_no_task_failures, count, recovered
@@ -74,15 +74,15 @@ async def rig(
         fake.http.close()
 
 
-async def new_session(client: Client, rig: Rig, **settings: object) -> WorkflowHandle:
+async def new_session(client: Client, rig: Rig, **settings: object) -> Session:
     config = SessionConfig.for_mesh(rig.mesh, **settings)
-    handle = await open_session(client, rig.mesh, f"k9-{uuid.uuid4().hex[:8]}", config=config)
+    handle = await SessionClient(client, rig.mesh).open(f"k9-{uuid.uuid4().hex[:8]}", config=config)
     rig.sessions.append(handle.id)
     return handle
 
 
-async def awaiting_approval(handle: WorkflowHandle) -> SessionStatus | None:
-    status = await sessions.status(handle)
+async def awaiting_approval(handle: Session) -> SessionStatus | None:
+    status = await handle.status()
     return status if status.state == "awaiting_approval" else None
 
 
@@ -95,11 +95,11 @@ async def kill(rig: Rig, worker: str) -> float:
 
 
 async def finish(
-    turn: asyncio.Future[ChatReply], handle: WorkflowHandle, killed: float, fault: str
+    turn: asyncio.Future[ChatReply], handle: Session, killed: float, fault: str
 ) -> ChatReply:
     reply = await asyncio.wait_for(turn, 120)
     recovered(fault, time.monotonic() - killed)
-    await assert_no_task_failures(handle)
+    await assert_no_task_failures(handle.handle)
     count("turns")
     return reply
 
@@ -118,14 +118,14 @@ async def test_orchestrator_killed_during_a_model_call(
 ) -> None:
     handle = await new_session(client, rig, stream=stream)
     rig.llm.hold()
-    turn = asyncio.ensure_future(send(handle, "please calc this", 120))
+    turn = asyncio.ensure_future(handle.send("please calc this", 120))
     await asyncio.to_thread(rig.llm.held.wait, 30)
     killed = await kill(rig, "orchestrator")
     rig.llm.release.set()
     reply = await finish(turn, handle, killed, fault)
     assert reply.ok and reply.text.startswith("done:") and '"value":42' in reply.text
     assert [(t.name, t.state) for t in reply.tools] == [("calculator", "ok")]
-    events = [e async for e in handle.fetch_history_events()]
+    events = [e async for e in handle.handle.fetch_history_events()]
     scheduled = {
         e.activity_task_scheduled_event_attributes.activity_type.name
         for e in events
@@ -139,7 +139,7 @@ async def test_orchestrator_killed_during_a_nexus_operation(client: Client, rig:
     before = len(rig.expenses.records)
     rig.expenses.first_request.clear()
     handle = await new_session(client, rig)
-    turn = asyncio.ensure_future(send(handle, "expense 40 for lunch", 120))
+    turn = asyncio.ensure_future(handle.send("expense 40 for lunch", 120))
     await asyncio.to_thread(rig.expenses.first_request.wait, 30)
     killed = await kill(rig, "orchestrator")
     reply = await finish(turn, handle, killed, "orchestrator in a Nexus operation")
@@ -151,7 +151,7 @@ async def test_orchestrator_killed_during_a_nexus_operation(client: Client, rig:
 async def test_orchestrator_killed_during_an_approval_wait(client: Client, rig: Rig) -> None:
     before = len(rig.expenses.records)
     handle = await new_session(client, rig)
-    turn = asyncio.ensure_future(send(handle, "expense 900 for a conference", 180))
+    turn = asyncio.ensure_future(handle.send("expense 900 for a conference", 180))
     status = await poll_until(
         lambda: awaiting_approval(handle),
         timeout_s=30,
@@ -160,7 +160,7 @@ async def test_orchestrator_killed_during_an_approval_wait(client: Client, rig: 
     )
     assert status.pending_approvals[0].arguments["amount"] == 900
     killed = await kill(rig, "orchestrator")
-    assert "approved" in await sessions.decide(handle, ApprovalDecision(approve=True))
+    assert "approved" in await handle.decide(ApprovalDecision(approve=True))
     reply = await finish(turn, handle, killed, "orchestrator in an approval wait")
     assert reply.ok and [(t.name, t.state) for t in reply.tools] == [("submit_expense", "ok")]
     assert len(rig.expenses.records) == before + 1
@@ -171,9 +171,7 @@ async def test_it_worker_killed_while_jira_creates_a_ticket(client: Client, rig:
     before = len(rig.jira.issues)
     rig.jira.created.clear()
     handle = await new_session(client, rig)
-    turn = asyncio.ensure_future(
-        send(handle, "open a ticket about the VPN", 180, approver=_approve)
-    )
+    turn = asyncio.ensure_future(handle.send("open a ticket about the VPN", 180, approver=_approve))
     await asyncio.to_thread(rig.jira.created.wait, 30)
     killed = await kill(rig, "it")
     reply = await finish(turn, handle, killed, "it in a Jira call")
@@ -188,7 +186,7 @@ async def test_finance_worker_killed_while_the_expenses_api_answers(
     before = len(rig.expenses.records)
     rig.expenses.first_request.clear()
     handle = await new_session(client, rig)
-    turn = asyncio.ensure_future(send(handle, "expense 60 for a taxi", 120))
+    turn = asyncio.ensure_future(handle.send("expense 60 for a taxi", 120))
     await asyncio.to_thread(rig.expenses.first_request.wait, 30)
     killed = await kill(rig, "finance")
     reply = await finish(turn, handle, killed, "finance in an expenses call")

@@ -12,7 +12,7 @@ from temporalio.client import Client
 from werkzeug import Request, Response
 
 from meshkit.mesh import Mesh
-from orchestrator.session_client import open_session, send
+from orchestrator.session_client import SessionClient
 from tests.conftest import FAKE_LLM_KEY
 from tests.fakes import completion_response as completion
 
@@ -57,8 +57,10 @@ async def test_a_litellm_model_drives_the_tools_over_http(
 ) -> None:
     provider = FakeProvider()
     httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_handler(provider)
-    handle = await open_session(client, running_mesh, f"llm-{uuid.uuid4().hex[:8]}", MODEL)
-    reply = await send(handle, "What is six times seven?", timeout_s=60)
+    handle = await SessionClient(client, running_mesh).open(
+        f"llm-{uuid.uuid4().hex[:8]}", model=MODEL
+    )
+    reply = await handle.send("What is six times seven?", timeout_s=60)
 
     assert reply.ok and reply.text == "The answer is 42."
     assert [(t.name, t.location, t.ok) for t in reply.tools] == [("calculator", "local", True)]
@@ -83,7 +85,7 @@ async def test_a_litellm_model_drives_the_tools_over_http(
     # The key is sent to the provider by the worker...
     assert provider.auth == [f"Bearer {FAKE_LLM_KEY}"] * 2
     # ...and never enters workflow history.
-    history = await handle.fetch_history()
+    history = await handle.handle.fetch_history()
     assert FAKE_LLM_KEY not in history.to_json()
 
 
@@ -94,8 +96,10 @@ async def test_a_provider_that_rejects_the_key_gets_a_clear_reply(
         {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}},
         status=401,
     )
-    handle = await open_session(client, running_mesh, f"llm-{uuid.uuid4().hex[:8]}", MODEL)
-    reply = await send(handle, "What is six times seven?", timeout_s=60)
+    handle = await SessionClient(client, running_mesh).open(
+        f"llm-{uuid.uuid4().hex[:8]}", model=MODEL
+    )
+    reply = await handle.send("What is six times seven?", timeout_s=60)
     assert not reply.ok
     assert "401" in reply.text or "API key" in reply.text
     # The session is still usable once the provider answers again.
@@ -103,4 +107,4 @@ async def test_a_provider_that_rejects_the_key_gets_a_clear_reply(
     httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_handler(
         FakeProvider()
     )
-    assert (await send(handle, "again", timeout_s=60)).text == "The answer is 42."
+    assert (await handle.send("again", timeout_s=60)).text == "The answer is 42."

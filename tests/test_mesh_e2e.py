@@ -10,8 +10,8 @@ import pytest
 from temporalio.client import Client
 
 from meshkit.mesh import Mesh, connect
-from orchestrator.session_client import ChatError, open_session, send
-from orchestrator.session_types import ChatReply, SessionConfig, SessionState
+from orchestrator.contract import ChatReply, SessionConfig, SessionError
+from orchestrator.session_client import SessionClient
 from services.it.netinfo import host_addresses
 from tests.helpers import SCRIPTED, ScriptedModel, call, replayer, say
 
@@ -23,9 +23,9 @@ SESSIONS: list[str] = []
 
 async def ask(client: Client, mesh: Mesh, text: str, *, model: str = "offline") -> ChatReply:
     session = f"t-{uuid.uuid4().hex[:10]}"
-    handle = await open_session(client, mesh, session, model)
+    handle = await SessionClient(client, mesh).open(session, model=model)
     SESSIONS.append(handle.id)
-    return await send(handle, text, timeout_s=60)
+    return await handle.send(text, timeout_s=60)
 
 
 async def test_arithmetic_is_answered_by_the_local_calculator(
@@ -129,12 +129,12 @@ async def test_bad_tool_input_is_reported_to_the_model_and_the_session_goes_on(
     message: str,
 ) -> None:
     session = f"bad-{uuid.uuid4().hex[:10]}"
-    handle = await open_session(client, running_mesh, session, SCRIPTED)
+    handle = await SessionClient(client, running_mesh).open(session, model=SCRIPTED)
     SESSIONS.append(handle.id)
     scripted_model.script(
         handle.id, call((tool, args)), say("Sorry, that did not work."), say("fine")
     )  # type: ignore[arg-type]
-    reply = await send(handle, "please run the tool", timeout_s=60)
+    reply = await handle.send("please run the tool", timeout_s=60)
     assert reply.ok and reply.text == "Sorry, that did not work."
     [record] = reply.tools
     assert record.name == tool and not record.ok
@@ -145,13 +145,15 @@ async def test_bad_tool_input_is_reported_to_the_model_and_the_session_goes_on(
     ]
     assert message in outputs[0]["output"]
     # The session is still usable.
-    assert (await send(handle, "and now?", timeout_s=60)).text == "fine"
+    assert (await handle.send("and now?", timeout_s=60)).text == "fine"
 
 
 async def test_the_next_turn_sees_the_whole_conversation(
     client: Client, running_mesh: Mesh, scripted_model: ScriptedModel
 ) -> None:
-    handle = await open_session(client, running_mesh, f"mem-{uuid.uuid4().hex[:10]}", SCRIPTED)
+    handle = await SessionClient(client, running_mesh).open(
+        f"mem-{uuid.uuid4().hex[:10]}", model=SCRIPTED
+    )
     SESSIONS.append(handle.id)
     scripted_model.script(
         handle.id,
@@ -159,8 +161,8 @@ async def test_the_next_turn_sees_the_whole_conversation(
         say("It is 42."),
         say("You asked about 6 * 7."),
     )
-    await send(handle, "What is 6 * 7?", timeout_s=60)
-    await send(handle, "What did I ask?", timeout_s=60)
+    await handle.send("What is 6 * 7?", timeout_s=60)
+    await handle.send("What did I ask?", timeout_s=60)
     second_turn_input = scripted_model.seen[handle.id][-1]
     texts = [str(item.get("content")) for item in second_turn_input]
     assert any("What is 6 * 7?" in t for t in texts)
@@ -175,28 +177,32 @@ async def test_the_next_turn_sees_the_whole_conversation(
 async def test_offline_model_remembers_earlier_questions(
     client: Client, running_mesh: Mesh
 ) -> None:
-    handle = await open_session(client, running_mesh, f"mem-{uuid.uuid4().hex[:10]}", "offline")
+    handle = await SessionClient(client, running_mesh).open(
+        f"mem-{uuid.uuid4().hex[:10]}", model="offline"
+    )
     SESSIONS.append(handle.id)
-    await send(handle, "What is 3 * 3?", timeout_s=60)
-    await send(handle, "Weather in Oslo", timeout_s=60)
-    reply = await send(handle, "What did I ask before?", timeout_s=60)
+    await handle.send("What is 3 * 3?", timeout_s=60)
+    await handle.send("Weather in Oslo", timeout_s=60)
+    reply = await handle.send("What did I ask before?", timeout_s=60)
     assert "1. What is 3 * 3?" in reply.text and "2. Weather in Oslo" in reply.text
 
 
 async def test_history_query_and_end_of_chat(client: Client, running_mesh: Mesh) -> None:
-    handle = await open_session(client, running_mesh, f"end-{uuid.uuid4().hex[:10]}", "offline")
+    handle = await SessionClient(client, running_mesh).open(
+        f"end-{uuid.uuid4().hex[:10]}", model="offline"
+    )
     SESSIONS.append(handle.id)
-    await send(handle, "What is 1 + 1?", timeout_s=60)
-    history = await handle.query("history", result_type=list)
-    assert [(t["turn"], t["user"]) for t in history] == [(1, "What is 1 + 1?")]
-    assert "1 + 1 = 2" in history[0]["reply"]
-    assert await handle.execute_update("end_chat", result_type=str) == "Session ended. Goodbye!"
-    assert (await handle.result())["turns"] == 1
-    with pytest.raises(ChatError, match="has ended"):
-        await send(handle, "hello?", timeout_s=30)
+    await handle.send("What is 1 + 1?", timeout_s=60)
+    history = await handle.history()
+    assert [(t.turn, t.user) for t in history] == [(1, "What is 1 + 1?")]
+    assert "1 + 1 = 2" in history[0].reply
+    assert await handle.end() == "Session ended. Goodbye!"
+    assert (await handle.handle.result())["turns"] == 1
+    with pytest.raises(SessionError, match="has ended"):
+        await handle.send("hello?", timeout_s=30)
     # Its id cannot be reused by accident for a new, empty session.
-    with pytest.raises(ChatError, match="has ended"):
-        await open_session(client, running_mesh, handle.id, "offline")
+    with pytest.raises(SessionError, match="has ended"):
+        await SessionClient(client, running_mesh).open(handle.id, model="offline")
 
 
 @pytest.mark.parametrize(
@@ -206,13 +212,15 @@ async def test_history_query_and_end_of_chat(client: Client, running_mesh: Mesh)
 async def test_bad_messages_are_rejected_and_change_nothing(
     client: Client, running_mesh: Mesh, text: str, reason: str
 ) -> None:
-    handle = await open_session(client, running_mesh, f"rej-{uuid.uuid4().hex[:10]}", "offline")
+    handle = await SessionClient(client, running_mesh).open(
+        f"rej-{uuid.uuid4().hex[:10]}", model="offline"
+    )
     SESSIONS.append(handle.id)
-    with pytest.raises(ChatError, match=reason):
-        await send(handle, text, timeout_s=30)
-    assert await handle.query("history", result_type=list) == []
+    with pytest.raises(SessionError, match=reason):
+        await handle.send(text, timeout_s=30)
+    assert await handle.history() == []
     # The rejected Update left no trace in history either.
-    events = [e async for e in handle.fetch_history_events()]
+    events = [e async for e in handle.handle.fetch_history_events()]
     assert not any(
         e.HasField("workflow_execution_update_accepted_event_attributes") for e in events
     )
@@ -223,19 +231,14 @@ async def test_a_model_that_never_stops_calling_tools_gets_a_clear_reply(
 ) -> None:
     session_id = f"chat-loop-{uuid.uuid4().hex[:10]}"
     config = SessionConfig.for_mesh(running_mesh, model=SCRIPTED, max_agent_turns=2)
-    handle = await client.start_workflow(
-        "ChatSession",
-        SessionState(config=config),
-        id=session_id,
-        task_queue=running_mesh.orchestrator.task_queue,
-    )
+    handle = await SessionClient(client, running_mesh).open(session_id, config=config)
     SESSIONS.append(handle.id)
     loop = call(("calculator", {"expression": "1 + 1"}))
     scripted_model.script(session_id, loop, loop, loop, say("recovered"))
-    reply = await send(handle, "loop forever", timeout_s=60)
+    reply = await handle.send("loop forever", timeout_s=60)
     assert not reply.ok and "stopped after 2 model calls" in reply.text
     # The session is still usable, and knows the last turn failed.
-    assert (await send(handle, "try again", timeout_s=60)).text == "recovered"
+    assert (await handle.send("try again", timeout_s=60)).text == "recovered"
     assert any(
         "(turn failed)" in str(i.get("content")) for i in scripted_model.seen[session_id][-1]
     )

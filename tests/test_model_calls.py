@@ -12,13 +12,15 @@ import uuid
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 
 from bench.history import count_actions, turn_slice
 from meshkit.mesh import Mesh
+from orchestrator.contract import SessionConfig
 from orchestrator.models.provider import LlmSettings, MeshModelProvider
-from orchestrator.session_client import open_session, send
-from orchestrator.session_types import ModelPlanRequest, SessionConfig
+from orchestrator.session import Session
+from orchestrator.session_client import SessionClient
+from orchestrator.session_types import ModelPlanRequest
 
 pytestmark = pytest.mark.asyncio
 
@@ -55,13 +57,13 @@ async def test_llm_stream_accepts_the_old_true_and_false(monkeypatch: pytest.Mon
         LlmSettings()
 
 
-async def session(client: Client, mesh: Mesh, **settings: object) -> WorkflowHandle:
+async def session(client: Client, mesh: Mesh, **settings: object) -> Session:
     config = SessionConfig.for_mesh(mesh, model="offline", **settings)
-    return await open_session(client, mesh, f"mc-{uuid.uuid4().hex[:8]}", config=config)
+    return await SessionClient(client, mesh).open(f"mc-{uuid.uuid4().hex[:8]}", config=config)
 
 
-async def turn_events(handle: WorkflowHandle) -> list:  # type: ignore[type-arg]
-    history = await handle.fetch_history()
+async def turn_events(handle: Session) -> list:  # type: ignore[type-arg]
+    history = await handle.handle.fetch_history()
     events, _ = turn_slice(list(history.events))
     return events
 
@@ -74,7 +76,7 @@ async def test_a_one_piece_model_is_called_as_local_activities_and_its_input_sta
     streamed = await session(client, running_mesh, stream=True)
     for handle in (plain, streamed):
         for _ in range(2):
-            reply = await send(handle, question, 60)
+            reply = await handle.send(question, 60)
             assert reply.ok and "345" in reply.text
 
     plain_events = await turn_events(plain)
@@ -102,7 +104,7 @@ async def test_the_plan_is_asked_again_once_it_is_older_than_its_ttl(
 ) -> None:
     handle = await session(client, running_mesh, model_plan_ttl_s=0)
     for _ in range(2):
-        assert (await send(handle, "Tell me a joke", 60)).ok
+        assert (await handle.send("Tell me a joke", 60)).ok
     actions = count_actions(await turn_events(handle))
     assert actions["local_activities"] == 2 * (1 + 1)  # a plan and a model call per turn
 

@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 from werkzeug import Request, Response
 
 from meshkit.mesh import Mesh
-from orchestrator.session_client import open_session, send
+from orchestrator.session import Session
+from orchestrator.session_client import SessionClient
 from tests.fakes import completion_response as completion
 from tests.reliability import assert_no_task_failures, count
 
@@ -65,8 +66,8 @@ def serve(httpserver: HTTPServer, script: Script) -> Script:
     return script
 
 
-async def session(client: Client, mesh: Mesh) -> WorkflowHandle:
-    return await open_session(client, mesh, f"fault-{uuid.uuid4().hex[:8]}", MODEL)
+async def session(client: Client, mesh: Mesh) -> Session:
+    return await SessionClient(client, mesh).open(f"fault-{uuid.uuid4().hex[:8]}", model=MODEL)
 
 
 def last_tool_output_is_42(request: Request) -> Response:
@@ -102,12 +103,12 @@ async def test_transient_provider_errors_are_retried_with_backoff_and_the_turn_c
     script = serve(httpserver, Script(*answers, lambda r: CALC, last_tool_output_is_42))
     handle = await session(client, running_mesh)
     started = time.monotonic()
-    reply = await send(handle, "What is 6 * 7?", 90)
+    reply = await handle.send("What is 6 * 7?", 90)
     assert reply.ok and reply.text == "It is 42.", reply.text
     assert len(script.requests) == len(answers) + 2
     # Temporal's retry policy waited between attempts (1 s, then 2 s).
     assert time.monotonic() - started >= sum(2**i for i in range(len(answers))) * 0.9
-    await assert_no_task_failures(handle)
+    await assert_no_task_failures(handle.handle)
     count("faults", len(answers))
     count("turns")
 
@@ -121,10 +122,10 @@ async def test_a_provider_that_times_out_is_retried_and_the_turn_completes(
 
     script = serve(httpserver, Script(hang, lambda r: CALC, last_tool_output_is_42))
     handle = await session(client, running_mesh)
-    reply = await send(handle, "What is 6 * 7?", 90)
+    reply = await handle.send("What is 6 * 7?", 90)
     assert reply.ok and reply.text == "It is 42."
     assert len(script.requests) == 3
-    await assert_no_task_failures(handle)
+    await assert_no_task_failures(handle.handle)
     count("faults")
     count("turns")
 
@@ -134,13 +135,13 @@ async def test_a_rejected_key_gives_a_clear_message_and_the_session_recovers(
 ) -> None:
     script = serve(httpserver, Script(lambda r: error(401, "Incorrect API key provided")))
     handle = await session(client, running_mesh)
-    reply = await send(handle, "What is 6 * 7?", 90)
+    reply = await handle.send("What is 6 * 7?", 90)
     assert not reply.ok and "401" in reply.text
     assert len(script.requests) == 1, "an authentication error is not retried"
     httpserver.clear()
     serve(httpserver, Script(lambda r: CALC, last_tool_output_is_42))
-    assert (await send(handle, "What is 6 * 7?", 90)).text == "It is 42."
-    await assert_no_task_failures(handle)
+    assert (await handle.send("What is 6 * 7?", 90)).text == "It is 42."
+    await assert_no_task_failures(handle.handle)
     count("faults")
     count("turns", 2)
 
@@ -154,10 +155,10 @@ async def test_malformed_tool_call_arguments_become_a_tool_error_the_model_sees(
 
     serve(httpserver, Script(lambda r: tool_call("calculator", '{"expression": "6 * 7"'), explain))
     handle = await session(client, running_mesh)
-    reply = await send(handle, "What is 6 * 7?", 90)
+    reply = await handle.send("What is 6 * 7?", 90)
     assert reply.ok and "not valid JSON" in reply.text
     assert [(t.name, t.state) for t in reply.tools] == [("calculator", "error")]
-    await assert_no_task_failures(handle)
+    await assert_no_task_failures(handle.handle)
     count("faults")
     count("turns")
 
@@ -169,10 +170,10 @@ async def test_a_call_to_an_unknown_tool_ends_the_turn_with_a_clear_message(
         httpserver, Script(lambda r: tool_call("delete_everything", "{}"), lambda r: text("fine"))
     )
     handle = await session(client, running_mesh)
-    reply = await send(handle, "Clean up", 90)
+    reply = await handle.send("Clean up", 90)
     assert not reply.ok and "delete_everything" in reply.text
-    assert (await send(handle, "hello", 90)).text == "fine"
-    await assert_no_task_failures(handle)
+    assert (await handle.send("hello", 90)).text == "fine"
+    await assert_no_task_failures(handle.handle)
     count("faults")
     count("turns", 2)
 
@@ -182,9 +183,9 @@ async def test_a_model_that_never_stops_calling_tools_is_stopped(
 ) -> None:
     script = serve(httpserver, Script(lambda r: CALC))
     handle = await session(client, running_mesh)
-    reply = await send(handle, "Loop", 90)
+    reply = await handle.send("Loop", 90)
     assert not reply.ok and "stopped after 8 model calls" in reply.text
     assert len(script.requests) == 8
-    await assert_no_task_failures(handle)
+    await assert_no_task_failures(handle.handle)
     count("faults")
     count("turns")

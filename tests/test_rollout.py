@@ -36,8 +36,8 @@ from meshkit.mesh import Mesh, connect
 from meshkit.polling import poll_until
 from meshkit.rollout import drainage, rollout
 from meshkit.versioning import build_id, routing
-from orchestrator.session_client import open_session, send
-from orchestrator.session_types import SessionConfig
+from orchestrator.contract import SessionConfig
+from orchestrator.session_client import SessionClient
 from tests.fakes import FakeExpenses
 from tests.helpers import replayer
 from tests.processes import OwnMesh, WorkerProcess, own_mesh
@@ -139,10 +139,12 @@ async def test_a_call_in_flight_finishes_on_its_build_and_the_next_goes_to_the_n
     orchestrator = await rig.client("orchestrator")
     finance = await rig.client("finance")
     config = SessionConfig.for_mesh(rig.mesh, model="offline")
-    handle = await open_session(orchestrator, rig.mesh, f"ro-{uuid.uuid4().hex[:8]}", config=config)
+    handle = await SessionClient(orchestrator, rig.mesh).open(
+        f"ro-{uuid.uuid4().hex[:8]}", config=config
+    )
 
     rig.expenses.hold()
-    first = asyncio.ensure_future(send(handle, "expense 40 for a team lunch", 120))
+    first = asyncio.ensure_future(handle.send("expense 40 for a team lunch", 120))
     assert await asyncio.to_thread(rig.expenses.held.wait, 30), "the claim reached the API"
     [in_flight] = await expense_workflows(rig, 1)
 
@@ -179,7 +181,7 @@ async def test_a_call_in_flight_finishes_on_its_build_and_the_next_goes_to_the_n
     history = await finance.get_workflow_handle(in_flight).fetch_history()
     assert builds_of(history) == {"f1"}
 
-    second = await send(handle, "expense 15 for a taxi", 60)
+    second = await handle.send("expense 15 for a taxi", 60)
     assert second.ok and [(t.name, t.state) for t in second.tools] == [("submit_expense", "ok")]
     [_, served_by_v2] = await expense_workflows(rig, 2)
     claim = await finance.get_workflow_handle(served_by_v2).result()
@@ -191,7 +193,7 @@ async def test_a_call_in_flight_finishes_on_its_build_and_the_next_goes_to_the_n
     assert report.drained and stopped == [0], rig.steps
     assert not v1.alive()
     assert len(rig.expenses.records) == 2, "each call filed exactly one claim"
-    await assert_no_task_failures(handle)
+    await assert_no_task_failures(handle.handle)
     count("faults")
     count("records", 2)
 
@@ -206,8 +208,10 @@ async def test_an_open_session_keeps_working_through_an_orchestrator_rollout(rig
     await rig.start("finance", "f1")
     orchestrator = await rig.client("orchestrator")
     config = SessionConfig.for_mesh(rig.mesh, model="offline")
-    handle = await open_session(orchestrator, rig.mesh, f"ro-{uuid.uuid4().hex[:8]}", config=config)
-    before = await send(handle, "What is 6 * 7?", 60)
+    handle = await SessionClient(orchestrator, rig.mesh).open(
+        f"ro-{uuid.uuid4().hex[:8]}", config=config
+    )
+    before = await handle.send("What is 6 * 7?", 60)
     assert before.ok and "42" in before.text
 
     await rig.start("orchestrator", "o2")
@@ -222,14 +226,14 @@ async def test_an_open_session_keeps_working_through_an_orchestrator_rollout(rig
     # A session is auto-upgrade: it pins nothing, so the old build drains at once.
     assert report.drained and not o1.alive(), rig.steps
 
-    after = await send(handle, "What did I ask before?", 60)
+    after = await handle.send("What did I ask before?", 60)
     assert after.ok and "What is 6 * 7?" in after.text, "the conversation survived the rollout"
-    roi = await send(handle, "calculate_roi principal=1000 annual_rate=10 years=2", 60)
+    roi = await handle.send("calculate_roi principal=1000 annual_rate=10 years=2", 60)
     assert roi.ok and "1210.00" in roi.text
-    history = await handle.fetch_history()
+    history = await handle.handle.fetch_history()
     assert builds_of(history) == {"o1", "o2"}, "turns ran on both builds"
     await replayer().replay_workflow(history)
-    await assert_no_task_failures(handle)
+    await assert_no_task_failures(handle.handle)
     count("faults")
     count("turns", 3)
 
@@ -240,8 +244,10 @@ async def test_a_hot_fix_lets_a_call_failing_from_a_bug_finish_exactly_once(rig:
     orchestrator = await rig.client("orchestrator")
     finance = await rig.client("finance")
     config = SessionConfig.for_mesh(rig.mesh, model="offline")
-    handle = await open_session(orchestrator, rig.mesh, f"ro-{uuid.uuid4().hex[:8]}", config=config)
-    turn = asyncio.ensure_future(send(handle, "expense 25 for a train ticket", 180))
+    handle = await SessionClient(orchestrator, rig.mesh).open(
+        f"ro-{uuid.uuid4().hex[:8]}", config=config
+    )
+    turn = asyncio.ensure_future(handle.send("expense 25 for a train ticket", 180))
     [stuck] = await expense_workflows(rig, 1)
 
     async def failed_attempts() -> int:
@@ -271,7 +277,7 @@ async def test_a_hot_fix_lets_a_call_failing_from_a_bug_finish_exactly_once(rig:
     history = await finance.get_workflow_handle(stuck).fetch_history()
     assert builds_of(history) == {"bug", "fix"}
     assert report.drained and not buggy.alive(), rig.steps
-    await assert_no_task_failures(handle)
+    await assert_no_task_failures(handle.handle)
     count("faults")
     count("records")
 
@@ -305,9 +311,11 @@ async def test_a_build_promoted_on_start_waits_in_the_old_pods_prestop_until_dra
     await rig.start("finance", "f1")
     orchestrator = await rig.client("orchestrator")
     config = SessionConfig.for_mesh(rig.mesh, model="offline")
-    handle = await open_session(orchestrator, rig.mesh, f"ro-{uuid.uuid4().hex[:8]}", config=config)
+    handle = await SessionClient(orchestrator, rig.mesh).open(
+        f"ro-{uuid.uuid4().hex[:8]}", config=config
+    )
     rig.expenses.hold()
-    turn = asyncio.ensure_future(send(handle, "expense 30 for a hotel night", 120))
+    turn = asyncio.ensure_future(handle.send("expense 30 for a hotel night", 120))
     assert await asyncio.to_thread(rig.expenses.held.wait, 30), "the claim reached the API"
 
     await rig.start("finance", "f2", env={"MESH_VERSION_PROMOTION": "on-start"})
@@ -376,8 +384,10 @@ async def test_the_demo_deploys_and_rolls_back_a_team_with_one_command_each(
 
     orchestrator = await rig.client("orchestrator")
     config = SessionConfig.for_mesh(rig.mesh, model="offline")
-    handle = await open_session(orchestrator, rig.mesh, f"ro-{uuid.uuid4().hex[:8]}", config=config)
-    reply = await send(handle, "calculate_roi principal=1000 annual_rate=10 years=2", 60)
+    handle = await SessionClient(orchestrator, rig.mesh).open(
+        f"ro-{uuid.uuid4().hex[:8]}", config=config
+    )
+    reply = await handle.send("calculate_roi principal=1000 annual_rate=10 years=2", 60)
     assert reply.ok and "1210.00" in reply.text, "the rolled-back build serves calls"
     os.kill(rolled_back_pid, signal.SIGTERM)
     remove = await asyncio.create_subprocess_exec(

@@ -17,8 +17,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from meshdev.dev_server import DevServer, free_port, start_dev_server
 from meshkit.mesh import Mesh, connect
-from orchestrator import session_client as sessions
-from orchestrator.session_client import open_session, send
+from orchestrator.session_client import SessionClient
 from tests.conftest import NAMESPACES
 from tests.processes import own_mesh
 from tests.reliability import assert_no_task_failures, count
@@ -71,7 +70,7 @@ async def test_every_session_survives_a_server_restart_mid_run(
         )
         await workers.start_all()
         handles = [
-            await open_session(client, isolated, f"restart-{suffix}-{i}", "offline")
+            await SessionClient(client, isolated).open(f"restart-{suffix}-{i}", model="offline")
             for i in range(SESSIONS)
         ]
         first_turns = asyncio.Event()
@@ -81,7 +80,7 @@ async def test_every_session_survives_a_server_restart_mid_run(
             nonlocal done_first
             replies = []
             for j in range(1, TURNS + 1):
-                reply = await send(handles[i], f"What is {i + 2} * {j + 10}?", 180)
+                reply = await handles[i].send(f"What is {i + 2} * {j + 10}?", 180)
                 assert reply.ok, reply.text
                 replies.append(reply.text)
                 if j == 1:
@@ -104,7 +103,7 @@ async def test_every_session_survives_a_server_restart_mid_run(
                 for j in range(1, TURNS + 1)
             ]
         for handle in handles:
-            status = await sessions.status(handle)
+            status = await handle.status()
             assert status.turn == TURNS, "no turn lost and none ran twice"
-            await assert_no_task_failures(handle)
+            await assert_no_task_failures(handle.handle)
         count("turns", SESSIONS * TURNS)

@@ -16,8 +16,8 @@ from temporalio.client import Client
 from werkzeug import Request, Response
 
 from meshkit.mesh import Mesh
-from orchestrator.session_client import open_session, send
-from orchestrator.session_types import SessionEvent
+from orchestrator.contract import SessionEvent
+from orchestrator.session_client import SessionClient
 from tests.fakes import completion_response
 
 pytestmark = pytest.mark.asyncio
@@ -135,11 +135,13 @@ async def test_a_providers_stream_reaches_the_client_in_pieces_with_its_tool_cal
 ) -> None:
     provider = fake()
     httpserver.expect_request(path, method="POST").respond_with_handler(provider)
-    handle = await open_session(client, running_mesh, f"stream-{uuid.uuid4().hex[:8]}", model)
+    handle = await SessionClient(client, running_mesh).open(
+        f"stream-{uuid.uuid4().hex[:8]}", model=model
+    )
     pieces: list[str] = []
     events: list[SessionEvent] = []
-    reply = await send(
-        handle, "What is six times seven?", 60, on_text=pieces.append, on_event=events.append
+    reply = await handle.send(
+        "What is six times seven?", 60, on_text=pieces.append, on_event=events.append
     )
 
     assert reply.ok and reply.text == ANSWER, reply.text

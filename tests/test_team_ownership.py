@@ -40,10 +40,9 @@ from meshkit.mesh import Mesh, TeamConfig, connect
 from meshkit.setup import setup_mesh
 from meshkit.toolkit.door import APPROVAL_MEMO, WORKFLOW_EVENT_LINK, TeamDoor
 from meshkit.toolkit.policy import ApprovalRecord, arguments_digest
-from orchestrator import session_client as sessions
+from orchestrator.contract import ApprovalDecision, PendingApproval, SessionConfig, SessionError
 from orchestrator.failures import root_message
-from orchestrator.session_client import ChatError, open_session, send
-from orchestrator.session_types import ApprovalDecision, PendingApproval, SessionConfig
+from orchestrator.session_client import SessionClient
 from tests.helpers import SCRIPTED, ScriptedModel, call, say
 from tests.processes import WorkerProcess, own_mesh
 from tests.teams.fx import write_team
@@ -109,12 +108,12 @@ async def test_a_new_team_is_used_by_a_new_session_without_an_orchestrator_resta
     client: Client, fx: FxTeam
 ) -> None:
     config = SessionConfig.for_mesh(fx.mesh, model="offline")
-    handle = await open_session(client, fx.mesh, f"fx-{uuid.uuid4().hex[:8]}", config=config)
-    reply = await send(handle, "fx_rate base=USD quote=EUR", 60)
+    handle = await SessionClient(client, fx.mesh).open(f"fx-{uuid.uuid4().hex[:8]}", config=config)
+    reply = await handle.send("fx_rate base=USD quote=EUR", 60)
     assert reply.ok, reply.text
     assert [(t.name, t.location, t.ok) for t in reply.tools] == [("fx_rate", "fx", True)]
     assert "rate: 0.5" in reply.text
-    status = await sessions.status(handle)
+    status = await handle.status()
     assert status.teams == {"it": "available", "finance": "available", "fx": "available"}
 
 
@@ -122,8 +121,8 @@ async def test_a_new_teams_tool_is_reached_by_the_phrasing_its_team_published(
     client: Client, fx: FxTeam
 ) -> None:
     config = SessionConfig.for_mesh(fx.mesh, model="offline")
-    handle = await open_session(client, fx.mesh, f"fx-{uuid.uuid4().hex[:8]}", config=config)
-    reply = await send(handle, "What's the exchange rate from USD to EUR?", 60)
+    handle = await SessionClient(client, fx.mesh).open(f"fx-{uuid.uuid4().hex[:8]}", config=config)
+    reply = await handle.send("What's the exchange rate from USD to EUR?", 60)
     assert reply.ok, reply.text
     assert [(t.name, t.location, t.ok) for t in reply.tools] == [("fx_rate", "fx", True)]
     assert json.loads(reply.tools[0].arguments) == {"base": "USD", "quote": "EUR"}
@@ -147,13 +146,13 @@ async def test_a_tool_added_by_restarting_only_its_team_reaches_an_open_session(
 ) -> None:
     before = await orchestrator_pollers(client, fx.mesh)
     config = SessionConfig.for_mesh(fx.mesh, model="offline", catalog_ttl_s=1)
-    handle = await open_session(client, fx.mesh, f"fx-{uuid.uuid4().hex[:8]}", config=config)
-    first = await send(handle, "fx_convert amount=100 base=USD quote=EUR", 60)
+    handle = await SessionClient(client, fx.mesh).open(f"fx-{uuid.uuid4().hex[:8]}", config=config)
+    first = await handle.send("fx_convert amount=100 base=USD quote=EUR", 60)
     assert "fx_convert" not in [t.name for t in first.tools], "fx_convert is not offered yet"
 
     await fx.ship(["fx_rate", "fx_convert"])
     await asyncio.sleep(1.2)  # the session's catalog TTL
-    reply = await send(handle, "fx_convert amount=100 base=USD quote=EUR", 60)
+    reply = await handle.send("fx_convert amount=100 base=USD quote=EUR", 60)
 
     assert reply.ok, reply.text
     assert [(t.name, t.location, t.ok) for t in reply.tools] == [("fx_convert", "fx", True)]
@@ -166,19 +165,19 @@ async def test_a_call_to_a_tool_removed_since_the_catalog_was_fetched_is_a_clear
 ) -> None:
     await fx.ship(["fx_rate", "fx_convert"])
     config = SessionConfig.for_mesh(fx.mesh, model=SCRIPTED, catalog_ttl_s=3600)
-    handle = await open_session(client, fx.mesh, f"fx-{uuid.uuid4().hex[:8]}", config=config)
+    handle = await SessionClient(client, fx.mesh).open(f"fx-{uuid.uuid4().hex[:8]}", config=config)
     rate = ("fx_rate", {"base": "USD", "quote": "EUR"})
     scripted_model.script(handle.id, call(rate), say("0.5"))
-    assert (await send(handle, "rate?", 60)).tools[0].ok
+    assert (await handle.send("rate?", 60)).tools[0].ok
 
     await fx.ship(["fx_convert"])  # fx_rate is gone; the session's catalog still has it
     scripted_model.script(handle.id, call(rate), say("it is gone"), say("ok"))
-    reply = await send(handle, "rate again?", 60)
+    reply = await handle.send("rate again?", 60)
 
     [record] = reply.tools
     assert not record.ok
     assert "team fx no longer offers fx_rate" in (record.error or "")
-    await send(handle, "and now?", 60)
+    await handle.send("and now?", 60)
     offered = {tool.name for tool in scripted_model.tools_seen[handle.id]}
     assert "fx_rate" not in offered and "fx_convert" in offered, "the catalog was fetched again"
 
@@ -194,11 +193,11 @@ async def test_a_team_that_is_down_leaves_the_turn_without_its_tools(
     await setup_mesh(down)
     teams = {**running_mesh.teams, "it": down.team("it")}
     mesh = running_mesh.model_copy(update={"teams": teams})
-    handle = await open_session(
-        client, mesh, f"down-{uuid.uuid4().hex[:8]}", config=SessionConfig.for_mesh(mesh)
+    handle = await SessionClient(client, mesh).open(
+        f"down-{uuid.uuid4().hex[:8]}", config=SessionConfig.for_mesh(mesh)
     )
-    reply = await send(
-        handle, "What is my IP address and what is the ROI on 1000 at 10% for 2 years?", 60
+    reply = await handle.send(
+        "What is my IP address and what is the ROI on 1000 at 10% for 2 years?", 60
     )
 
     assert reply.ok, reply.text
@@ -206,7 +205,7 @@ async def test_a_team_that_is_down_leaves_the_turn_without_its_tools(
     assert "1210.00" in reply.text
     assert set(reply.unavailable) == {"it"}
     assert "team it" in reply.text and "Unavailable right now" in reply.text
-    status = await sessions.status(handle)
+    status = await handle.status()
     assert status.teams["it"].startswith("unavailable") and status.teams["finance"] == "available"
 
 
@@ -216,8 +215,10 @@ async def test_a_team_that_is_down_leaves_the_turn_without_its_tools(
 async def test_a_tool_named_with_its_arguments_is_called_in_its_team_namespace(
     client: Client, running_mesh: Mesh
 ) -> None:
-    handle = await open_session(client, running_mesh, f"named-{uuid.uuid4().hex[:8]}", "offline")
-    reply = await send(handle, "calculate_roi principal=1000 annual_rate=10 years=2", 60)
+    handle = await SessionClient(client, running_mesh).open(
+        f"named-{uuid.uuid4().hex[:8]}", model="offline"
+    )
+    reply = await handle.send("calculate_roi principal=1000 annual_rate=10 years=2", 60)
     assert reply.ok
     assert [(t.name, t.location, t.ok) for t in reply.tools] == [("calculate_roi", "finance", True)]
     assert "1210.00" in reply.text
@@ -229,17 +230,19 @@ async def test_a_tool_named_with_its_arguments_is_called_in_its_team_namespace(
 async def test_a_session_limited_to_some_teams_and_tools_offers_only_those(
     client: Client, running_mesh: Mesh
 ) -> None:
-    handle = await open_session(client, running_mesh, f"limit-{uuid.uuid4().hex[:8]}", "offline")
-    allowed = await sessions.limit_tools(handle, ["it", "calculator"])
+    handle = await SessionClient(client, running_mesh).open(
+        f"limit-{uuid.uuid4().hex[:8]}", model="offline"
+    )
+    allowed = await handle.limit_tools(["it", "calculator"])
     assert allowed == ["calculator", "create_ticket", "get_ip", "jira_metrics"]
 
-    with pytest.raises(ChatError, match="no team or tool is called 'nope'"):
-        await sessions.limit_tools(handle, ["it", "nope"])
-    assert (await sessions.status(handle)).tool_limit == ["it", "calculator"]
+    with pytest.raises(SessionError, match="no team or tool is called 'nope'"):
+        await handle.limit_tools(["it", "nope"])
+    assert (await handle.status()).tool_limit == ["it", "calculator"]
 
-    roi = await send(handle, "ROI on 1000 at 10% for 2 years", 60)
+    roi = await handle.send("ROI on 1000 at 10% for 2 years", 60)
     assert not roi.tools and "calculate_roi" not in roi.text
-    product = await send(handle, "What is 6 * 7?", 60)
+    product = await handle.send("What is 6 * 7?", 60)
     assert [t.name for t in product.tools] == ["calculator"] and "42" in product.text
 
 
@@ -247,8 +250,10 @@ async def test_a_session_started_with_an_unknown_tool_says_so_and_changes_nothin
     client: Client, running_mesh: Mesh
 ) -> None:
     config = SessionConfig.for_mesh(running_mesh, model="offline", tools=["finance", "teleport"])
-    handle = await open_session(client, running_mesh, f"lim-{uuid.uuid4().hex[:8]}", config=config)
-    reply = await send(handle, "What is 6 * 7?", 60)
+    handle = await SessionClient(client, running_mesh).open(
+        f"lim-{uuid.uuid4().hex[:8]}", config=config
+    )
+    reply = await handle.send("What is 6 * 7?", 60)
     assert not reply.ok and not reply.tools
     assert "no team or tool is called 'teleport'" in reply.text
 
@@ -390,12 +395,14 @@ async def test_an_approved_call_succeeds_and_the_team_keeps_who_approved_it(
 async def test_a_ticket_approved_in_the_chat_shows_its_approver_in_the_it_namespace(
     client: Client, running_mesh: Mesh
 ) -> None:
-    handle = await open_session(client, running_mesh, f"appr-{uuid.uuid4().hex[:8]}", "offline")
+    handle = await SessionClient(client, running_mesh).open(
+        f"appr-{uuid.uuid4().hex[:8]}", model="offline"
+    )
 
     async def alice(pending: PendingApproval) -> ApprovalDecision:
         return ApprovalDecision(approve=True, by="alice", note="urgent")
 
-    reply = await send(handle, "Create a ticket in OPS: the printer is broken", 60, approver=alice)
+    reply = await handle.send("Create a ticket in OPS: the printer is broken", 60, approver=alice)
     assert reply.ok and [(t.name, t.ok) for t in reply.tools] == [("create_ticket", True)]
 
     it_client = await connect(running_mesh, running_mesh.team("it"))

@@ -16,7 +16,7 @@ from meshdev.processes import worker_command
 from meshkit.mesh import Mesh, connect
 from meshkit.polling import poll_until
 from meshkit.setup import setup_mesh
-from orchestrator.session_client import open_session, send
+from orchestrator.session_client import SessionClient
 from tests.processes import own_mesh
 
 pytestmark = pytest.mark.asyncio
@@ -129,10 +129,12 @@ async def test_model_calls_can_run_as_local_activities(
     env = {"LLM_MODEL": "offline", "LLM_LOCAL_ACTIVITY": "true"}
     async with own_mesh(local_mesh, tmp_path, env=env) as own:
         await own.start("orchestrator")
-        handle = await open_session(client, own.mesh, f"local-{uuid.uuid4().hex[:6]}", "offline")
-        reply = await send(handle, "What is 6 * 7?", 60)
+        handle = await SessionClient(client, own.mesh).open(
+            f"local-{uuid.uuid4().hex[:6]}", model="offline"
+        )
+        reply = await handle.send("What is 6 * 7?", 60)
         assert reply.ok and "42" in reply.text
-        events = [e async for e in handle.fetch_history_events()]
+        events = [e async for e in handle.handle.fetch_history_events()]
         scheduled = [
             e.activity_task_scheduled_event_attributes.activity_type.name
             for e in events

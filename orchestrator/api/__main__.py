@@ -3,7 +3,8 @@
 Settings (environment): ``MESH_API_HOST`` (127.0.0.1), ``MESH_API_PORT`` (8000),
 ``MESH_API_TEMPORAL_UI`` (the Temporal UI's base URL, for links), and the
 users' tokens (``MESH_API_TOKENS`` or ``MESH_API_TOKENS_FILE``, see
-``orchestrator.api.auth``). The mesh file is ``MESH_FILE`` or ./mesh.toml.
+``orchestrator.api.auth``). The mesh file is ``MESH_FILE`` or ./mesh.toml; a new
+session gets the teams it names when the session is created.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from meshkit import observability
-from meshkit.mesh import MeshError, load_mesh
+from meshkit.mesh import MeshError, load_mesh, mesh_path
 from meshkit.runtime import configure_logging
 from orchestrator.api.app import create_app
 from orchestrator.api.auth import AuthError, load_users
@@ -38,9 +39,13 @@ def main() -> None:
     configure_logging()
     settings = ApiSettings()
     try:
-        mesh = load_mesh()
+        path = mesh_path()
+        mesh = load_mesh(path)
         telemetry = observability.setup("api", mesh.orchestrator.namespace)
-        app = create_app(mesh, load_users(), settings.temporal_ui)
+        # Sessions get the teams of the mesh file as it reads when each is created.
+        app = create_app(
+            mesh, load_users(), settings.temporal_ui, mesh_file=path, tracing=telemetry.plugins
+        )
     except (MeshError, AuthError) as err:
         log.error("the API cannot start: %s", err)
         sys.exit(1)

@@ -11,51 +11,67 @@ everyone else gets 404 for it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Body, Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
-from temporalio.client import (
-    Client,
-    WorkflowExecutionStatus,
-    WorkflowHandle,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateStage,
-)
+from temporalio.client import Plugin
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 
 from meshkit.mesh import Mesh, connect
 from meshkit.observability.tracing import current_span
-from orchestrator import session_client as sessions
 from orchestrator.api.auth import Users
-from orchestrator.session_client import ChatError
-from orchestrator.session_types import (
+from orchestrator.contract import (
+    MAX_MESSAGE_CHARS,
+    MESSAGE_PATTERN,
     ApprovalDecision,
-    ChatReply,
-    ChatRequest,
-    SessionConfig,
+    BadDecision,
+    BadMessage,
+    NoReply,
+    NotAwaitingApproval,
+    NothingToUndo,
+    NoTurnInProgress,
+    SessionEnded,
+    SessionError,
     SessionEvent,
+    SessionNotFound,
     SessionStatus,
+    SessionSummary,
     Turn,
+    UnknownTool,
 )
+from orchestrator.session import Session
+from orchestrator.session_client import SessionClient
 
 STATIC = Path(__file__).parent / "static"
 SESSION_ID = r"^chat-[A-Za-z0-9._-]{1,80}$"
-MAX_MESSAGE_CHARS = SessionConfig.model_fields["max_message_chars"].default
 KEEPALIVE_S = 15.0
+IDEMPOTENCY_KEY = r"^[A-Za-z0-9_.:~+/=-]{1,200}$"
+
+STATUS_OF: dict[type[SessionError], int] = {
+    SessionNotFound: 404,
+    SessionEnded: 409,
+    NotAwaitingApproval: 409,
+    NoTurnInProgress: 409,
+    NothingToUndo: 409,
+    BadMessage: 422,
+    BadDecision: 422,
+    UnknownTool: 422,
+    NoReply: 504,
+}
+"""The HTTP status of each refusal, by its type (never by its text)."""
 
 
 # --- bodies ------------------------------------------------------------------------------
@@ -66,13 +82,8 @@ class Problem(BaseModel):
 
 
 # What a session accepts, stated in the schema so that clients (and fuzzers)
-# know it: no control characters or bidirectional overrides, something besides
-# spaces, and tool names of letters, digits, '_' and '-'.
-_CONTROLS = "".join(
-    chr(c) for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0),
-                     *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
-)  # fmt: skip
-MESSAGE_PATTERN = f"^[^{_CONTROLS}]*[^\\s{_CONTROLS}][^{_CONTROLS}]*$"
+# know it: the session's message rules (orchestrator.contract), and tool names
+# of letters, digits, '_' and '-'.
 TOOL_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 ToolName = Annotated[str, Field(pattern=TOOL_NAME_PATTERN)]
 
@@ -96,11 +107,6 @@ class SessionCreated(BaseModel):
     id: str
     temporal_ui: str
     tools: list[str] | None = Field(default=None, description="The tools the limit allows.")
-
-
-class SessionSummary(BaseModel):
-    id: str
-    started: str
 
 
 class SessionView(BaseModel):
@@ -135,6 +141,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "No such open session of yours."},
     422: {"model": Problem, "description": "The request's parameters or body are invalid."},
 }
+REFUSED = {**ERRORS, 409: {"model": Problem, "description": "The session refused: see detail."}}
 STREAM = {
     "description": "Server-sent events: `id: <offset>`, `event: <kind>`, `data: <SessionEvent JSON>`.",
     "content": {
@@ -171,27 +178,83 @@ def current_user(
 
 
 User = Annotated[str, Depends(current_user)]
-Session = Annotated[str, PathParam(description="Session id, e.g. chat-1a2b3c.")]
+SessionId = Annotated[str, PathParam(description="Session id, e.g. chat-1a2b3c.")]
+
+
+def idempotency_key(
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            pattern=IDEMPOTENCY_KEY,
+            description="Makes the request safe to repeat: a request repeated with the same "
+            "key gets the first one's outcome and changes nothing more. Without one the API "
+            "makes a key, so a repeated request is a new request.",
+        ),
+    ] = None,
+) -> str:
+    return key or uuid.uuid4().hex
+
+
+Key = Annotated[str, Depends(idempotency_key)]
+
+
+def sessions_of(request: Request) -> SessionClient:
+    sessions: SessionClient = request.app.state.sessions
+    return sessions
+
+
+async def owned(request: Request, session_id: SessionId, who: User) -> Session:
+    """The session, if it exists, is open and belongs to ``who``; 404 otherwise.
+
+    An ended session is gone from the API (its history stays in Temporal
+    for the namespace's retention).
+    """
+    if not re.match(SESSION_ID, session_id):
+        raise HTTPException(404, f"no session {session_id}")
+    try:
+        return await sessions_of(request).attach(session_id, owner=who)
+    except (SessionNotFound, SessionEnded):
+        raise HTTPException(404, f"no session {session_id}") from None
+
+
+Owned = Annotated[Session, Depends(owned)]
+Sessions = Annotated[SessionClient, Depends(sessions_of)]
 
 
 # --- the app -------------------------------------------------------------------------------
 
 
-def create_app(mesh: Mesh, users: Users, temporal_ui: str = "http://127.0.0.1:8233") -> FastAPI:
-    """The API for ``mesh``'s orchestrator namespace, for the configured ``users``."""
-    state: dict[str, Client] = {}
+def create_app(
+    mesh: Mesh,
+    users: Users,
+    temporal_ui: str = "http://127.0.0.1:8233",
+    *,
+    mesh_file: Path | None = None,
+    tracing: Sequence[Plugin] = (),
+) -> FastAPI:
+    """The API for ``mesh``'s orchestrator namespace, for the configured ``users``.
+
+    ``tracing``: the client plugins that carry the trace (``observability.setup``'s).
+
+    With ``mesh_file`` (the file ``mesh`` was read from), a session is created
+    with the teams the file names at that moment: a team added to it reaches
+    the next new session without a restart of the API.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state["client"] = await connect(
-            mesh, mesh.orchestrator, data_converter=pydantic_data_converter
+        client = await connect(
+            mesh, mesh.orchestrator, tracing=tracing, data_converter=pydantic_data_converter
         )
+        app.state.sessions = SessionClient(client, mesh, mesh_file=mesh_file)
         yield
 
     app = FastAPI(
         title="Nexus tool mesh",
         description="Chat with the mesh's agent: sessions, messages streamed as server-sent "
-        "events, approvals, interrupts. Every /api route needs `Authorization: Bearer <token>`.",
+        "events, approvals, interrupts. Every /api route needs `Authorization: Bearer <token>`; "
+        "every route that changes something takes an optional `Idempotency-Key` header.",
         version="1",
         lifespan=lifespan,
         # FastAPI traces each request itself when the process traces
@@ -204,24 +267,6 @@ def create_app(mesh: Mesh, users: Users, temporal_ui: str = "http://127.0.0.1:82
         namespace = quote(mesh.orchestrator.namespace)
         return f"{temporal_ui.rstrip('/')}/namespaces/{namespace}/workflows/{quote(session_id)}"
 
-    async def owned(session_id: str, who: str) -> WorkflowHandle:
-        """The session's handle, if it exists and belongs to ``who``; 404 otherwise."""
-        if not re.match(SESSION_ID, session_id):
-            raise HTTPException(404, f"no session {session_id}")
-        handle = state["client"].get_workflow_handle(session_id)
-        try:
-            described = await handle.describe()
-            owner = await described.memo_value("owner", default=None)
-        except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
-                raise HTTPException(404, f"no session {session_id}") from None
-            raise
-        # An ended session is gone from the API (its history stays in Temporal
-        # for the namespace's retention).
-        if owner != who or described.status != WorkflowExecutionStatus.RUNNING:
-            raise HTTPException(404, f"no session {session_id}")
-        return handle
-
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
         # One readable line, the same shape as every other error of this API.
@@ -231,108 +276,69 @@ def create_app(mesh: Mesh, users: Users, temporal_ui: str = "http://127.0.0.1:82
         )
         return JSONResponse({"detail": problems or "invalid request"}, 422)
 
+    @app.exception_handler(SessionError)
+    async def refused(request: Request, err: SessionError) -> JSONResponse:
+        status = next((STATUS_OF[c] for c in type(err).__mro__ if c in STATUS_OF), 409)
+        return JSONResponse({"detail": str(err)}, status)
+
     @app.exception_handler(RPCError)
     async def temporal_error(request: Request, err: RPCError) -> JSONResponse:
         if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             return JSONResponse({"detail": "Temporal is unreachable; try again"}, 503)
         return JSONResponse({"detail": f"Temporal refused the request: {err.message}"}, 502)
 
-    @app.post("/api/sessions", status_code=201, responses=ERRORS)
-    async def create_session(body: NewSession, who: User) -> SessionCreated:
-        """Start a session; it belongs to the caller."""
-        session_id = f"chat-{uuid.uuid4().hex[:12]}"
-        client = state["client"]
-        config = SessionConfig.for_mesh(mesh, stream=body.stream)
-        handle = await sessions.open_session(client, mesh, session_id, config=config, owner=who)
-        allowed = None
-        if body.tools is not None:
-            try:
-                allowed = await sessions.limit_tools(handle, body.tools)
-            except (ChatError, ValueError) as err:
-                with contextlib.suppress(ChatError):
-                    await sessions.end(handle)
-                raise HTTPException(422, str(err)) from None
-        return SessionCreated(id=handle.id, temporal_ui=ui_link(handle.id), tools=allowed)
+    @app.post("/api/sessions", status_code=201, responses=REFUSED)
+    async def create_session(
+        sessions: Sessions,
+        who: User,
+        key: Key,
+        body: Annotated[NewSession | None, Body()] = None,
+    ) -> SessionCreated:
+        """Start a session; it belongs to the caller. The body may be left out."""
+        body = body or NewSession()
+        opened = await sessions.open(owner=who, key=key, tools=body.tools, stream=body.stream)
+        return SessionCreated(
+            id=opened.id, temporal_ui=ui_link(opened.id), tools=opened.allowed_tools
+        )
 
     @app.get("/api/sessions", responses=ERRORS)
-    async def list_sessions(who: User) -> list[SessionSummary]:
+    async def list_sessions(sessions: Sessions, who: User) -> list[SessionSummary]:
         """The caller's open sessions, newest first."""
-        found = await sessions.list_sessions(state["client"], owner=who)
-        return [SessionSummary(id=sid, started=started) for sid, started in found]
+        return await sessions.list(owner=who)
 
     @app.get("/api/sessions/{session_id}", responses=ERRORS)
-    async def get_session(session_id: Session, who: User) -> SessionView:
+    async def get_session(session: Owned) -> SessionView:
         """The session's status and recent turns."""
-        handle = await owned(session_id, who)
         # The offset first: events after it may repeat what the history shows,
         # never miss what it does not.
-        offset = await handle.query(sessions.OFFSET_QUERY, result_type=int)
-        status = await sessions.status(handle)
-        history = await handle.query("history", result_type=list[Turn])
+        offset = await session.offset()
+        status = await session.status()
+        history = await session.history()
         return SessionView(
-            id=session_id,
+            id=session.id,
             status=status,
             history=history,
-            temporal_ui=ui_link(session_id),
+            temporal_ui=ui_link(session.id),
             offset=offset,
         )
 
     @app.post(
         "/api/sessions/{session_id}/messages",
         response_class=StreamingResponse,
-        responses={200: STREAM, **ERRORS, 409: {"model": Problem}},
+        responses={200: STREAM, **REFUSED},
     )
-    async def send_message(session_id: Session, body: Message, who: User) -> StreamingResponse:
+    async def send_message(session: Owned, body: Message, key: Key) -> StreamingResponse:
         """Send a message; the answer is the turn's events as they happen, ending with
-        the reply. A message sent while a turn runs waits for it (turns run in order)."""
-        if not body.text.strip():
-            raise HTTPException(422, "the message is empty")
-        handle = await owned(session_id, who)
+        the reply. A message sent while a turn runs waits for it (turns run in order).
+        The same message sent again with the same Idempotency-Key runs no second turn:
+        the answer is the first one's turn, its events and its reply."""
         # FastAPI's span of this request is the root of the turn's trace.
-        current_span().set_attribute("mesh.session.id", handle.id)
-        after = await handle.query(sessions.OFFSET_QUERY, result_type=int) - 1
-        try:
-            update = await handle.start_update(
-                "send_message",
-                ChatRequest(text=body.text),
-                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-                result_type=ChatReply,
-            )
-            # A validator's rejection comes back with the accepted-stage
-            # response: the handle already knows the outcome, and result()
-            # raises at once without asking the server again.
-            if getattr(update, "_known_outcome", None) is not None:
-                await update.result()
-        except WorkflowUpdateFailedError as err:
-            message = str(getattr(err.cause, "message", None) or err.cause)
-            raise HTTPException(409 if "ended" in message else 422, message) from None
-        except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
-                raise HTTPException(409, "this session has ended; start a new one") from None
-            raise
-        result = asyncio.ensure_future(update.result())
-        # A client that leaves early cancels the wait; nothing is left unread.
-        result.add_done_callback(lambda task: task.cancelled() or task.exception())
+        current_span().set_attribute("mesh.session.id", session.id)
+        sent = await session.submit(body.text, key=key)
 
         async def turn_events() -> AsyncIterator[str]:
-            try:
-                async for event in sessions.follow(handle, after):
-                    yield sse(event)
-                    if (
-                        event.kind == "reply"
-                        and result.done()
-                        and event.turn == result.result().turn
-                    ):
-                        return
-                    if event.kind == "reply" and not result.done():
-                        # Our reply comes after an earlier queued turn's, or is this one:
-                        # the Update's result says which.
-                        with contextlib.suppress(TimeoutError):
-                            reply = await asyncio.wait_for(asyncio.shield(result), 2)
-                            if reply.turn == event.turn:
-                                return
-            finally:
-                result.cancel()
+            async for event in sent.events():
+                yield sse(event)
 
         return StreamingResponse(turn_events(), media_type="text/event-stream", headers=NO_BUFFER)
 
@@ -342,69 +348,64 @@ def create_app(mesh: Mesh, users: Users, temporal_ui: str = "http://127.0.0.1:82
         responses={200: STREAM, **ERRORS},
     )
     async def events(
-        session_id: Session,
-        who: User,
+        session: Owned,
         after: Annotated[int, Query(ge=-1, le=2**53, description="Last offset seen.")] = -1,
         follow: Annotated[bool, Query(description="Keep the stream open for new events.")] = True,
         last_event_id: Annotated[str | None, Header(include_in_schema=False)] = None,
     ) -> StreamingResponse:
         """The session's events after ``after`` (or the ``Last-Event-ID`` header): resume a
         stream without missing or repeating an event."""
-        handle = await owned(session_id, who)
         if last_event_id and last_event_id.isdigit():
             after = max(after, int(last_event_id))
         if not follow:
-            end = await handle.query(sessions.OFFSET_QUERY, result_type=int)
+            end = await session.offset()
 
             async def retained() -> AsyncIterator[str]:
                 if end <= after + 1:
                     return
-                async for event in sessions.follow(handle, after):
+                async for event in session.follow(after):
                     yield sse(event)
                     if event.offset >= end - 1:
                         return
 
             return StreamingResponse(retained(), media_type="text/event-stream", headers=NO_BUFFER)
         return StreamingResponse(
-            with_keepalive(sessions.follow(handle, after)),
+            with_keepalive(session.follow(after)),
             media_type="text/event-stream",
             headers=NO_BUFFER,
         )
 
-    @app.post(
-        "/api/sessions/{session_id}/approvals/{call_id}",
-        responses={**ERRORS, 409: {"model": Problem}},
-    )
+    @app.post("/api/sessions/{session_id}/approvals/{call_id}", responses=REFUSED)
     async def decide(
-        session_id: Session,
+        session: Owned,
         call_id: Annotated[str, PathParam(max_length=200)],
         body: Decision,
         who: User,
+        key: Key,
     ) -> Result:
         """Approve or deny a tool call that waits for approval."""
-        handle = await owned(session_id, who)
         decision = ApprovalDecision(call_id=call_id, approve=body.approve, note=body.note, by=who)
-        return Result(result=await _update(handle, "decide", decision))
+        return Result(result=await session.decide(decision, key=key))
 
-    @app.post("/api/sessions/{session_id}/interrupt", responses={**ERRORS, 409: {"model": Problem}})
-    async def interrupt(session_id: Session, who: User) -> Result:
+    @app.post("/api/sessions/{session_id}/interrupt", responses=REFUSED)
+    async def interrupt(session: Owned, key: Key) -> Result:
         """Interrupt the turn in flight."""
-        return Result(result=await _update(await owned(session_id, who), "interrupt"))
+        return Result(result=await session.interrupt(key=key))
 
-    @app.post("/api/sessions/{session_id}/undo", responses={**ERRORS, 409: {"model": Problem}})
-    async def undo(session_id: Session, who: User) -> Result:
+    @app.post("/api/sessions/{session_id}/undo", responses=REFUSED)
+    async def undo(session: Owned, key: Key) -> Result:
         """Drop the last turn from what the model sees next."""
-        return Result(result=await _update(await owned(session_id, who), "undo"))
+        return Result(result=await session.undo(key=key))
 
-    @app.post("/api/sessions/{session_id}/compact", responses={**ERRORS, 409: {"model": Problem}})
-    async def compact(session_id: Session, who: User) -> Result:
+    @app.post("/api/sessions/{session_id}/compact", responses=REFUSED)
+    async def compact(session: Owned, key: Key) -> Result:
         """Compact the conversation now: the model sees only the last turn, with a note."""
-        return Result(result=await _update(await owned(session_id, who), "compact_now"))
+        return Result(result=await session.compact(key=key))
 
-    @app.delete("/api/sessions/{session_id}", responses={**ERRORS, 409: {"model": Problem}})
-    async def end_session(session_id: Session, who: User) -> Result:
+    @app.delete("/api/sessions/{session_id}", responses=REFUSED)
+    async def end_session(session: Owned, key: Key) -> Result:
         """End the session (after the turn in flight, if any)."""
-        return Result(result=await _update(await owned(session_id, who), "end_chat"))
+        return Result(result=await session.end(key=key))
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -418,6 +419,7 @@ def create_app(mesh: Mesh, users: Users, temporal_ui: str = "http://127.0.0.1:82
 PATTERN_MEANING = {
     MESSAGE_PATTERN: "send plain text without control characters, and not only spaces",
     TOOL_NAME_PATTERN: "a team or tool name: letters, digits, '_' and '-'",
+    IDEMPOTENCY_KEY: "1 to 200 letters, digits or any of _ . : ~ + / = -",
 }
 
 
@@ -461,15 +463,3 @@ async def with_keepalive(events: AsyncIterator[SessionEvent]) -> AsyncIterator[s
             yield sse(item)
     finally:
         task.cancel()
-
-
-async def _update(handle: WorkflowHandle, name: str, *args: Any) -> str:
-    """Run an Update; a refusal (nothing to decide, no turn running) is 409."""
-    try:
-        return await handle.execute_update(name, *args, result_type=str)
-    except WorkflowUpdateFailedError as err:
-        raise HTTPException(409, str(getattr(err.cause, "message", None) or err.cause)) from None
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise HTTPException(409, "this session has ended") from None
-        raise
