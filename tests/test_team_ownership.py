@@ -37,6 +37,7 @@ from temporalio.exceptions import NexusOperationError
 from temporalio.worker import Worker
 
 from meshkit.mesh import Mesh, TeamConfig, connect
+from meshkit.polling import poll_until
 from meshkit.setup import setup_mesh
 from meshkit.toolkit.door import APPROVAL_MEMO, WORKFLOW_EVENT_LINK, TeamDoor
 from meshkit.toolkit.policy import ApprovalRecord, arguments_digest
@@ -127,6 +128,64 @@ async def test_a_new_teams_tool_is_reached_by_the_phrasing_its_team_published(
     assert [(t.name, t.location, t.ok) for t in reply.tools] == [("fx_rate", "fx", True)]
     assert json.loads(reply.tools[0].arguments) == {"base": "USD", "quote": "EUR"}
     assert "rate: 0.5" in reply.text
+
+
+async def test_a_team_added_to_the_mesh_file_reaches_a_session_created_through_the_running_api(
+    running_mesh: Mesh, fx: FxTeam, tmp_path: Path
+) -> None:
+    import httpx
+    import uvicorn
+
+    from meshdev.dev_server import free_port
+    from orchestrator.api.app import create_app
+    from orchestrator.api.auth import load_users
+
+    # The API starts from a mesh file without the team, and keeps running.
+    mesh_file = tmp_path / "mesh.toml"
+    mesh_file.write_text(running_mesh.to_toml())
+    token = "carol-token-0123456789abcdef"
+    app = create_app(
+        running_mesh, load_users({"MESH_API_TOKENS": f"carol:{token}"}), mesh_file=mesh_file
+    )
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    serving = asyncio.ensure_future(server.serve())
+    await poll_until(lambda: server.started or None, timeout_s=30, what="the API did not start")
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        ) as api:
+
+            async def teams_of_a_new_session() -> tuple[str, set[str]]:
+                created = await api.post("/api/sessions")
+                assert created.status_code == 201, created.text
+                session = created.json()["id"]
+                view = (await api.get(f"/api/sessions/{session}")).json()
+                return session, set(view["status"]["teams"])
+
+            _, before = await teams_of_a_new_session()
+            assert before == set(running_mesh.teams)
+            # The team joins: its entry in the mesh file (setup and worker are the fixture's).
+            mesh_file.write_text(fx.mesh.to_toml())
+            session, after = await teams_of_a_new_session()
+            assert after == {*running_mesh.teams, "fx"}
+            async with api.stream(
+                "POST",
+                f"/api/sessions/{session}/messages",
+                json={"text": "fx_rate base=USD quote=EUR"},
+            ) as r:
+                lines = [line async for line in r.aiter_lines() if line.startswith("data: ")]
+            events = [json.loads(line.removeprefix("data: ")) for line in lines]
+            called = [
+                (e["name"], e["location"], e["ok"]) for e in events if e["kind"] == "tool_finished"
+            ]
+            assert called == [("fx_rate", "fx", True)]
+            assert "rate: 0.5" in events[-1]["text"]
+    finally:
+        server.should_exit = True
+        await serving
 
 
 async def test_setup_describes_a_teams_endpoint_from_its_catalog(
