@@ -12,7 +12,7 @@ from temporalio.client import Client
 
 from meshkit.mesh import Mesh
 from meshkit.toolkit.store import IdempotentStore
-from orchestrator.contract import SessionConfig, SessionError
+from orchestrator.contract import SessionConfig, SessionEnded, SessionError, SessionNotFound
 from orchestrator.session_client import SessionClient
 from tests.helpers import SCRIPTED, ScriptedModel, call, say
 from tests.reliability import count
@@ -85,14 +85,14 @@ async def test_messages_to_an_ended_or_unknown_session_are_refused(
         f"gone-{uuid.uuid4().hex[:8]}", model="offline"
     )
     await handle.end()
-    with pytest.raises(SessionError, match="has ended"):
+    with pytest.raises(SessionEnded, match="has ended"):
         await handle.send("hello?", 30)
-    with pytest.raises(SessionError, match="already ended"):
+    with pytest.raises(SessionEnded, match="has ended"):
         await handle.end()
-    with pytest.raises(SessionError, match="no session"):
+    with pytest.raises(SessionNotFound, match="no session"):
         await SessionClient(client, running_mesh).attach(f"never-{uuid.uuid4().hex[:8]}")
     unknown = SessionClient(client, running_mesh).session(f"never-{uuid.uuid4().hex[:8]}")
-    with pytest.raises(SessionError, match="ended or does not exist"):
+    with pytest.raises(SessionEnded, match="ended or does not exist"):
         await unknown.send("hello?", 30)
     count("bad_inputs", 4)
 
