@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -80,6 +81,12 @@ async def test_a_first_visit_can_type_without_starting_a_session_first(
     browser: WebDriver, web_api: WebApi
 ) -> None:
     await asyncio.to_thread(first_visit, browser, web_api)
+
+
+async def test_a_message_sent_again_after_a_dropped_connection_runs_one_turn(
+    browser: WebDriver, web_api: WebApi
+) -> None:
+    await asyncio.to_thread(dropped_connection, browser, web_api)
 
 
 async def test_without_a_token_the_page_asks_to_sign_in(
@@ -242,3 +249,47 @@ def first_visit(browser: WebDriver, web_api: WebApi) -> None:
     assert current.get_attribute("textContent").startswith(
         browser.execute_script("return window.location.hash.slice(1)") + " "
     )
+
+
+# Loaded before the page's own script: the first message's request reaches the
+# API, which accepts it, and then the page sees the connection drop, as when a
+# phone changes networks. Every message request's Idempotency-Key is recorded.
+DROP_FIRST_MESSAGE = """
+window.messageKeys = [];
+const realFetch = window.fetch.bind(window);
+let dropped = false;
+window.fetch = async (url, options = {}) => {
+  if (!String(url).endsWith("/messages")) return realFetch(url, options);
+  window.messageKeys.push((options.headers || {})["Idempotency-Key"] || null);
+  const response = await realFetch(url, options);
+  if (dropped) return response;
+  dropped = true;
+  response.body.cancel();
+  throw new TypeError("Failed to fetch");
+};
+"""
+
+
+def dropped_connection(browser: WebDriver, web_api: WebApi) -> None:
+    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": DROP_FIRST_MESSAGE})
+    wait = WebDriverWait(browser, 60)
+    browser.get(f"{web_api.url}/?token={web_api.token}")
+    box = wait.until(ec.element_to_be_clickable((By.ID, "message")))
+    box.send_keys("What is 15 * 23?", Keys.ENTER)
+    wait.until(
+        ec.presence_of_element_located(
+            (By.XPATH, "//li[contains(@class,'reply')][contains(.,'345')]")
+        )
+    )
+    keys = browser.execute_script("return window.messageKeys")
+    assert len(keys) == 2 and keys[0] and keys[0] == keys[1], keys  # sent again, same key
+
+    session = browser.execute_script("return window.location.hash.slice(1)")
+    view = httpx.get(
+        f"{web_api.url}/api/sessions/{session}",
+        headers={"Authorization": f"Bearer {web_api.token}"},
+        timeout=30,
+    ).json()
+    assert [turn["user"] for turn in view["history"]] == ["What is 15 * 23?"]
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".bubble.user")) == 1
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".reply")) == 1

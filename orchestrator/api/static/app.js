@@ -114,7 +114,7 @@ async function loadSessions() {
 // Creates a session and shows it; false (with the reason shown) when it could not.
 async function newSession(key = newKey()) {
   closeSessions();
-  const response = await changing("POST", "/api/sessions", {}, key);
+  const response = await changing("POST", "/api/sessions", undefined, key);
   if (!response.ok) {
     notice(await detail(response));
     return false;
