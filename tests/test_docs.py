@@ -118,6 +118,48 @@ def test_every_relative_link_resolves(page: Path) -> None:
     assert not broken, "\n".join(broken)
 
 
+# Where the project's files live: a code span starting with one of these
+# names a file or folder of the checkout, and `python -m x.y` names a module.
+PROJECT_DIRS = ("bench", "deploy", "docs", "meshdev", "meshkit", "orchestrator", "scripts")
+PROJECT_DIRS += ("services", "tests", "workers")
+MODULE = re.compile(r"python -m ([\w.]+)")
+
+
+def missing_names(page: Path) -> list[str]:
+    """The checkout's files, folders and modules that ``page`` names in code
+    spans and that do not exist."""
+    missing = []
+    for number, line in enumerate(page.read_text().splitlines(), start=1):
+        for span in (m.group(2).strip() for m in CODE_SPAN.finditer(line)):
+            for module in MODULE.findall(span):
+                base = ROOT / module.replace(".", "/")
+                if not (base.with_suffix(".py").exists() or (base / "__main__.py").exists()):
+                    missing.append(f"{page.name}:{number}: no module {module}")
+            named = span.split("/", 1)[0] in PROJECT_DIRS and "/" in span
+            placeholder = re.search(r"[\s<>*{}]", span)
+            if named and not placeholder and not (ROOT / span.split(":", 1)[0]).exists():
+                missing.append(f"{page.name}:{number}: no file {span}")
+    return missing
+
+
+@pytest.mark.parametrize("page", pages(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_file_and_module_a_page_names_exists(page: Path) -> None:
+    missing = missing_names(page)
+    assert not missing, "\n".join(missing)
+
+
+def test_the_name_check_reports_what_does_not_exist(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "`meshkit/mesh.py` and `python -m workers.setup` exist;\n"
+        "`meshkit/nowhere.py`, `python -m orchestrator.nothing` and `services/<team>/x.py`\n"
+    )
+    assert missing_names(page) == [
+        "page.md:2: no file meshkit/nowhere.py",
+        "page.md:2: no module orchestrator.nothing",
+    ]
+
+
 def test_every_docs_page_is_reachable_from_the_readme() -> None:
     assert len(links(README)) > 10, "README's links were not found: the checks would prove nothing"
     linked = {
