@@ -250,6 +250,19 @@ def first_visit(browser: WebDriver, web_api: WebApi) -> None:
         browser.execute_script("return window.location.hash.slice(1)") + " "
     )
 
+    # A card that arrives while a message is being typed leaves the focus
+    # there, so an Enter meant for the message approves nothing; Shift+Tab
+    # reaches the card. (The event is handed to the page as the stream would.)
+    box.send_keys("half a thought")
+    browser.execute_script(
+        "handle({kind: 'approval_requested', offset: 1e9, turn: 99, call_id: 'typed-over',"
+        " name: 'create_ticket', location: 'it', arguments: {}, reason: ''})"
+    )
+    browser.find_element(By.CSS_SELECTOR, ".approval[data-call-id='typed-over']")
+    assert focused(browser) == "#message"
+    box.send_keys(Keys.SHIFT, Keys.TAB)
+    assert focused(browser) == ".deny"
+
 
 # Loaded before the page's own script: the first message's request reaches the
 # API, which accepts it, and then the page sees the connection drop, as when a

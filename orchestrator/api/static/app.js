@@ -181,7 +181,10 @@ function approvalCard(event) {
   card.append(title, why, args, approve, deny);
   $("#conversation").append(card);
   card.scrollIntoView({ block: "end" });
-  approve.focus();
+  // The card takes the focus, unless a message is being typed: an Enter meant
+  // for that message must not approve a call. Shift+Tab then reaches the card.
+  const box = $("#message");
+  if (!(document.activeElement === box && box.value.trim())) approve.focus();
 }
 
 function dropApproval(callId) {
