@@ -339,6 +339,9 @@ $("#interrupt").addEventListener("click", async () => {
   if (!response.ok) notice(await detail(response));
 });
 
+// A phone's box is narrow, and its keyboard has no Shift+Enter to explain.
+if (window.matchMedia("(max-width: 700px)").matches) $("#message").placeholder = "Ask something";
+
 (async function start() {
   if (!state.token) return signedOut();
   // Typing can start at once: the first message opens a session if none is chosen.
