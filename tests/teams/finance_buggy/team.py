@@ -21,6 +21,7 @@ def register() -> TeamRegistration:
     return TeamRegistration(
         handler=fixed.handler,
         policies=fixed.policies,
+        hints=fixed.hints,
         workflows=fixed.workflows,
         activities=[*others, submit_expense],
     )

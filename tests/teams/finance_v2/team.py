@@ -43,6 +43,7 @@ def register() -> TeamRegistration:
     return TeamRegistration(
         handler=v1.handler,
         policies=v1.policies,
+        hints=v1.hints,
         workflows=[*workflows, SubmitExpenseWorkflowV2],
         activities=v1.activities,
     )
