@@ -4,10 +4,10 @@ start and end, the model's text as it is written, approvals put to the user."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from orchestrator.contract import (
     ApprovalDecision,
@@ -17,10 +17,23 @@ from orchestrator.contract import (
     ToolCall,
 )
 
-if TYPE_CHECKING:
-    from orchestrator.session import Sent
-
 Approver = Callable[[PendingApproval], Awaitable[ApprovalDecision]]
+
+
+class Decides(Protocol):
+    async def decide(self, decision: ApprovalDecision) -> str: ...
+
+
+class Followed(Protocol):
+    """What :func:`watch` needs of a sent message (``orchestrator.session.Sent``),
+    named here so this module does not import the one that imports it."""
+
+    @property
+    def session(self) -> Decides: ...
+
+    def events(self) -> AsyncIterator[SessionEvent]: ...
+
+
 ProgressListener = Callable[[ToolCall], None]
 EventListener = Callable[[SessionEvent], None]
 TextListener = Callable[[str], None]
@@ -48,7 +61,7 @@ class Listeners:
             self.on_tool(call)
 
 
-async def watch(sent: Sent, listeners: Listeners) -> None:
+async def watch(sent: Followed, listeners: Listeners) -> None:
     """Follow the turn's events to its reply: report progress, stream text, ask for approvals."""
     async for event in sent.events():
         if listeners.on_event:
