@@ -93,3 +93,8 @@ class SessionState(BaseModel):
         description="The latest messages' Update ids and the turns that answered them, "
         f"oldest first (at most {ANSWERED_MESSAGES_KEPT}).",
     )
+    done: dict[str, str] = Field(
+        default_factory=dict,
+        description="The latest decisions, interrupts, undos and compactions: their Update "
+        f"ids and what they answered, oldest first (at most {ANSWERED_MESSAGES_KEPT}).",
+    )

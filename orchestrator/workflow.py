@@ -230,22 +230,28 @@ class ChatSessionWorkflow:
     @workflow.update(name=INTERRUPT)
     async def interrupt(self) -> str:
         """Cancel the turn in flight: its model call and tool calls are cancelled."""
+        if (again := self._done_before()) is not None:
+            return again
         task = self._turn_task
         assert task is not None
         self._interrupting = True
         task.cancel()
         await workflow.wait_condition(lambda: self._turn_task is not task)
         self._interrupting = False
-        return f"turn {self._state.turn_count} interrupted"
+        return self._remember_done(f"turn {self._state.turn_count} interrupted")
 
     @interrupt.validator
     def _validate_interrupt(self) -> None:
+        if self._done_before() is not None:
+            return
         if self._turn_task is None:
             raise NoTurnInProgress("no turn is in progress").failure()
 
     @workflow.update(name=DECIDE)
     async def decide(self, decision: ApprovalDecision) -> str:
         """Approve or deny a tool call waiting for approval."""
+        if (again := self._done_before()) is not None:
+            return again
         call_id = decision.call_id or next(iter(self._pending))
         self._decisions[call_id] = (
             decision.model_copy(update={"call_id": call_id}),
@@ -260,10 +266,14 @@ class ChatSessionWorkflow:
             approve=decision.approve,
             by=decision.by,
         )
-        return f"{pending.tool}: {'approved' if decision.approve else 'denied'}"
+        return self._remember_done(
+            f"{pending.tool}: {'approved' if decision.approve else 'denied'}"
+        )
 
     @decide.validator
     def _validate_decision(self, decision: ApprovalDecision) -> None:
+        if self._done_before() is not None:
+            return
         if not self._pending:
             raise NotAwaitingApproval("no tool call is waiting for approval").failure()
         if not decision.call_id and len(self._pending) > 1:
@@ -304,20 +314,28 @@ class ChatSessionWorkflow:
     @workflow.update(name=UNDO)
     async def undo(self) -> str:
         """Drop the last turn from what the model sees next (history keeps it)."""
+        if (again := self._done_before()) is not None:
+            return again
         async with self._turn_lock:
             items, dropped = drop_last_turn(self._state.items)
             if not dropped:
                 raise NothingToUndo("there is no turn to undo").failure()
             self._state.items = items
-            return f"turn {self._state.turn_count} is no longer part of the conversation"
+            return self._remember_done(
+                f"turn {self._state.turn_count} is no longer part of the conversation"
+            )
 
     @workflow.update(name=COMPACT)
     async def compact_now(self) -> str:
         """Compact the conversation now: the model sees only the last turn, with a note."""
+        if (again := self._done_before()) is not None:
+            return again
         async with self._turn_lock:
             before = self._state.compacted_turns
             self._state.items, self._state.compacted_turns = compact(self._state.items, 0, before)
-            return f"{self._state.compacted_turns - before} earlier turn(s) compacted away"
+            return self._remember_done(
+                f"{self._state.compacted_turns - before} earlier turn(s) compacted away"
+            )
 
     @undo.validator
     def _validate_undo(self) -> None:
@@ -328,6 +346,21 @@ class ChatSessionWorkflow:
     def _validate_compact(self) -> None:
         if self._ended:
             raise SessionEnded("this session has ended; start a new one").failure()
+
+    # Decisions, interrupts, undos and compactions are deduplicated the same
+    # way as messages: Temporal within a run, the state's record across runs,
+    # so a repeat that reaches a later run (a retry after a long outage) gets
+    # the first answer instead of undoing a second turn or being refused. The
+    # validators let a recorded repeat through; the handlers answer it.
+    def _done_before(self) -> str | None:
+        return self._state.done.get(_update_id())
+
+    def _remember_done(self, result: str) -> str:
+        done = self._state.done
+        done[_update_id()] = result
+        for oldest in list(done)[:-ANSWERED_MESSAGES_KEPT]:
+            del done[oldest]
+        return result
 
     @workflow.update(name=END)
     async def end_chat(self) -> str:

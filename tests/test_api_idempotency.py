@@ -179,12 +179,13 @@ async def test_an_empty_post_creates_a_session(api: httpx.AsyncClient) -> None:
     assert bare.json()["id"] != empty.json()["id"] and bare.json()["tools"] is None
 
 
-async def test_a_repeated_message_after_continue_as_new_is_answered_from_its_turn(
+async def test_a_repeated_message_or_undo_after_continue_as_new_gets_its_first_answer(
     client: Client, running_mesh: Mesh
 ) -> None:
     config = SessionConfig.for_mesh(running_mesh, model="offline", max_run_history_bytes=50_000)
     session = await SessionClient(client, running_mesh).open(config=config)
     first = await session.send("What is 5 * 5?", 60, key="five")
+    undone = await session.undo(key="take-back")
     sent = 0
 
     async def continued_as_new() -> bool:
@@ -202,4 +203,11 @@ async def test_a_repeated_message_after_continue_as_new_is_answered_from_its_tur
     assert (await session.status()).turn == turns
     progress = await session.progress("message-five")
     assert progress is not None and progress.done and progress.turn == 1
+    # A fresh undo would take back the latest turn; the repeat takes back nothing.
+    assert (
+        await session.undo(key="take-back")
+        == undone
+        == ("turn 1 is no longer part of the conversation")
+    )
+    assert (await session.undo(key="another")) != undone
     await session.end()
