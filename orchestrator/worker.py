@@ -29,6 +29,7 @@ from meshkit.runtime import run_worker
 from meshkit.versioning import deployment_config
 from orchestrator import model_calls, payloads
 from orchestrator.activities import LocalTools
+from orchestrator.gateway.workflows import McpCatalogs, McpToolCall
 from orchestrator.models.provider import LlmSettings, MeshModelProvider
 from orchestrator.session_types import ModelPlan, ModelPlanRequest
 from orchestrator.weather import WeatherSettings
@@ -115,11 +116,11 @@ async def main(
         require_namespace=True,
     )
     tools = LocalTools(weather)
-    # ChatSession declares its own behaviour (auto-upgrade); see its definition.
+    # Each workflow declares its own versioning behaviour beside its definition.
     worker = Worker(
         client,
         task_queue=mesh.orchestrator.task_queue,
-        workflows=[ChatSessionWorkflow],
+        workflows=[ChatSessionWorkflow, McpToolCall, McpCatalogs],
         activities=[tools.calculator, tools.weather, model_plan_activity(provider)],
         graceful_shutdown_timeout=timedelta(seconds=10),
         deployment_config=deployment,

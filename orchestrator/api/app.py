@@ -26,6 +26,7 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+from starlette.routing import Route
 from temporalio.client import Plugin
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
@@ -43,6 +44,7 @@ from orchestrator.contract import (
     NotAwaitingApproval,
     NothingToUndo,
     NoTurnInProgress,
+    SessionConfig,
     SessionEnded,
     SessionError,
     SessionEvent,
@@ -52,6 +54,8 @@ from orchestrator.contract import (
     Turn,
     UnknownTool,
 )
+from orchestrator.gateway.http import PATH as MCP_PATH
+from orchestrator.gateway.http import McpEndpoint
 from orchestrator.session import Session
 from orchestrator.session_client import SessionClient
 
@@ -247,8 +251,10 @@ def create_app(
         client = await connect(
             mesh, mesh.orchestrator, tracing=tracing, data_converter=pydantic_data_converter
         )
-        app.state.sessions = SessionClient(client, mesh, mesh_file=mesh_file)
-        yield
+        sessions = SessionClient(client, mesh, mesh_file=mesh_file)
+        app.state.sessions = sessions
+        async with mcp.running(client, mesh.orchestrator.task_queue):
+            yield
 
     app = FastAPI(
         title="Nexus tool mesh",
@@ -262,6 +268,13 @@ def create_app(
         telemetry={"operation_spans": False},
     )
     app.state.users = users
+    # The MCP gateway: the same users, the teams of the mesh file as it reads now.
+    mcp = McpEndpoint(
+        users,
+        lambda: SessionConfig.for_mesh(app.state.sessions.mesh).teams,
+        approve_at="the web chat (this server's / page)",
+    )
+    app.router.routes.append(Route(MCP_PATH, endpoint=mcp, methods=["GET", "POST", "DELETE"]))
 
     def ui_link(session_id: str) -> str:
         namespace = quote(mesh.orchestrator.namespace)

@@ -1,0 +1,1 @@
+"""The MCP gateway: the teams' tools for any MCP client, each call a durable Temporal call."""

@@ -1,0 +1,112 @@
+"""The teams' tools as MCP tools, from their catalogs.
+
+The gateway keeps the catalogs of the teams that answered (fetched through
+:class:`~orchestrator.gateway.durable.DurableCalls`) for a short time, and
+lists each of their tools as the team publishes it: its description, its
+strict input schema, its output schema, a title naming the team, and hints
+that follow the team's policy. A team that does not answer is not listed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import mcp_types as types
+
+from meshkit.toolkit.catalog import ToolEntry
+from orchestrator.contract import TeamRoute
+from orchestrator.gateway.calls import GatewayCatalogs
+from orchestrator.gateway.durable import DurableCalls
+
+log = logging.getLogger("orchestrator.gateway")
+
+
+@dataclass(frozen=True)
+class ListedTool:
+    """A tool as the gateway lists it, and the team operation behind it."""
+
+    name: str
+    team: str
+    route: TeamRoute
+    entry: ToolEntry
+
+    def as_mcp(self) -> types.Tool:
+        entry = self.entry
+        needs_approval = entry.approval is not None
+        return types.Tool(
+            name=self.name,
+            title=f"{entry.name} ({self.team} team)",
+            description=entry.description,
+            input_schema=entry.input_schema,
+            output_schema=entry.output_schema or None,
+            annotations=types.ToolAnnotations(
+                title=f"{entry.name} ({self.team} team)",
+                # The catalog says which calls need a person's approval: those may
+                # change something that matters, the others the team runs unasked.
+                destructive_hint=needs_approval,
+                read_only_hint=False if needs_approval else None,
+                open_world_hint=True,
+            ),
+        )
+
+
+def listed_tools(
+    catalogs: GatewayCatalogs, routes: Mapping[str, TeamRoute]
+) -> dict[str, ListedTool]:
+    """Every available team's tools by the name clients see: a name two teams
+    share is qualified by the team (``finance_report``) for both."""
+    owners: dict[str, list[str]] = {}
+    for team, catalog in catalogs.catalogs.items():
+        for entry in catalog.tools:
+            owners.setdefault(entry.name, []).append(team)
+    listed: dict[str, ListedTool] = {}
+    for team in sorted(catalogs.catalogs):
+        if team not in routes:
+            continue
+        for entry in catalogs.catalogs[team].tools:
+            name = entry.name if len(owners[entry.name]) == 1 else f"{team}_{entry.name}"
+            listed[name] = ListedTool(name, team, routes[team], entry)
+    return listed
+
+
+def fingerprint(catalogs: GatewayCatalogs) -> tuple[tuple[str, str], ...]:
+    """What a client's list depends on: which teams answered, with which catalog version."""
+    return tuple(sorted((team, c.version) for team, c in catalogs.catalogs.items()))
+
+
+class Catalogs:
+    """The teams' catalogs, fetched when older than ``ttl_s``; one fetch at a time."""
+
+    def __init__(
+        self,
+        calls: DurableCalls,
+        routes: Callable[[], Mapping[str, TeamRoute]],
+        *,
+        ttl_s: float = 10.0,
+        timeout_s: float = 3.0,
+    ) -> None:
+        self._calls = calls
+        self._routes = routes
+        self.ttl_s = ttl_s
+        self.timeout_s = timeout_s
+        self._current: GatewayCatalogs | None = None
+        self._fetched = 0.0
+        self._lock = asyncio.Lock()
+
+    async def tools(self, *, fresh: bool = False) -> dict[str, ListedTool]:
+        routes = dict(self._routes())
+        return listed_tools(await self.current(fresh=fresh), routes)
+
+    async def current(self, *, fresh: bool = False) -> GatewayCatalogs:
+        async with self._lock:
+            age = time.monotonic() - self._fetched
+            if fresh or self._current is None or age >= self.ttl_s:
+                self._current = await self._calls.catalogs(dict(self._routes()), self.timeout_s)
+                self._fetched = time.monotonic()
+                for team, reason in self._current.unavailable.items():
+                    log.warning("team %s is not listed: %s", team, reason)
+            return self._current
