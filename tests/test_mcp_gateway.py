@@ -6,28 +6,42 @@ client in the teams' words, and the gateway has the API's users."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import httpx2
+import mcp_types
 import pytest
+import uvicorn
 from mcp import Client
+from mcp.client.session import IncomingMessage
 from mcp.client.streamable_http import streamable_http_client
+from temporalio.client import Client as TemporalClient
 
+from meshdev.dev_server import free_port
+from meshkit.mesh import Mesh
+from meshkit.polling import poll_until
 from meshkit.toolkit.store import IdempotentStore
-from tests.conftest import WebApi
+from orchestrator.api.app import create_app
+from orchestrator.api.auth import load_users
+from orchestrator.gateway.calls import call_workflow_id
+from tests.conftest import ALICE_TOKEN, WebApi
 
 pytestmark = pytest.mark.asyncio
 
 
-def connect(web_api: WebApi, mode: str, token: str | None = None) -> Client:
+def connect(web_api: WebApi, mode: str, **options: Any) -> Client:
     http = httpx2.AsyncClient(
-        headers={"Authorization": f"Bearer {token or web_api.token}"},
+        headers={"Authorization": f"Bearer {web_api.token}"},
         timeout=httpx2.Timeout(30, read=300),
     )
-    return Client(streamable_http_client(f"{web_api.url}/mcp", http_client=http), mode=mode)
+    transport = streamable_http_client(f"{web_api.url}/mcp", http_client=http)
+    return Client(transport, mode=mode, **options)
 
 
 @pytest.fixture(params=["legacy", "2026-07-28"])
@@ -129,11 +143,12 @@ async def test_no_token_or_a_wrong_one_gets_401(web_api: WebApi, token: str | No
 
 
 async def test_one_call_retried_with_one_key_runs_once(
-    web_api: WebApi, mode: str, stores: Path
+    web_api: WebApi, mode: str, stores: Path, client: TemporalClient
 ) -> None:
     what = f"taxi {uuid.uuid4().hex[:8]}"
     arguments: dict[str, Any] = {"amount": 42.5, "currency": "EUR", "description": what}
-    meta: Any = {"idempotencyKey": uuid.uuid4().hex}
+    key = uuid.uuid4().hex
+    meta: Any = {"idempotencyKey": key}
     async with connect(web_api, mode) as mcp:
         first = await mcp.call_tool("submit_expense", arguments, meta=meta)
     # Another connection, as a client that lost the first one would open.
@@ -146,3 +161,54 @@ async def test_one_call_retried_with_one_key_runs_once(
     assert not other.is_error and other.structured_content != first.structured_content
     claims = IdempotentStore(stores / "expenses.sqlite", "expenses").all()
     assert sum(what in str(c) for c in claims) == 2
+    # The call is a workflow of the orchestrator's namespace, named by the user's key.
+    described = await client.get_workflow_handle(call_workflow_id("alice", key)).describe()
+    assert described.workflow_type == "McpToolCall"
+
+
+@asynccontextmanager
+async def own_api(mesh_file: Path) -> AsyncIterator[WebApi]:
+    """An API of its own, reading ``mesh_file``, whose gateway refreshes often."""
+    from meshkit.mesh import load_mesh
+
+    users = load_users({"MESH_API_TOKENS": f"alice:{ALICE_TOKEN}"})
+    app = create_app(load_mesh(mesh_file), users, mesh_file=mesh_file, mcp_refresh_s=0.5)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+
+    async def started() -> bool | None:
+        return server.started or None
+
+    await poll_until(started, timeout_s=10, what="the API did not start")
+    try:
+        yield WebApi(f"http://127.0.0.1:{port}", ALICE_TOKEN, "")
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_a_team_that_goes_away_leaves_the_list_and_clients_are_told(
+    running_mesh: Mesh, mesh_file: Path, tmp_path: Path
+) -> None:
+    own_file = tmp_path / "mesh.toml"
+    own_file.write_text(mesh_file.read_text())
+    changed = asyncio.Event()
+
+    async def notified(message: IncomingMessage) -> None:
+        if isinstance(message, mcp_types.ToolListChangedNotification):
+            changed.set()
+
+    async with own_api(own_file) as api, connect(api, "legacy", message_handler=notified) as mcp:
+        before = {tool.name for tool in (await mcp.list_tools()).tools}
+        assert {"get_ip", "calculate_roi"} <= before
+        # IT's endpoint now leads nowhere: no worker answers for the team.
+        endpoint = running_mesh.teams["it"].endpoint
+        own_file.write_text(
+            own_file.read_text().replace(f'endpoint = "{endpoint}"', 'endpoint = "gone"')
+        )
+        await asyncio.wait_for(changed.wait(), 30)
+        after = {tool.name for tool in (await mcp.list_tools()).tools}
+        assert "calculate_roi" in after and not after & {"get_ip", "jira_metrics"}
+        stale = await mcp.call_tool("get_ip", {})
+    assert stale.is_error and "get_ip" in text_of(stale) and "down" in text_of(stale)

@@ -236,6 +236,7 @@ def create_app(
     *,
     mesh_file: Path | None = None,
     tracing: Sequence[Plugin] = (),
+    mcp_refresh_s: float = 15.0,
 ) -> FastAPI:
     """The API for ``mesh``'s orchestrator namespace, for the configured ``users``.
 
@@ -244,6 +245,9 @@ def create_app(
     With ``mesh_file`` (the file ``mesh`` was read from), a session is created
     with the teams the file names at that moment: a team added to it reaches
     the next new session without a restart of the API.
+
+    The MCP gateway at ``/mcp`` asks the teams for their catalogs every
+    ``mcp_refresh_s`` seconds, and tells its clients when their tools changed.
     """
 
     @asynccontextmanager
@@ -273,6 +277,7 @@ def create_app(
         users,
         lambda: SessionConfig.for_mesh(app.state.sessions.mesh).teams,
         approve_at="the web chat (this server's / page)",
+        refresh_s=mcp_refresh_s,
     )
     app.router.routes.append(Route(MCP_PATH, endpoint=mcp, methods=["GET", "POST", "DELETE"]))
 

@@ -9,12 +9,15 @@ gateway changes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from datetime import timedelta
 
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 from orchestrator.contract import TeamRoute
 from orchestrator.failures import root_message
@@ -33,6 +36,8 @@ from orchestrator.gateway.calls import (
 # itself beyond the operation's own timeout, so a lost worker cannot hold a
 # client forever.
 _RUN_MARGIN_S = 60.0
+# A catalog's workflow gets this long beyond the teams' own timeout.
+_CATALOG_MARGIN_S = 5.0
 
 
 class DurableCalls:
@@ -69,15 +74,34 @@ class DurableCalls:
 
     async def catalogs(self, teams: dict[str, TeamRoute], timeout_s: float) -> GatewayCatalogs:
         """Every team's catalog; a team that does not answer within ``timeout_s`` is
-        named in ``unavailable``."""
-        return await self.client.execute_workflow(
+        named in ``unavailable``. Each team is asked by a workflow of its own: an
+        endpoint the server does not know fails that workflow's task until it times
+        out, and must not hold up the other teams."""
+        asked = await asyncio.gather(
+            *(self._catalog(team, route, timeout_s) for team, route in teams.items())
+        )
+        merged = GatewayCatalogs()
+        for one in asked:
+            merged.catalogs.update(one.catalogs)
+            merged.unavailable.update(one.unavailable)
+        return merged
+
+    async def _catalog(self, team: str, route: TeamRoute, timeout_s: float) -> GatewayCatalogs:
+        handle = await self.client.start_workflow(
             CATALOGS_WORKFLOW,
-            CatalogRequest(teams=teams, timeout_s=timeout_s),
-            id=f"{CATALOGS_PREFIX}{uuid.uuid4().hex[:16]}",
+            CatalogRequest(teams={team: route}, timeout_s=timeout_s),
+            id=f"{CATALOGS_PREFIX}{team}-{uuid.uuid4().hex[:12]}",
             task_queue=self.task_queue,
             result_type=GatewayCatalogs,
-            execution_timeout=_timeout(timeout_s),
+            execution_timeout=timedelta(seconds=timeout_s + _CATALOG_MARGIN_S),
         )
+        try:
+            return await asyncio.wait_for(handle.result(), timeout_s + _CATALOG_MARGIN_S)
+        except (TimeoutError, WorkflowFailureError) as err:
+            with contextlib.suppress(RPCError):
+                await handle.terminate("the gateway stopped waiting for this catalog")
+            reason = "no answer" if isinstance(err, TimeoutError) else root_message(err)
+            return GatewayCatalogs(unavailable={team: f"its catalog was not fetched: {reason}"})
 
 
 def _timeout(seconds: float) -> timedelta:
