@@ -7,6 +7,8 @@ client in the teams' words, and the gateway has the API's users."""
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,7 +20,7 @@ import httpx2
 import mcp_types
 import pytest
 import uvicorn
-from mcp import Client
+from mcp import Client, StdioServerParameters
 from mcp.client.session import IncomingMessage
 from mcp.client.streamable_http import streamable_http_client
 from temporalio.client import Client as TemporalClient
@@ -33,6 +35,7 @@ from orchestrator.gateway.calls import call_workflow_id
 from tests.conftest import ALICE_TOKEN, WebApi
 
 pytestmark = pytest.mark.asyncio
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def connect(web_api: WebApi, mode: str, **options: Any) -> Client:
@@ -212,3 +215,47 @@ async def test_a_team_that_goes_away_leaves_the_list_and_clients_are_told(
         assert "calculate_roi" in after and not after & {"get_ip", "jira_metrics"}
         stale = await mcp.call_tool("get_ip", {})
     assert stale.is_error and "get_ip" in text_of(stale) and "down" in text_of(stale)
+
+
+def stdio_gateway(mesh_file: Path, token: str) -> StdioServerParameters:
+    env = {
+        **os.environ,
+        "MESH_FILE": str(mesh_file),
+        "MESH_API_TOKENS": f"alice:{ALICE_TOKEN}",
+        "MESH_MCP_TOKEN": token,
+    }
+    return StdioServerParameters(
+        command=sys.executable, args=["-m", "orchestrator.gateway"], env=env, cwd=str(ROOT)
+    )
+
+
+async def test_the_stdio_gateway_lists_and_calls_as_its_user(
+    running_mesh: Mesh, mesh_file: Path, mode: str, client: TemporalClient
+) -> None:
+    key = uuid.uuid4().hex
+    async with Client(stdio_gateway(mesh_file, ALICE_TOKEN), mode=mode) as mcp:
+        tools = {tool.name for tool in (await mcp.list_tools()).tools}
+        result = await mcp.call_tool(
+            "calculate_roi",
+            {"principal": 1000, "annual_rate": 10, "years": 2},
+            meta={"idempotencyKey": key},
+        )
+    assert {"get_ip", "calculate_roi", "create_ticket"} <= tools
+    assert not result.is_error and result.structured_content is not None
+    assert result.structured_content["final_value"] == 1210.0
+    described = await client.get_workflow_handle(call_workflow_id("alice", key)).describe()
+    assert (await described.memo())["user"] == "alice"
+
+
+async def test_the_stdio_gateway_refuses_to_start_without_a_known_token(
+    running_mesh: Mesh, mesh_file: Path
+) -> None:
+    params = stdio_gateway(mesh_file, "wrong-token-0123456789abcdef")
+    process = await asyncio.create_subprocess_exec(
+        params.command, *params.args, env=params.env, cwd=params.cwd,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1 and out == b""
+    assert b"MESH_MCP_TOKEN must hold the bearer token" in err

@@ -29,7 +29,8 @@ from typing import Any
 
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
-from mcp.server.lowlevel import Server
+from mcp.server.lowlevel import NotificationOptions, Server
+from mcp.server.models import InitializationOptions
 from mcp.server.session import ServerSession
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
@@ -63,7 +64,7 @@ class Gateway:
         # Handshake-era connections, by session, to tell of a changed list.
         self._listeners: OrderedDict[str, ServerSession] = OrderedDict()
         self._seen: tuple[tuple[str, str], ...] | None = None
-        self.server: Server[Any] = Server(
+        self.server: Server[Any] = _MeshServer(
             "nexus-tool-mesh",
             title="Nexus tool mesh",
             instructions="The tools of the mesh's teams. Each call runs durably in Temporal, "
@@ -186,6 +187,23 @@ class Gateway:
 
 
 _PROCESS = f"stdio-{uuid.uuid4().hex}"
+
+
+class _MeshServer(Server[Any]):
+    """The SDK's server, announcing to handshake-era clients that its tool list
+    changes (current clients learn it from ``subscriptions/listen``)."""
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        return super().create_initialization_options(
+            notification_options or NotificationOptions(tools_changed=True),
+            experimental_capabilities,
+            extensions,
+        )
 
 
 def _error(text: str) -> types.CallToolResult:
