@@ -27,7 +27,9 @@ from temporalio.client import Client as TemporalClient
 
 from meshdev.dev_server import free_port
 from meshkit.mesh import Mesh
+from meshkit.mesh import connect as connect_to
 from meshkit.polling import poll_until
+from meshkit.toolkit.door import APPROVAL_MEMO
 from meshkit.toolkit.store import IdempotentStore
 from orchestrator.api.app import create_app
 from orchestrator.api.auth import load_users
@@ -117,19 +119,76 @@ async def test_an_unknown_tool_gets_a_clear_error(web_api: WebApi, mode: str) ->
     assert "no_such_tool" in text_of(result) and "calculate_roi" in text_of(result)
 
 
-async def test_a_call_that_needs_approval_is_refused_with_how_to_approve(
+def tickets_about(stores: Path, title: str) -> list[dict[str, Any]]:
+    tickets = IdempotentStore(stores / "tickets.sqlite", "tickets").all()
+    return [t for t in tickets if title in str(t)]
+
+
+def answering(action: str, asked: list[str]) -> Any:
+    async def elicit(context: Any, params: Any) -> mcp_types.ElicitResult:
+        asked.append(params.message)
+        content = {"note": "printer on floor 3"} if action == "accept" else None
+        return mcp_types.ElicitResult(action=action, content=content)  # type: ignore[arg-type]
+
+    return elicit
+
+
+async def test_a_call_that_needs_approval_is_refused_with_how_to_approve_without_elicitation(
     web_api: WebApi, mode: str, stores: Path
 ) -> None:
     title = f"mcp {uuid.uuid4().hex[:8]}"
     async with connect(web_api, mode) as mcp:
         result = await mcp.call_tool(
-            "create_ticket", {"project": "OPS", "summary": title, "description": None}
+            "create_ticket", {"project": "OPS", "summary": title, "description": ""}
         )
     assert result.is_error
     text = text_of(result)
     assert "approval" in text and "web chat" in text and "nothing was done" in text
-    tickets = IdempotentStore(stores / "tickets.sqlite", "tickets").all()
-    assert not any(title in str(t) for t in tickets)
+    assert "elicitation" in text
+    assert tickets_about(stores, title) == []
+
+
+async def test_an_approval_accepted_through_elicitation_files_once_with_the_mcp_user(
+    web_api: WebApi, mode: str, stores: Path, running_mesh: Mesh
+) -> None:
+    title = f"mcp {uuid.uuid4().hex[:8]}"
+    key = uuid.uuid4().hex
+    asked: list[str] = []
+    arguments = {"project": "OPS", "summary": title, "description": ""}
+    async with connect(web_api, mode, elicitation_callback=answering("accept", asked)) as mcp:
+        result = await mcp.call_tool("create_ticket", arguments, meta={"idempotencyKey": key})
+        again = await mcp.call_tool("create_ticket", arguments, meta={"idempotencyKey": key})
+    assert not result.is_error, result.content
+    assert again.structured_content == result.structured_content
+    assert "it team" in asked[0] and title in asked[0] and "notify people" in asked[0]
+    assert len(tickets_about(stores, title)) == 1
+    it_client = await connect_to(running_mesh, running_mesh.team("it"))
+
+    async def approval_memo() -> dict[str, Any] | None:
+        async for found in it_client.list_workflows("WorkflowType = 'CreateTicketWorkflow'"):
+            described = await it_client.get_workflow_handle(found.id).describe()
+            memo = await described.memo_value(APPROVAL_MEMO, default=None)
+            if memo and memo["call_id"] == key:
+                found_memo: dict[str, Any] = memo
+                return found_memo
+        return None
+
+    memo = await poll_until(approval_memo, timeout_s=30, what="no approved ticket workflow")
+    assert memo["approved_by"] == "alice" and memo["note"] == "printer on floor 3"
+
+
+async def test_an_approval_declined_through_elicitation_files_nothing(
+    web_api: WebApi, mode: str, stores: Path
+) -> None:
+    title = f"mcp {uuid.uuid4().hex[:8]}"
+    asked: list[str] = []
+    async with connect(web_api, mode, elicitation_callback=answering("decline", asked)) as mcp:
+        result = await mcp.call_tool(
+            "create_ticket", {"project": "OPS", "summary": title, "description": ""}
+        )
+    assert result.is_error and "declined" in text_of(result)
+    assert len(asked) == 1
+    assert tickets_about(stores, title) == []
 
 
 @pytest.mark.parametrize("token", [None, "wrong-token-0123456789abcdef"])

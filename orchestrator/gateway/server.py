@@ -35,6 +35,7 @@ from mcp.server.session import ServerSession
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
+from orchestrator.gateway import approvals
 from orchestrator.gateway.calls import GatewayCall, derived_key
 from orchestrator.gateway.durable import DurableCalls
 from orchestrator.gateway.listing import Catalogs, fingerprint
@@ -89,7 +90,7 @@ class Gateway:
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult:
+    ) -> types.CallToolResult | types.InputRequiredResult:
         self._remember(ctx)
         user = self.user_of(ctx)
         if user is None:
@@ -111,18 +112,21 @@ class Gateway:
             for k, v in (params.arguments or {}).items()
             if not (v is None and k in entry.optional)
         }
-        if entry.approval is not None and entry.approval.requires_approval(arguments):
-            why = f" ({entry.approval.reason})" if entry.approval.reason else ""
-            return _error(
-                f"{tool.name} needs a person's approval{why}, and this MCP client cannot be "
-                f"asked for it; nothing was done. Ask for it in {self.approve_at}, where the "
-                "team's approval request shows, or use a client that supports elicitation."
-            )
         key = (ctx.meta or {}).get(IDEMPOTENCY_META)
         if not isinstance(key, str) or not key:
             key = derived_key(
                 self._connection(ctx), ctx.request_id or "", tool.name, params.arguments
             )
+        approval = None
+        if entry.approval is not None and entry.approval.requires_approval(arguments):
+            answer = await approvals.ask(
+                ctx, params, tool, arguments, user=user, key=key, approve_at=self.approve_at
+            )
+            if answer.ask is not None:
+                return answer.ask
+            if answer.approval is None:
+                return _error(answer.refusal)
+            approval = answer.approval
         call = GatewayCall(
             team=tool.team,
             route=tool.route,
@@ -130,6 +134,7 @@ class Gateway:
             arguments=arguments if entry.takes_input else None,
             timeout_s=entry.timeout_s,
             user=user,
+            approval=approval,
         )
         outcome = await self.calls.call(call, key)
         if not outcome.ok:
