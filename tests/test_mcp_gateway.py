@@ -94,10 +94,23 @@ async def test_a_sync_operation_answers_with_structured_content_and_text(
     assert '"final_value": 1210.0' in text_of(result)
 
 
-async def test_a_workflow_backed_operation_answers(web_api: WebApi, mode: str) -> None:
+async def test_a_workflow_backed_operation_answers_and_reports_progress(
+    web_api: WebApi, mode: str
+) -> None:
+    progress: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        progress.append((done, total, message))
+
     async with connect(web_api, mode) as mcp:
-        result = await mcp.call_tool("jira_metrics", {"project": "OPS"})
+        result = await mcp.call_tool(
+            "jira_metrics", {"project": "OPS"}, progress_callback=on_progress
+        )
     assert not result.is_error, result.content
+    # From the start to the end, against the team's timeout for the tool (120 s).
+    assert progress[0] == (0, 120, "it team: jira_metrics started in Temporal")
+    assert progress[-1] == (120, 120, "jira_metrics done")
+    assert [p[0] for p in progress] == sorted(p[0] for p in progress)
     assert result.structured_content is not None
     assert result.structured_content["project"] == "OPS"
     assert result.structured_content["total"] >= 0

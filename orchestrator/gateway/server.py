@@ -24,7 +24,7 @@ import json
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import mcp_types as types
@@ -36,7 +36,7 @@ from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, Too
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from orchestrator.gateway import approvals
-from orchestrator.gateway.calls import GatewayCall, derived_key
+from orchestrator.gateway.calls import CallOutcome, GatewayCall, derived_key
 from orchestrator.gateway.durable import DurableCalls
 from orchestrator.gateway.listing import Catalogs, fingerprint
 
@@ -46,6 +46,7 @@ IDEMPOTENCY_META = "idempotencyKey"
 """``_meta`` key of a ``tools/call`` request: calls with one key (per user) run once."""
 
 SESSION_HEADER = "mcp-session-id"
+PROGRESS_EVERY_S = 2.0
 _MAX_LISTENERS = 1000
 
 UserOf = Callable[[ServerRequestContext[Any]], str | None]
@@ -136,7 +137,10 @@ class Gateway:
             user=user,
             approval=approval,
         )
-        outcome = await self.calls.call(call, key)
+        if entry.kind == "workflow":
+            outcome = await _with_progress(ctx, self.calls.call(call, key), call)
+        else:
+            outcome = await self.calls.call(call, key)
         if not outcome.ok:
             if outcome.error_type == "NOT_FOUND":
                 # The team no longer has the operation: clients are told their list changed.
@@ -209,6 +213,32 @@ class _MeshServer(Server[Any]):
             experimental_capabilities,
             extensions,
         )
+
+
+async def _with_progress(
+    ctx: ServerRequestContext[Any], running: Awaitable[CallOutcome], call: GatewayCall
+) -> CallOutcome:
+    """``running``'s outcome, reporting how long it has run against the team's limit
+    (nothing is sent unless the client asked for progress)."""
+    task = asyncio.ensure_future(running)
+    report = ctx.session.report_progress
+    limit = call.timeout_s
+    await report(0, limit, f"{call.team} team: {call.operation} started in Temporal")
+    started = asyncio.get_running_loop().time()
+    try:
+        while not task.done():
+            await asyncio.wait([task], timeout=PROGRESS_EVERY_S)
+            if not task.done():
+                elapsed = asyncio.get_running_loop().time() - started
+                await report(
+                    min(elapsed, limit), limit, f"{call.operation} running for {elapsed:.0f} s"
+                )
+    finally:
+        if not task.done():
+            task.cancel()
+    outcome = task.result()
+    await report(limit, limit, f"{call.operation} {'done' if outcome.ok else 'ended'}")
+    return outcome
 
 
 def _error(text: str) -> types.CallToolResult:
