@@ -331,3 +331,32 @@ async def test_the_stdio_gateway_refuses_to_start_without_a_known_token(
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 1 and out == b""
     assert b"MESH_MCP_TOKEN must hold the bearer token" in err
+
+
+async def test_ask_hands_a_question_to_the_mesh_agent_one_session_per_connection(
+    web_api: WebApi, mode: str
+) -> None:
+    async with connect(web_api, mode) as mcp:
+        listed = {tool.name: tool for tool in (await mcp.list_tools()).tools}
+        first = await mcp.call_tool("ask", {"question": "What is 15 * 23?"})
+        second = await mcp.call_tool("ask", {"question": "What is 6 * 7?"})
+    assert listed["ask"].output_schema is not None
+    assert not first.is_error and first.structured_content is not None, first.content
+    assert "345" in first.structured_content["reply"]
+    assert first.structured_content["tools"] == ["calculator"]
+    assert second.structured_content is not None and "42" in second.structured_content["reply"]
+    if mode == "legacy":
+        # The connection's session carries on.
+        assert second.structured_content["session"] == first.structured_content["session"]
+        assert second.structured_content["turn"] == first.structured_content["turn"] + 1
+    async with httpx.AsyncClient(
+        base_url=web_api.url, headers={"Authorization": f"Bearer {web_api.token}"}
+    ) as api:
+        mine = [s["id"] for s in (await api.get("/api/sessions")).json()]
+    assert first.structured_content["session"] in mine
+
+
+async def test_ask_refuses_a_blank_question(web_api: WebApi, mode: str) -> None:
+    async with connect(web_api, mode) as mcp:
+        result = await mcp.call_tool("ask", {"question": ""})
+    assert result.is_error and "question" in text_of(result)

@@ -257,7 +257,7 @@ def create_app(
         )
         sessions = SessionClient(client, mesh, mesh_file=mesh_file)
         app.state.sessions = sessions
-        async with mcp.running(client, mesh.orchestrator.task_queue):
+        async with mcp.running(client, mesh.orchestrator.task_queue, sessions):
             yield
 
     app = FastAPI(

@@ -25,6 +25,7 @@ from orchestrator.contract import SessionConfig
 from orchestrator.gateway.durable import DurableCalls
 from orchestrator.gateway.listing import Catalogs
 from orchestrator.gateway.server import Gateway, watching
+from orchestrator.session_client import SessionClient
 
 TOKEN_ENV = "MESH_MCP_TOKEN"
 REFRESH_S = 15.0
@@ -40,10 +41,12 @@ async def serve(user: str) -> None:
     )
     calls = DurableCalls(client, mesh.orchestrator.task_queue)
 
+    sessions = SessionClient(client, mesh, mesh_file=path)
     gateway = Gateway(
         calls,
-        Catalogs(calls, lambda: SessionConfig.for_mesh(load_mesh(path)).teams),
+        Catalogs(calls, lambda: SessionConfig.for_mesh(sessions.mesh).teams),
         lambda ctx: user,
+        sessions=sessions,
     )
     async with watching(gateway, REFRESH_S), stdio_server() as (read, write):
         await gateway.server.run(read, write, gateway.server.create_initialization_options())

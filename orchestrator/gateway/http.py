@@ -21,6 +21,7 @@ from orchestrator.contract import TeamRoute
 from orchestrator.gateway.durable import DurableCalls
 from orchestrator.gateway.listing import Catalogs
 from orchestrator.gateway.server import Gateway, watching
+from orchestrator.session_client import SessionClient
 
 PATH = "/mcp"
 
@@ -51,10 +52,17 @@ class McpEndpoint:
         return self.users.user_for(bearer_token(getattr(ctx.request, "headers", None)))
 
     @contextlib.asynccontextmanager
-    async def running(self, client: Client, task_queue: str) -> AsyncIterator[Gateway]:
+    async def running(
+        self, client: Client, task_queue: str, sessions: SessionClient | None = None
+    ) -> AsyncIterator[Gateway]:
+        """Serve while the block runs; with ``sessions``, the ``ask`` tool too."""
         calls = DurableCalls(client, task_queue)
         gateway = Gateway(
-            calls, Catalogs(calls, self.routes), self.user_of, approve_at=self.approve_at
+            calls,
+            Catalogs(calls, self.routes),
+            self.user_of,
+            sessions=sessions,
+            approve_at=self.approve_at,
         )
         manager = StreamableHTTPSessionManager(app=gateway.server)
         async with manager.run(), watching(gateway, self.refresh_s):

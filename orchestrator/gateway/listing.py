@@ -54,12 +54,17 @@ class ListedTool:
         )
 
 
+RESERVED = frozenset({"ask"})
+"""Names of the gateway's own tools: a team's tool of that name is qualified."""
+
+
 def listed_tools(
     catalogs: GatewayCatalogs, routes: Mapping[str, TeamRoute]
 ) -> dict[str, ListedTool]:
     """Every available team's tools by the name clients see: a name two teams
-    share is qualified by the team (``finance_report``) for both."""
-    owners: dict[str, list[str]] = {}
+    share, or one of the gateway's own, is qualified by the team
+    (``finance_report``)."""
+    owners: dict[str, list[str]] = {name: ["gateway"] for name in RESERVED}
     for team, catalog in catalogs.catalogs.items():
         for entry in catalog.tools:
             owners.setdefault(entry.name, []).append(team)

@@ -35,10 +35,11 @@ from mcp.server.session import ServerSession
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
-from orchestrator.gateway import approvals
+from orchestrator.gateway import approvals, ask
 from orchestrator.gateway.calls import CallOutcome, GatewayCall, derived_key
 from orchestrator.gateway.durable import DurableCalls
 from orchestrator.gateway.listing import Catalogs, fingerprint
+from orchestrator.session_client import SessionClient
 
 log = logging.getLogger("orchestrator.gateway")
 
@@ -56,9 +57,16 @@ class Gateway:
     """The MCP server of one mesh, for users that ``user_of`` names per request."""
 
     def __init__(
-        self, calls: DurableCalls, catalogs: Catalogs, user_of: UserOf, *, approve_at: str = ""
+        self,
+        calls: DurableCalls,
+        catalogs: Catalogs,
+        user_of: UserOf,
+        *,
+        sessions: SessionClient | None = None,
+        approve_at: str = "",
     ) -> None:
         self.calls = calls
+        self.sessions = sessions
         self.catalogs = catalogs
         self.user_of = user_of
         self.approve_at = approve_at or "the web chat (scripts/demo prints its URL)"
@@ -85,7 +93,10 @@ class Gateway:
         tools = await self.catalogs.tools()
         if self._seen is None:
             self._seen = fingerprint(await self.catalogs.current())
-        return types.ListToolsResult(tools=[tool.as_mcp() for tool in tools.values()])
+        listed = [tool.as_mcp() for tool in tools.values()]
+        if self.sessions is not None:
+            listed.insert(0, ask.tool())
+        return types.ListToolsResult(tools=listed)
 
     # --- tools/call ------------------------------------------------------------------------
 
@@ -96,6 +107,8 @@ class Gateway:
         user = self.user_of(ctx)
         if user is None:
             return _error("this request names no user of the mesh")
+        if params.name == ask.NAME and self.sessions is not None:
+            return await self._ask(ctx, params, user)
         tools = await self.catalogs.tools()
         tool = tools.get(params.name)
         if tool is None:
@@ -148,6 +161,19 @@ class Gateway:
                     await self.refresh()
             return _error(outcome.error)
         return _result(outcome.result)
+
+    async def _ask(
+        self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams, user: str
+    ) -> types.CallToolResult:
+        assert self.sessions is not None
+        connection = self._connection(ctx)
+        key = (ctx.meta or {}).get(IDEMPOTENCY_META)
+        if not isinstance(key, str) or not key:
+            key = derived_key(connection, ctx.request_id or "", ask.NAME, params.arguments)
+        answer = await ask.ask(self.sessions, user, connection, params.arguments or {}, key)
+        if isinstance(answer, str):
+            return _error(answer)
+        return _result(answer.model_dump(mode="json"))
 
     # --- list_changed ----------------------------------------------------------------------
 
