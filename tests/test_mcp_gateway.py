@@ -23,6 +23,7 @@ import uvicorn
 from mcp import Client, StdioServerParameters
 from mcp.client.session import IncomingMessage
 from mcp.client.streamable_http import streamable_http_client
+from mcp.client.subscriptions import ToolsListChanged
 from temporalio.client import Client as TemporalClient
 
 from meshdev.dev_server import free_port
@@ -264,7 +265,7 @@ async def own_api(mesh_file: Path) -> AsyncIterator[WebApi]:
 
 
 async def test_a_team_that_goes_away_leaves_the_list_and_clients_are_told(
-    running_mesh: Mesh, mesh_file: Path, tmp_path: Path
+    running_mesh: Mesh, mesh_file: Path, tmp_path: Path, mode: str
 ) -> None:
     own_file = tmp_path / "mesh.toml"
     own_file.write_text(mesh_file.read_text())
@@ -274,15 +275,24 @@ async def test_a_team_that_goes_away_leaves_the_list_and_clients_are_told(
         if isinstance(message, mcp_types.ToolListChangedNotification):
             changed.set()
 
-    async with own_api(own_file) as api, connect(api, "legacy", message_handler=notified) as mcp:
-        before = {tool.name for tool in (await mcp.list_tools()).tools}
-        assert {"get_ip", "calculate_roi"} <= before
+    def it_goes_away() -> None:
         # IT's endpoint now leads nowhere: no worker answers for the team.
         endpoint = running_mesh.teams["it"].endpoint
         own_file.write_text(
             own_file.read_text().replace(f'endpoint = "{endpoint}"', 'endpoint = "gone"')
         )
-        await asyncio.wait_for(changed.wait(), 30)
+
+    async with own_api(own_file) as api, connect(api, mode, message_handler=notified) as mcp:
+        before = {tool.name for tool in (await mcp.list_tools()).tools}
+        assert {"get_ip", "calculate_roi"} <= before
+        if mode == "legacy":
+            it_goes_away()
+            await asyncio.wait_for(changed.wait(), 30)
+        else:
+            async with mcp.listen(tools_list_changed=True) as events:
+                it_goes_away()
+                event = await asyncio.wait_for(anext(events), 30)
+            assert isinstance(event, ToolsListChanged)
         after = {tool.name for tool in (await mcp.list_tools()).tools}
         assert "calculate_roi" in after and not after & {"get_ip", "jira_metrics"}
         stale = await mcp.call_tool("get_ip", {})

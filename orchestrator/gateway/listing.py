@@ -107,6 +107,11 @@ class Catalogs:
         return listed_tools(await self.current(fresh=fresh), routes)
 
     async def current(self, *, fresh: bool = False) -> GatewayCatalogs:
+        """The catalogs; fetched first when ``fresh`` or older than the TTL. While
+        a fetch runs, others get the last catalogs rather than wait for it (a team
+        that does not answer holds a fetch up to its timeout)."""
+        if not fresh and self._current is not None and self._lock.locked():
+            return self._current
         async with self._lock:
             age = time.monotonic() - self._fetched
             if fresh or self._current is None or age >= self.ttl_s:
