@@ -24,7 +24,11 @@ from mcp import Client, StdioServerParameters
 from mcp.client.session import IncomingMessage
 from mcp.client.streamable_http import streamable_http_client
 from mcp.client.subscriptions import ToolsListChanged
+from temporalio import workflow
 from temporalio.client import Client as TemporalClient
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from meshdev.dev_server import free_port
 from meshkit.mesh import Mesh
@@ -34,7 +38,10 @@ from meshkit.toolkit.door import APPROVAL_MEMO
 from meshkit.toolkit.store import IdempotentStore
 from orchestrator.api.app import create_app
 from orchestrator.api.auth import load_users
-from orchestrator.gateway.calls import call_workflow_id
+from orchestrator.contract import TeamRoute
+from orchestrator.gateway.calls import CALL_WORKFLOW, CallOutcome, GatewayCall, call_workflow_id
+from orchestrator.gateway.durable import DurableCalls
+from orchestrator.gateway.workflows import McpCatalogs, McpToolCall
 from tests.conftest import ALICE_TOKEN, WebApi
 
 pytestmark = pytest.mark.asyncio
@@ -370,3 +377,60 @@ async def test_ask_refuses_a_blank_question(web_api: WebApi, mode: str) -> None:
     async with connect(web_api, mode) as mcp:
         result = await mcp.call_tool("ask", {"question": ""})
     assert result.is_error and "question" in text_of(result)
+
+
+@workflow.defn(name=CALL_WORKFLOW)
+class UnversionedCall(McpToolCall):
+    """The gateway's call workflow for a worker outside Worker Deployments
+    (a workflow that declares a versioning behaviour needs one)."""
+
+    @workflow.run
+    async def run(self, call: GatewayCall) -> CallOutcome:
+        return await super().run(call)
+
+
+async def test_a_gateway_in_a_namespace_the_team_does_not_accept_is_refused(
+    running_mesh: Mesh,
+) -> None:
+    # The gateway's workflows run by a worker of Finance's namespace, which IT
+    # does not accept: IT's door refuses them, as it refuses any such caller.
+    finance = running_mesh.team("finance").namespace
+    client = await connect_to(
+        running_mesh, running_mesh.team("finance"), data_converter=pydantic_data_converter
+    )
+    queue = f"gateway-{uuid.uuid4().hex[:8]}"
+    # Unsandboxed: the sandbox would import this test module, and its HTTP
+    # clients, again (the gateway's own workflows pass the sandbox: see below).
+    unsandboxed = UnsandboxedWorkflowRunner()
+    async with Worker(
+        client, task_queue=queue, workflows=[UnversionedCall], workflow_runner=unsandboxed
+    ):
+        calls = DurableCalls(client, queue)
+        it = running_mesh.team("it")
+        outcome = await calls.call(
+            GatewayCall(
+                team="it",
+                route=TeamRoute(endpoint=it.endpoint, service=it.service),
+                operation="get_ip",
+                arguments=None,
+                timeout_s=20,
+                user="alice",
+            ),
+            uuid.uuid4().hex,
+        )
+    assert not outcome.ok and outcome.error_type == "UNAUTHORIZED"
+    assert outcome.error == (
+        f"namespace {finance} may not call team it "
+        f"(accepted: {running_mesh.orchestrator.namespace})"
+    )
+
+
+async def test_the_gateway_workflows_pass_the_workflow_sandbox(client: TemporalClient) -> None:
+    # Building a worker checks each workflow in the sandbox, as the orchestrator's
+    # worker does with ORCHESTRATOR_WORKFLOW_SANDBOX on.
+    Worker(
+        client,
+        task_queue=f"sandbox-{uuid.uuid4().hex[:8]}",
+        workflows=[McpToolCall, McpCatalogs],
+        workflow_runner=SandboxedWorkflowRunner(),
+    )
