@@ -64,6 +64,11 @@ def mode(request: pytest.FixtureRequest) -> str:
     return chosen
 
 
+def keyed(key: str) -> Any:
+    """A request's ``_meta`` carrying the call's idempotency key."""
+    return {"idempotencyKey": key}
+
+
 def text_of(result: Any) -> str:
     text: str = result.content[0].text
     return text
@@ -105,10 +110,10 @@ async def test_a_sync_operation_answers_with_structured_content_and_text(
 async def test_a_workflow_backed_operation_answers_and_reports_progress(
     web_api: WebApi, mode: str
 ) -> None:
-    progress: list[tuple[float, float | None, str | None]] = []
+    seen: list[tuple[float, float | None, str | None]] = []
 
-    async def on_progress(done: float, total: float | None, message: str | None) -> None:
-        progress.append((done, total, message))
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total, message))
 
     async with connect(web_api, mode) as mcp:
         result = await mcp.call_tool(
@@ -116,9 +121,9 @@ async def test_a_workflow_backed_operation_answers_and_reports_progress(
         )
     assert not result.is_error, result.content
     # From the start to the end, against the team's timeout for the tool (120 s).
-    assert progress[0] == (0, 120, "it team: jira_metrics started in Temporal")
-    assert progress[-1] == (120, 120, "jira_metrics done")
-    assert [p[0] for p in progress] == sorted(p[0] for p in progress)
+    assert seen[0] == (0, 120, "it team: jira_metrics started in Temporal")
+    assert seen[-1] == (120, 120, "jira_metrics done")
+    assert [p[0] for p in seen] == sorted(p[0] for p in seen)
     assert result.structured_content is not None
     assert result.structured_content["project"] == "OPS"
     assert result.structured_content["total"] >= 0
@@ -177,8 +182,8 @@ async def test_an_approval_accepted_through_elicitation_files_once_with_the_mcp_
     asked: list[str] = []
     arguments = {"project": "OPS", "summary": title, "description": ""}
     async with connect(web_api, mode, elicitation_callback=answering("accept", asked)) as mcp:
-        result = await mcp.call_tool("create_ticket", arguments, meta={"idempotencyKey": key})
-        again = await mcp.call_tool("create_ticket", arguments, meta={"idempotencyKey": key})
+        result = await mcp.call_tool("create_ticket", arguments, meta=keyed(key))
+        again = await mcp.call_tool("create_ticket", arguments, meta=keyed(key))
     assert not result.is_error, result.content
     assert again.structured_content == result.structured_content
     assert "it team" in asked[0] and title in asked[0] and "notify people" in asked[0]
@@ -327,7 +332,7 @@ async def test_the_stdio_gateway_lists_and_calls_as_its_user(
         result = await mcp.call_tool(
             "calculate_roi",
             {"principal": 1000, "annual_rate": 10, "years": 2},
-            meta={"idempotencyKey": key},
+            meta=keyed(key),
         )
     assert {"get_ip", "calculate_roi", "create_ticket"} <= tools
     assert not result.is_error and result.structured_content is not None
