@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import mcp_types as types
 
@@ -42,7 +43,8 @@ class ListedTool:
             title=f"{entry.name} ({self.team} team)",
             description=entry.description,
             input_schema=entry.input_schema,
-            output_schema=entry.output_schema or None,
+            # MCP wants an object's schema here, and holds the result to it.
+            output_schema=entry.output_schema if _is_object(entry.output_schema) else None,
             annotations=types.ToolAnnotations(
                 title=f"{entry.name} ({self.team} team)",
                 # The catalog says which calls need a person's approval: those may
@@ -56,6 +58,10 @@ class ListedTool:
 
 RESERVED = frozenset({"ask"})
 """Names of the gateway's own tools: a team's tool of that name is qualified."""
+
+
+def _is_object(schema: dict[str, Any]) -> bool:
+    return schema.get("type") == "object"
 
 
 def listed_tools(
