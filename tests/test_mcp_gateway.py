@@ -34,6 +34,7 @@ from meshdev.dev_server import free_port
 from meshkit.mesh import Mesh
 from meshkit.mesh import connect as connect_to
 from meshkit.polling import poll_until
+from meshkit.setup import ensure_endpoint
 from meshkit.toolkit.door import APPROVAL_MEMO
 from meshkit.toolkit.store import IdempotentStore
 from orchestrator.api.app import create_app
@@ -309,6 +310,25 @@ async def test_a_team_that_goes_away_leaves_the_list_and_clients_are_told(
         assert "calculate_roi" in after and not after & {"get_ip", "jira_metrics"}
         stale = await mcp.call_tool("get_ip", {})
     assert stale.is_error and "get_ip" in text_of(stale) and "down" in text_of(stale)
+
+
+async def test_a_team_whose_worker_does_not_answer_is_not_listed(
+    running_mesh: Mesh, mesh_file: Path, tmp_path: Path
+) -> None:
+    # IT's service behind an endpoint whose task queue no worker polls: the
+    # team as it is when its workers are stopped.
+    it = running_mesh.team("it")
+    idle = f"it-idle-{uuid.uuid4().hex[:6]}"
+    await ensure_endpoint(await connect_to(running_mesh, it), idle, it.namespace, idle)
+    own_file = tmp_path / "mesh.toml"
+    own_file.write_text(
+        mesh_file.read_text().replace(f'endpoint = "{it.endpoint}"', f'endpoint = "{idle}"')
+    )
+    async with own_api(own_file) as api, connect(api, "legacy") as mcp:
+        listed = {tool.name for tool in (await mcp.list_tools()).tools}
+        stale = await mcp.call_tool("get_ip", {})
+    assert "calculate_roi" in listed and not listed & {"get_ip", "jira_metrics", "create_ticket"}
+    assert stale.is_error and "get_ip" in text_of(stale)
 
 
 def stdio_gateway(mesh_file: Path, token: str) -> StdioServerParameters:
