@@ -387,15 +387,18 @@ async def test_ask_hands_a_question_to_the_mesh_agent_one_session_per_connection
     assert "345" in first.structured_content["reply"]
     assert first.structured_content["tools"] == ["calculator"]
     assert second.structured_content is not None and "42" in second.structured_content["reply"]
-    if mode == "legacy":
-        # The connection's session carries on.
-        assert second.structured_content["session"] == first.structured_content["session"]
-        assert second.structured_content["turn"] == first.structured_content["turn"] + 1
     async with httpx.AsyncClient(
         base_url=web_api.url, headers={"Authorization": f"Bearer {web_api.token}"}
     ) as api:
         mine = [s["id"] for s in (await api.get("/api/sessions")).json()]
-    assert first.structured_content["session"] in mine
+    sessions = [first.structured_content["session"], second.structured_content["session"]]
+    if mode == "legacy":
+        # The connection's session carries on, and shows in the user's web chat.
+        assert sessions[0] == sessions[1] and sessions[0] in mine
+        assert second.structured_content["turn"] == first.structured_content["turn"] + 1
+    else:
+        # Stateless requests: a session per question, ended after its turn.
+        assert sessions[0] != sessions[1] and not set(sessions) & set(mine)
 
 
 async def test_ask_refuses_a_blank_question(web_api: WebApi, mode: str) -> None:

@@ -5,7 +5,7 @@ Each MCP connection (an HTTP session, or a stdio process) talks to one chat
 session, which belongs to the MCP user, so the conversation carries on from
 call to call and shows in the web chat, where the user approves the calls
 that need it. A request without a connection (the current protocol's
-stateless HTTP) gets a session of its own. Everything goes through the one
+stateless HTTP) gets a session of its own, ended after its turn. Everything goes through the one
 :class:`~orchestrator.session_client.SessionClient`.
 """
 
@@ -59,16 +59,27 @@ def tool() -> types.Tool:
 
 
 async def ask(
-    sessions: SessionClient, user: str, connection: str, arguments: dict[str, Any], key: str
+    sessions: SessionClient,
+    user: str,
+    connection: str | None,
+    arguments: dict[str, Any],
+    key: str,
 ) -> AskOutput | str:
-    """The agent's answer, or why there is none (bad input, a refused message)."""
+    """The agent's answer, or why there is none (bad input, a refused message).
+
+    Without a ``connection`` the question gets a session of its own, ended
+    after its turn: nothing would ever continue it."""
     try:
         question = AskInput.model_validate(arguments).question
     except ValueError as err:
         return f"invalid arguments: {err}"
     try:
-        session = await sessions.open(owner=user, key=f"mcp-{connection}")
-        reply = await session.send(question, TURN_TIMEOUT_S, key=key)
+        session = await sessions.open(owner=user, key=f"mcp-{connection or key}")
+        try:
+            reply = await session.send(question, TURN_TIMEOUT_S, key=key)
+        finally:
+            if connection is None:
+                await session.end(key=f"{key}-end")
     except SessionError as err:
         return str(err)
     return AskOutput(

@@ -170,7 +170,8 @@ class Gateway:
         key = (ctx.meta or {}).get(IDEMPOTENCY_META)
         if not isinstance(key, str) or not key:
             key = derived_key(connection, ctx.request_id or "", ask.NAME, params.arguments)
-        answer = await ask.ask(self.sessions, user, connection, params.arguments or {}, key)
+        lasting = connection if self._lasting(ctx) else None
+        answer = await ask.ask(self.sessions, user, lasting, params.arguments or {}, key)
         if isinstance(answer, str):
             return _error(answer)
         return _result(answer.model_dump(mode="json"))
@@ -210,6 +211,11 @@ class Gateway:
         self._listeners.move_to_end(session_id)
         while len(self._listeners) > _MAX_LISTENERS:
             self._listeners.popitem(last=False)
+
+    def _lasting(self, ctx: ServerRequestContext[Any]) -> bool:
+        """Whether the request came on a connection that later requests share."""
+        headers = getattr(ctx.request, "headers", None)
+        return headers is None or bool(headers.get(SESSION_HEADER))
 
     def _connection(self, ctx: ServerRequestContext[Any]) -> str:
         """The client connection a request came on: its MCP session over HTTP, the
