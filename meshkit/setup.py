@@ -83,12 +83,15 @@ def endpoint_description(mesh: Mesh, team: str) -> str:
     try:
         registration = load_registration(mesh, team)
         context = team_context(mesh, team, registration)
+        if registration.handler is None:
+            raise ValueError("its tools come from its MCP servers, listed when its worker starts")
         catalog = build_catalog(
             registration.handler(context).__class__,
             team=team,
             namespace=config.namespace,
             policies=dict(registration.policies),
             hints=dict(registration.hints),
+            imports_pending=bool(registration.mcp_servers),
         )
     except Exception as err:  # the team's code is not here: describe what the mesh file says
         return f"Team {team}: {config.service} in namespace {config.namespace} ({err})."
@@ -97,6 +100,11 @@ def endpoint_description(mesh: Mesh, team: str) -> str:
         approval = " Needs approval." if tool.approval else ""
         lines.append(
             f"- `{tool.name}` ({tool.kind}, {tool.timeout_s:g} s): {tool.description}{approval}"
+        )
+    servers = ", ".join(server.name for server in registration.mcp_servers)
+    if servers:
+        lines.append(
+            f"- and the tools of its MCP servers ({servers}), listed when its worker starts"
         )
     lines += ["", f"Callers: {', '.join(mesh.team_callers(team))}. Catalog {catalog.version}."]
     return "\n".join(lines)

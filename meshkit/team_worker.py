@@ -10,17 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+from collections.abc import Mapping
 from datetime import timedelta
 
+from nexusrpc import get_service_definition
 from temporalio.common import VersioningBehavior
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from meshkit import observability
 from meshkit.mesh import Mesh, MeshError, connect, load_mesh
 from meshkit.runtime import run_worker
+from meshkit.toolkit.catalog import ToolEntry, build_catalog
 from meshkit.toolkit.door import TeamDoor
-from meshkit.toolkit.team import TeamContext, TeamRegistration
+from meshkit.toolkit.mcp_operations import with_imported_tools
+from meshkit.toolkit.mcp_servers import McpActivities, McpLink, close_servers, open_servers
+from meshkit.toolkit.mcp_workflow import McpToolWorkflow
+from meshkit.toolkit.team import TeamContext, TeamRegistration, TeamServiceHandler
 from meshkit.versioning import deployment_config
 
 
@@ -43,7 +50,12 @@ def load_registration(mesh: Mesh, team: str) -> TeamRegistration:
     return registration
 
 
-def team_context(mesh: Mesh, team: str, registration: TeamRegistration) -> TeamContext:
+def team_context(
+    mesh: Mesh,
+    team: str,
+    registration: TeamRegistration,
+    imported: Mapping[str, ToolEntry] | None = None,
+) -> TeamContext:
     config = mesh.team(team)
     return TeamContext(
         name=team,
@@ -51,7 +63,39 @@ def team_context(mesh: Mesh, team: str, registration: TeamRegistration) -> TeamC
         task_queue=config.task_queue,
         policies=dict(registration.policies),
         hints=dict(registration.hints),
+        imported=dict(imported or {}),
     )
+
+
+async def serve_mcp_tools(
+    mesh: Mesh, team: str, registration: TeamRegistration
+) -> tuple[TeamServiceHandler, dict[str, McpLink]]:
+    """The team's handler with the tools of its MCP servers added, and the
+    servers' links (started; the caller closes them). The catalog is built
+    once here, so a policy or hint that fits no tool stops the worker at start."""
+    context = team_context(mesh, team, registration)
+    base = registration.handler(context) if registration.handler else TeamServiceHandler(context)
+    definition = get_service_definition(type(base))
+    hand_written = set(definition.operation_definitions) if definition else set()
+    links, tools = await open_servers(registration.mcp_servers, hand_written)
+    try:
+        # The handler serves its catalog from its context, now with the imported tools.
+        base.team = team_context(
+            mesh, team, registration, {name: tool.entry for name, tool in tools.items()}
+        )
+        handler = with_imported_tools(base, mesh.team(team).service, tools)
+        build_catalog(
+            type(handler),
+            team=team,
+            namespace=base.team.namespace,
+            policies=dict(base.team.policies),
+            hints=dict(base.team.hints),
+            imported=base.team.imported,
+        )
+    except BaseException:
+        await close_servers(links)
+        raise
+    return handler, links
 
 
 async def main(
@@ -64,7 +108,6 @@ async def main(
     """Run ``team``'s worker until ``stop`` is set (or SIGINT/SIGTERM when None)."""
     config = mesh.team(team)
     registration = registration or load_registration(mesh, team)
-    context = team_context(mesh, team, registration)
     door = TeamDoor(team, registration.policies, mesh.team_callers(team))
     # A team's workflows are short tool calls: unless one says otherwise, each
     # finishes on the version that started it, so a rollout never changes
@@ -83,18 +126,33 @@ async def main(
         interceptors=[door],
         require_namespace=True,
     )
-    worker = Worker(
-        client,
-        task_queue=config.task_queue,
-        nexus_service_handlers=[registration.handler(context)],
-        workflows=list(registration.workflows),
-        activities=list(registration.activities),
-        graceful_shutdown_timeout=timedelta(seconds=10),
-        deployment_config=deployment,
-    )
+    workflows, activities = list(registration.workflows), list(registration.activities)
+    links: dict[str, McpLink] = {}
     try:
+        if registration.mcp_servers:
+            handler, links = await serve_mcp_tools(mesh, team, registration)
+            workflows.append(McpToolWorkflow)
+            activities.append(McpActivities(links).call_mcp_tool)
+        else:
+            assert registration.handler is not None
+            handler = registration.handler(team_context(mesh, team, registration))
+        worker = Worker(
+            client,
+            task_queue=config.task_queue,
+            nexus_service_handlers=[handler],
+            workflows=workflows,
+            activities=activities,
+            graceful_shutdown_timeout=timedelta(seconds=10),
+            deployment_config=deployment,
+            # meshkit's modules (the MCP tool workflow among them) are loaded once,
+            # not per workflow run: the package's import runs code the sandbox forbids.
+            workflow_runner=SandboxedWorkflowRunner(
+                restrictions=SandboxRestrictions.default.with_passthrough_modules("meshkit")
+            ),
+        )
         await run_worker(worker, team, stop, version=deployment.version if deployment else None)
     finally:
+        await close_servers(links)
         telemetry.shutdown()
 
 

@@ -46,6 +46,7 @@ def mesh_tools() -> tuple[list[Tool], dict[str, ToolHints]]:
             namespace=team,
             policies=dict(registration.policies),
             hints=dict(registration.hints),
+            imports_pending=bool(registration.mcp_servers),
         )
         for entry in catalog.tools:
             tools.append(FunctionTool(entry.name, entry.description, entry.input_schema, _unused))

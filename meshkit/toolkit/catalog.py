@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from nexusrpc._util import get_operation_factory, get_service_definition
@@ -100,15 +101,28 @@ def build_catalog(
     namespace: str,
     policies: dict[str, ToolPolicy] | None = None,
     hints: dict[str, ToolHints] | None = None,
+    imported: Mapping[str, ToolEntry] | None = None,
+    imports_pending: bool = False,
 ) -> ToolCatalog:
     """The catalog of a ``@service_handler`` class, the team's policies and its
     tools' hints; raises ``ValueError`` when either names an operation the
-    service does not have, or a hint does not fit its operation."""
+    service does not have, or a hint does not fit its operation.
+
+    ``imported`` describes operations that have no contract of their own (the
+    tools of an MCP server the team publishes): their schemas and kinds come
+    from these entries, their approvals, timeouts and hints from the team.
+    ``imports_pending`` builds the catalog of a team's operations without the
+    tools of its MCP servers (which its worker lists at start): policies and
+    hints naming no operation are taken to be theirs."""
     policies = policies or {}
     hints = hints or {}
+    imported = imported or {}
     definition = get_service_definition(handler_cls)
     if definition is None:
         raise TypeError(f"{handler_cls.__name__} is not a Nexus service handler")
+    if imports_pending:
+        policies = {k: v for k, v in policies.items() if k in definition.operation_definitions}
+        hints = {k: v for k, v in hints.items() if k in definition.operation_definitions}
     for what, named in (("policies", policies), ("hints", hints)):
         unknown = set(named) - set(definition.operation_definitions)
         if unknown:
@@ -121,12 +135,17 @@ def build_catalog(
         if name == CATALOG_OPERATION:
             continue
         policy = policies.get(name, DEFAULT_POLICY)
-        input_type, output_type = op.input_type, op.output_type
-        described = input_type if _is_model(input_type) else output_type
-        doc = (described.__doc__ or "") if _is_model(described) else ""
-        schema, optional = strict_input_schema(input_type)
-        output_schema = output_type.model_json_schema() if _is_model(output_type) else {}
         hint = hints.get(name)
+        outside = imported.get(name)
+        if outside is not None:
+            schema, optional = outside.input_schema, outside.optional
+            output_schema = outside.output_schema
+        else:
+            input_type, output_type = op.input_type, op.output_type
+            described = input_type if _is_model(input_type) else output_type
+            doc = (described.__doc__ or "") if _is_model(described) else ""
+            schema, optional = strict_input_schema(input_type)
+            output_schema = output_type.model_json_schema() if _is_model(output_type) else {}
         if hint is not None:
             try:
                 check_hints(
@@ -138,18 +157,27 @@ def build_catalog(
                 )
             except HintError as err:
                 raise ValueError(f"{definition.name}: {err}") from None
-        entry = ToolEntry(
-            name=name,
-            description=" ".join(doc.split()) or name,
-            input_schema=schema,
-            output_schema=output_schema,
-            kind=_kind(handler_cls, op),
-            approval=policy.approval,
-            timeout_s=policy.timeout_s,
-            takes_input=_is_model(input_type),
-            optional=optional,
-            hints=hint,
-        )
+        if outside is not None:
+            entry = outside.model_copy(
+                update={
+                    "approval": policy.approval,
+                    "timeout_s": policy.timeout_s,
+                    "hints": hint,
+                }
+            )
+        else:
+            entry = ToolEntry(
+                name=name,
+                description=" ".join(doc.split()) or name,
+                input_schema=schema,
+                output_schema=output_schema,
+                kind=_kind(handler_cls, op),
+                approval=policy.approval,
+                timeout_s=policy.timeout_s,
+                takes_input=_is_model(input_type),
+                optional=optional,
+                hints=hint,
+            )
         tools.append(entry.model_copy(update={"version": _digest(entry)}))
     catalog = ToolCatalog(team=team, service=definition.name, namespace=namespace, tools=tools)
     return catalog.model_copy(update={"version": _digest(catalog)})
@@ -219,7 +247,16 @@ def strict_input_schema(input_type: Any) -> tuple[dict[str, Any], list[str]]:
     """
     if not _is_model(input_type):
         return copy.deepcopy(EMPTY_OBJECT), []
-    schema = input_type.model_json_schema()
+    return strict_json_schema(input_type.model_json_schema())
+
+
+def strict_json_schema(schema: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A JSON schema of arguments in strict form, and its optional properties.
+
+    Keywords strict mode refuses are dropped or moved into the description;
+    check the result with :func:`strict_schema_problems` when the schema was
+    not generated by pydantic.
+    """
     optional = [
         name for name in schema.get("properties", {}) if name not in schema.get("required", [])
     ]

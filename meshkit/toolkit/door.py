@@ -148,7 +148,7 @@ class TeamDoor(temporal_client.Interceptor, temporal_worker.Interceptor):
     ) -> ApprovalRecord | None:
         policy = self.policies.get(ctx.operation)
         approval = policy.approval if policy else None
-        arguments = input.model_dump(mode="json") if isinstance(input, BaseModel) else {}
+        arguments = _arguments(input, exclude_unset=False)
         if approval is None or not approval.requires_approval(arguments):
             return None
         why = f" ({approval.reason})" if approval.reason else ""
@@ -277,7 +277,16 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
+def _arguments(input: Any, *, exclude_unset: bool) -> dict[str, Any]:
+    """A call's arguments: a contract's input model, or the JSON object a tool
+    imported from an MCP server takes as it was sent."""
+    if isinstance(input, BaseModel):
+        return input.model_dump(mode="json", exclude_unset=exclude_unset)
+    if isinstance(input, dict):
+        return input
+    return {}
+
+
 def _digest_of(input: Any) -> str:
     # exclude_unset: the fields the caller sent, as the caller hashed them.
-    sent = input.model_dump(mode="json", exclude_unset=True) if isinstance(input, BaseModel) else {}
-    return arguments_digest(sent)
+    return arguments_digest(_arguments(input, exclude_unset=True))

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nexusrpc.handler import StartOperationContext, sync_operation
 
-from meshkit.toolkit.catalog import ToolCatalog, build_catalog
+from meshkit.toolkit.catalog import ToolCatalog, ToolEntry, build_catalog
 from meshkit.toolkit.hints import ToolHints
 from meshkit.toolkit.policy import ToolPolicy
+
+if TYPE_CHECKING:
+    # Only a team worker with MCP servers loads the MCP client.
+    from meshkit.toolkit.mcp_servers import McpServer
 
 
 @dataclass(frozen=True)
@@ -28,20 +32,29 @@ class TeamContext:
     task_queue: str
     policies: Mapping[str, ToolPolicy] = field(default_factory=dict)
     hints: Mapping[str, ToolHints] = field(default_factory=dict)
+    imported: Mapping[str, ToolEntry] = field(default_factory=dict)
+    """The tools of the team's MCP servers, by name, as its worker found them."""
 
 
 @dataclass(frozen=True)
 class TeamRegistration:
     """Everything the team worker needs to run one team."""
 
-    handler: Callable[[TeamContext], Any]
-    """Builds the team's ``@service_handler`` instance (a :class:`TeamServiceHandler`)."""
+    handler: Callable[[TeamContext], Any] | None
+    """Builds the team's ``@service_handler`` instance (a :class:`TeamServiceHandler`);
+    None for a team whose tools all come from its MCP servers."""
     policies: Mapping[str, ToolPolicy]
-    """The team's rules per operation, declared beside its contract."""
+    """The team's rules per operation (or imported tool), declared beside its contract."""
     hints: Mapping[str, ToolHints] = field(default_factory=dict)
     """Example requests and reply templates per operation, declared beside its contract."""
     workflows: Sequence[type] = ()
     activities: Sequence[Callable[..., Any]] = ()
+    mcp_servers: Sequence[McpServer] = ()
+    """MCP servers whose tools the team publishes as its own, beside its operations."""
+
+    def __post_init__(self) -> None:
+        if self.handler is None and not self.mcp_servers:
+            raise ValueError("a team needs a handler, MCP servers, or both")
 
 
 class TeamServiceHandler:
@@ -67,5 +80,6 @@ class TeamServiceHandler:
                 namespace=self.team.namespace,
                 policies=dict(self.team.policies),
                 hints=dict(self.team.hints),
+                imported=self.team.imported,
             )
         return self._catalog

@@ -72,6 +72,9 @@ POLICIES: dict[str, ToolPolicy] = {
         approval=ApprovalPolicy(always=True, reason="Tickets notify people and cost time."),
         timeout_s=300,
     ),
+    # Tools of the MCP time server IT publishes (services/it/team.py).
+    "get_current_time": ToolPolicy(timeout_s=30),
+    "convert_time": ToolPolicy(timeout_s=30),
 }
 """The IT team's rules per operation: approvals and timeouts. The team's worker
 enforces the approvals itself; callers read them from the catalog."""
@@ -103,6 +106,20 @@ HINTS: dict[str, ToolHints] = {
         ],
         defaults={"description": ""},
         reply=["Created ticket {key} in {project}: {summary} (source: {source})"],
+    ),
+    "get_current_time": ToolHints(
+        examples=[
+            "What time is it in {timezone}?",
+            "What is the time in {timezone}?",
+            "Current time in {timezone}",
+        ],
+        reply=["It is {datetime} in {timezone} ({day_of_week})"],
+    ),
+    "convert_time": ToolHints(
+        examples=[
+            "Convert {time} from {source_timezone} to {target_timezone}",
+            "What is {time} {source_timezone} time in {target_timezone}?",
+        ],
     ),
 }
 """How the offline model, which does not understand language, recognises a

@@ -1,21 +1,35 @@
 """The IT team's registration: what the generic team worker runs for it.
 
 Jira comes from ``JIRA_URL``/``JIRA_EMAIL``/``JIRA_API_TOKEN`` (demo data when
-unset), the ticket store from ``TICKETS_*``; see README.
+unset), the ticket store from ``TICKETS_*``; see README. IT also publishes the
+reference MCP time server (``mcp-server-time``) as its own tools, with no
+contract of its own: its worker runs the server and lists its tools.
 """
 
 from __future__ import annotations
 
 from meshkit.toolkit import TeamRegistration
+from meshkit.toolkit.mcp_servers import McpServer
 from services.it.contract import HINTS, POLICIES
 from services.it.handler import ItServiceHandler
 from services.it.jira import JiraSettings
 from services.it.tickets import TicketSettings
+from services.it.timezones import zones_in
 from services.it.workflows import (
     CreateTicketWorkflow,
     JiraActivities,
     JiraMetricsWorkflow,
     TicketActivities,
+)
+
+TIME_SERVER = McpServer(
+    name="time",
+    # UTC as the server's local zone: the worker's host zone means nothing to a user.
+    stdio=["python", "-m", "mcp_server_time", "--local-timezone", "UTC"],
+    adapt={
+        "get_current_time": zones_in("timezone"),
+        "convert_time": zones_in("source_timezone", "target_timezone"),
+    },
 )
 
 
@@ -31,4 +45,5 @@ def register(
         hints=HINTS,
         workflows=[JiraMetricsWorkflow, CreateTicketWorkflow],
         activities=[metrics.fetch_jira_metrics, creation.create_ticket],
+        mcp_servers=[TIME_SERVER],
     )
