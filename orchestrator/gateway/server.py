@@ -204,7 +204,7 @@ class Gateway:
                 log.warning("catalogs not refreshed: %s", err)
 
     def _remember(self, ctx: ServerRequestContext[Any]) -> None:
-        if ctx.protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS:
+        if ctx.protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS or not self._lasting(ctx):
             return
         session_id = self._connection(ctx)
         self._listeners[session_id] = ctx.session
