@@ -293,7 +293,15 @@ async def test_a_session_limited_to_some_teams_and_tools_offers_only_those(
         f"limit-{uuid.uuid4().hex[:8]}", model="offline"
     )
     allowed = await handle.limit_tools(["it", "calculator"])
-    assert allowed == ["calculator", "create_ticket", "get_ip", "jira_metrics"]
+    # IT's tools: its contract's, and those of the MCP time server it publishes.
+    assert allowed == [
+        "calculator",
+        "convert_time",
+        "create_ticket",
+        "get_current_time",
+        "get_ip",
+        "jira_metrics",
+    ]
 
     with pytest.raises(SessionError, match="no team or tool is called 'nope'"):
         await handle.limit_tools(["it", "nope"])
