@@ -462,3 +462,16 @@ async def test_the_gateway_workflows_pass_the_workflow_sandbox(client: TemporalC
         workflows=[McpToolCall, McpCatalogs],
         workflow_runner=SandboxedWorkflowRunner(),
     )
+
+
+async def test_a_tool_a_team_imports_from_its_mcp_server_is_listed_and_called(
+    web_api: WebApi, mode: str
+) -> None:
+    async with connect(web_api, mode) as mcp:
+        tools = {tool.name: tool for tool in (await mcp.list_tools()).tools}
+        result = await mcp.call_tool(
+            "get_current_time", {"timezone": "Asia/Tokyo"}, meta=keyed(uuid.uuid4().hex)
+        )
+    assert tools["get_current_time"].title == "get_current_time (it team)"
+    assert not result.is_error, result.content
+    assert "Asia/Tokyo" in text_of(result)
