@@ -1,7 +1,8 @@
 """An MCP server for tests that records each tool call in a file.
 
-``python -m tests.mcp_recorder <file>`` serves the tool ``record``
-over stdio, and ``label``, whose input (any labels) no strict schema can express.
+``python -m tests.mcp_recorder <file>`` serves the tools ``record``
+and ``spend`` over stdio, and ``label``, whose input (any labels) no strict
+schema can express.
 Each call appends ``start <pid> <key>`` before its work and ``done <pid> <key>``
 after it, so a test can count how often a call ran and completed, and find the
 process to kill while a call is in flight. A call whose key starts with
@@ -48,6 +49,15 @@ def create_server(log: Path) -> MCPServer:
             await _released(log.with_name(log.name + ".go"))
         with log.open("a") as out:
             out.write(f"done {os.getpid()} {key}\n")
+        return Recorded(key=key, pid=os.getpid())
+
+    @server.tool(name="spend", description="Record spending an amount (test tool).")
+    def spend(
+        key: Annotated[str, Field(description="Any short word naming the call.")],
+        amount: Annotated[float, Field(description="The amount.")],
+    ) -> Recorded:
+        with log.open("a") as out:
+            out.write(f"spend {os.getpid()} {key}\n")
         return Recorded(key=key, pid=os.getpid())
 
     @server.tool(name="label", description="Attach labels (test tool; its schema is open).")

@@ -36,7 +36,7 @@ from orchestrator.session_client import SessionClient
 from services.it.contract import POLICIES
 from services.it.team import register as register_it
 from tests.teams.recorder.team import register as register_recorder
-from tests.test_team_ownership import Caller, caller_in
+from tests.test_team_ownership import Caller, caller_in, record_for
 
 pytestmark = pytest.mark.asyncio
 
@@ -80,7 +80,7 @@ async def test_a_tool_whose_schema_cannot_be_strict_is_left_out_with_the_reason_
 ) -> None:
     caplog.set_level(logging.WARNING, logger="meshkit.mcp")
     catalog = await served_catalog(mesh, "it", register_recorder(tmp_path / "calls.log"))
-    assert [tool.name for tool in catalog.tools] == ["record"]
+    assert [tool.name for tool in catalog.tools] == ["record", "spend"]
     record = catalog.entry("record")
     assert record is not None and strict_schema_problems(record.input_schema) == []
     # An optional argument is required but nullable in strict form, and dropped when null.
@@ -213,3 +213,26 @@ async def test_a_call_of_an_imported_tool_is_refused_to_a_namespace_the_team_doe
     finally:
         await callers.aclose()
     assert refused_time.startswith(f"refused: namespace {finance} may not call team it")
+
+
+async def test_an_imported_tool_needing_approval_runs_only_with_a_record_for_its_arguments(
+    running_mesh: Mesh, recorder: Recorder
+) -> None:
+    key = f"spend-{uuid.uuid4().hex[:6]}"
+    arguments = {"key": key, "amount": 500}
+    callers = caller_in(recorder.mesh, running_mesh.orchestrator.namespace)
+    caller = await anext(callers)
+    try:
+        unapproved = await caller.call(recorder.mesh, "rec", "spend", arguments)
+        other = record_for("spend", {**arguments, "amount": 50}).header()
+        mismatched = await caller.call(recorder.mesh, "rec", "spend", arguments, **other)
+        assert recorder.lines("spend", key) == []
+        approved = await caller.call(
+            recorder.mesh, "rec", "spend", arguments, **record_for("spend", arguments).header()
+        )
+    finally:
+        await callers.aclose()
+    assert unapproved.startswith("refused: spend needs a person's approval (Money.)"), unapproved
+    assert "differ from the ones carol approved" in mismatched, mismatched
+    assert approved.startswith("ok: ") and key in approved
+    assert len(recorder.lines("spend", key)) == 1

@@ -9,12 +9,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from meshkit.toolkit import TeamRegistration, ToolHints, ToolPolicy
+from meshkit.toolkit import ApprovalPolicy, TeamRegistration, ToolHints, ToolPolicy
 from meshkit.toolkit.mcp_servers import McpServer
 
 ROOT = Path(__file__).resolve().parents[3]
 
-POLICIES = {"record": ToolPolicy(timeout_s=60)}
+POLICIES = {
+    "record": ToolPolicy(timeout_s=60),
+    "spend": ToolPolicy(approval=ApprovalPolicy(above=100, field="amount", reason="Money.")),
+}
 
 HINTS = {"record": ToolHints(examples=["Record a call named {key}"], reply=["Recorded {key}"])}
 
