@@ -19,6 +19,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -29,7 +30,8 @@ from meshkit.mesh import Mesh, TeamConfig, connect
 from meshkit.polling import poll_until
 from meshkit.setup import setup_mesh
 from meshkit.toolkit.catalog import ToolCatalog, build_catalog, strict_schema_problems
-from meshkit.toolkit.mcp_servers import close_servers
+from meshkit.toolkit.mcp_servers import McpActivities, McpServer, close_servers, open_servers
+from meshkit.toolkit.mcp_workflow import McpToolCall
 from meshkit.versioning import wait_current, worker_version
 from orchestrator.contract import ChatReply, SessionConfig
 from orchestrator.session_client import SessionClient
@@ -37,8 +39,6 @@ from services.it.contract import POLICIES
 from services.it.team import register as register_it
 from tests.teams.recorder.team import register as register_recorder
 from tests.test_team_ownership import Caller, caller_in, record_for
-
-pytestmark = pytest.mark.asyncio
 
 
 async def served_catalog(
@@ -236,3 +236,60 @@ async def test_an_imported_tool_needing_approval_runs_only_with_a_record_for_its
     assert "differ from the ones carol approved" in mismatched, mismatched
     assert approved.startswith("ok: ") and key in approved
     assert len(recorder.lines("spend", key)) == 1
+
+
+# --- the declaration, and a server reached by URL ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"name": "Time Server", "stdio": ["x"]}, "lower-case"),
+        ({"name": "time"}, "either stdio"),
+        ({"name": "time", "stdio": ["x"], "url": "http://h/mcp"}, "either stdio"),
+        ({"name": "time", "url": "ftp://h/mcp"}, "must be http"),
+        ({"name": "time", "stdio": ["x"], "attempt_timeout_s": 0}, "positive"),
+    ],
+)
+def test_a_server_declaration_that_cannot_work_is_refused_when_written(
+    fields: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(ValueError, match=problem):
+        McpServer(**fields)
+
+
+async def test_a_server_reached_by_its_streamable_http_url_serves_the_same_tools(
+    tmp_path: Path,
+) -> None:
+    import uvicorn
+
+    from meshdev.dev_server import free_port
+    from tests.mcp_recorder import create_server
+
+    log = tmp_path / "calls.log"
+    port = free_port()
+    app = create_server(log).streamable_http_app()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    serving = asyncio.ensure_future(server.serve())
+    await poll_until(lambda: server.started or None, timeout_s=30, what="the server did not start")
+    try:
+        declared = McpServer(name="web", url=f"http://127.0.0.1:{port}/mcp")
+        links, tools = await open_servers([declared], set())
+        try:
+            assert sorted(tools) == ["record", "spend"]
+            result = await McpActivities(links).call_mcp_tool(
+                McpToolCall(
+                    server="web",
+                    tool="record",
+                    arguments={"key": "over-http"},
+                    timeout_s=30,
+                    attempt_timeout_s=30,
+                )
+            )
+        finally:
+            await close_servers(links)
+    finally:
+        server.should_exit = True
+        await serving
+    assert result == {"key": "over-http", "pid": os.getpid()}
+    assert log.read_text().split("\n")[-2] == f"done {os.getpid()} over-http"
