@@ -30,7 +30,13 @@ from meshkit.mesh import Mesh, TeamConfig, connect
 from meshkit.polling import poll_until
 from meshkit.setup import setup_mesh
 from meshkit.toolkit.catalog import ToolCatalog, build_catalog, strict_schema_problems
-from meshkit.toolkit.mcp_servers import McpActivities, McpServer, close_servers, open_servers
+from meshkit.toolkit.mcp_servers import (
+    McpActivities,
+    McpServer,
+    ServerDown,
+    close_servers,
+    open_servers,
+)
 from meshkit.toolkit.mcp_workflow import McpToolCall
 from meshkit.versioning import wait_current, worker_version
 from orchestrator.contract import ChatReply, SessionConfig
@@ -293,3 +299,9 @@ async def test_a_server_reached_by_its_streamable_http_url_serves_the_same_tools
         await serving
     assert result == {"key": "over-http", "pid": os.getpid()}
     assert log.read_text().split("\n")[-2] == f"done {os.getpid()} over-http"
+
+
+async def test_a_server_that_does_not_start_stops_the_worker_at_once_saying_so() -> None:
+    broken = McpServer(name="broken", stdio=["python", "-m", "tests.no_such_server"])
+    with pytest.raises(ServerDown, match="MCP server broken did not start"):
+        await open_servers([broken], set())

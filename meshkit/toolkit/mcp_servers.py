@@ -114,12 +114,22 @@ class McpLink:
         self._ready = asyncio.Event()
         self._broken = asyncio.Event()
         self._stopping = False
-        self._owner: asyncio.Task[None] | None = None
+        self._owner: asyncio.Task[str | None] | None = None
+        self._connected_once = False
 
     async def start(self, timeout_s: float = 60) -> list[mcp_types.Tool]:
-        """Start the server, and list its tools."""
+        """Start the server, and list its tools; raises :class:`ServerDown` at
+        once when the first start fails (a wrong command, a URL that does not answer)."""
         self._owner = asyncio.create_task(self._own(), name=f"mcp-{self.server.name}")
-        client = await self._connected(timeout_s)
+        ready = asyncio.ensure_future(self._ready.wait())
+        await asyncio.wait({ready, self._owner}, timeout=timeout_s, return_when="FIRST_COMPLETED")
+        ready.cancel()
+        if self._owner.done():
+            raise ServerDown(f"MCP server {self.server.name} did not start: {self._owner.result()}")
+        client = self._client
+        if client is None:
+            await self.stop()
+            raise ServerDown(f"MCP server {self.server.name} did not start within {timeout_s:g} s")
         tools: list[mcp_types.Tool] = []
         cursor: str | None = None
         while True:
@@ -161,7 +171,8 @@ class McpLink:
         assert self._client is not None
         return self._client
 
-    async def _own(self) -> None:
+    async def _own(self) -> str | None:
+        """Keep a client open until stopped; returns why, when the first start fails."""
         # The client is entered and left in this one task: its transport runs
         # in a task group that must close in the task that opened it.
         delay = 0.2
@@ -170,12 +181,15 @@ class McpLink:
             try:
                 async with Client(self.server.target()) as client:
                     self._client = client
+                    self._connected_once = True
                     self._ready.set()
                     log.info("MCP server %s connected", self.server.name)
                     delay = 0.2
                     await self._broken.wait()
             except Exception as err:
                 log.warning("MCP server %s failed: %s", self.server.name, err)
+                if not self._connected_once:
+                    return str(err) or type(err).__name__
             finally:
                 self._ready.clear()
                 self._client = None
@@ -183,6 +197,7 @@ class McpLink:
                 log.warning("MCP server %s is gone; starting it again", self.server.name)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        return None
 
 
 # --- tools as catalog entries ------------------------------------------------------------
