@@ -68,7 +68,7 @@ def main(
     ] = None,
     long_turns: Annotated[int | None, typer.Option(help="Turns of the long conversation.")] = None,
     samples: Annotated[
-        int | None, typer.Option(help="Measured round trips per floor and per turn kind.")
+        int | None, typer.Option(help="Measured round trips per floor, turn kind and MCP tool.")
     ] = None,
     server_config: Annotated[
         list[str] | None,
@@ -94,7 +94,9 @@ def main(
     Starts its own Temporal dev server and the three workers as processes,
     measures the floor (bare Temporal primitives), agent turns with the
     offline model, concurrent sessions, one long conversation, and the same
-    turns on a second mesh with tracing on, and prints the figures. Exit status 1 when any turn failed or gave a wrong answer.
+    turns on a second mesh with tracing on, MCP tool calls through the API's
+    gateway beside the Nexus floor of the same operations, and prints the
+    figures. Exit status 1 when any turn failed or gave a wrong answer.
     """
     if quick and tiny:
         raise typer.BadParameter("--quick and --tiny are exclusive")

@@ -29,6 +29,9 @@ class BenchConfig:
     """Turns of the long conversation."""
     tracing_samples: int
     """Measured turns per turn kind on each of the two meshes, tracing on and off."""
+    mcp_samples: int
+    """Measured MCP ``tools/call`` round trips per tool, and as many Nexus floor
+    round trips of the same operation."""
     turn_timeout_s: float = 120.0
     server_config: tuple[str, ...] = ()
     """Extra ``KEY=VALUE`` dynamic config of the dev server, for what-if runs."""
@@ -48,6 +51,7 @@ PRESETS: dict[Mode, BenchConfig] = {
         sweep_turns=1,
         long_turns=16,
         tracing_samples=3,
+        mcp_samples=5,
     ),
     "quick": BenchConfig(
         mode="quick",
@@ -59,6 +63,7 @@ PRESETS: dict[Mode, BenchConfig] = {
         sweep_turns=3,
         long_turns=150,
         tracing_samples=15,
+        mcp_samples=40,
     ),
     "full": BenchConfig(
         mode="full",
@@ -70,6 +75,7 @@ PRESETS: dict[Mode, BenchConfig] = {
         sweep_turns=5,
         long_turns=1000,
         tracing_samples=40,
+        mcp_samples=200,
     ),
 }
 
@@ -89,7 +95,7 @@ def make_config(
     if long_turns is not None:
         config = replace(config, long_turns=long_turns)
     if samples is not None:
-        config = replace(config, floor_samples=samples, turn_samples=samples)
+        config = replace(config, floor_samples=samples, turn_samples=samples, mcp_samples=samples)
     if server_config:
         if not all("=" in setting for setting in server_config):
             raise ValueError("server settings are KEY=VALUE")

@@ -77,19 +77,30 @@ class FloorResult:
     """CPU seconds per process over the measured round trips ("bench" hosts the floor's workers)."""
 
 
+@asynccontextmanager
+async def floor_workflow(setup: FloorSetup, label: str) -> AsyncIterator[WorkflowHandle]:
+    """A running ``FloorWorkflow`` to send floor Updates to, finished after the block."""
+    handle: WorkflowHandle = await setup.client.start_workflow(
+        FloorWorkflow.run,
+        setup.endpoint,
+        id=f"bench-floor-{label}-{uuid.uuid4().hex[:8]}",
+        task_queue=setup.task_queue,
+    )
+    try:
+        yield handle
+    finally:
+        # Bounded: a broken bench worker must not hang the run's cleanup.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(handle.execute_update(FloorWorkflow.finish), 10)
+
+
 async def measure_floor(
     setup: FloorSetup, kind: str, config: BenchConfig, meter: CpuMeter | None
 ) -> FloorResult:
     """``warmup`` + ``floor_samples`` round trips of one floor Update, one at a time."""
-    handle: WorkflowHandle = await setup.client.start_workflow(
-        FloorWorkflow.run,
-        setup.endpoint,
-        id=f"bench-floor-{kind}-{uuid.uuid4().hex[:8]}",
-        task_queue=setup.task_queue,
-    )
     samples: list[float] = []
     cpu: dict[str, float] = {}
-    try:
+    async with floor_workflow(setup, kind) as handle:
         for n in range(config.warmup + config.floor_samples):
             text = f"{kind}-{n}"
 
@@ -106,10 +117,6 @@ async def measure_floor(
                 raise RuntimeError(f"floor {kind} returned {result!r}, expected {text!r}")
             if n >= config.warmup:
                 samples.append(elapsed)
-    finally:
-        # Bounded: a broken bench worker must not hang the run's cleanup.
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(handle.execute_update(FloorWorkflow.finish), 10)
     return FloorResult(Summary.of(samples), cpu)
 
 

@@ -14,6 +14,8 @@ from rich.table import Table
 from bench.config import BenchConfig
 from bench.floor import FloorResult
 from bench.long import LongResult
+from bench.mcp_calls import McpResult
+from bench.mcp_report import mcp_figures, render_mcp
 from bench.processes import WorkerProcess
 from bench.push import PushResult
 from bench.stats import Summary, percentile
@@ -39,6 +41,7 @@ def figures(
     long: LongResult,
     push: PushResult,
     tracing: TracingResult,
+    mcp: McpResult,
     workers: list[WorkerProcess],
     duration_s: float,
 ) -> dict[str, Any]:
@@ -48,6 +51,7 @@ def figures(
     errors += long.errors
     errors += push.errors
     errors += tracing.errors
+    errors += mcp.errors
     return {
         "meta": {
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -68,6 +72,7 @@ def figures(
                 "sweep_turns": config.sweep_turns,
                 "long_turns": config.long_turns,
                 "tracing_samples": config.tracing_samples,
+                "mcp_samples": config.mcp_samples,
                 "server_config": list(config.server_config),
                 "worker_env": list(config.worker_env),
             },
@@ -127,6 +132,7 @@ def figures(
             "turn_followed_p95_ms": push.turn_followed.p95_ms,
         },
         "tracing": _tracing(tracing),
+        "mcp": mcp_figures(mcp),
         "workers": {
             w.name: {
                 "rss_mb": round(w.last_rss / MB, 1),
@@ -382,6 +388,7 @@ def render(data: dict[str, Any], console: Console) -> None:
     )
 
     _render_tracing(data["tracing"], console)
+    render_mcp(data["mcp"], console)
 
     footprint = Table(title="Workers (separate processes)", title_justify="left")
     for column in ("worker", "start-up s", "RSS MB", "peak RSS MB"):

@@ -23,6 +23,7 @@ from bench.cpu import CpuMeter
 from bench.floor import FLOORS, measure_floors
 from bench.history import HistoryMeter
 from bench.long import long_conversation
+from bench.mcp_calls import TOOLS, measure_mcp
 from bench.processes import WorkerProcess, sample_memory, start_workers, stop_all
 from bench.push import measure_push
 from bench.report import figures
@@ -98,6 +99,12 @@ async def run_bench(
         progress(f"tracing: a second, traced mesh; {config.tracing_samples} turns per kind on each")
         tracing = await measure_tracing(client, mesh, workers, env, workdir, config)
 
+        # Last, so that the API process it starts runs during no other phase.
+        names = " and ".join(tool.name for tool in TOOLS)
+        progress(f"mcp: {config.mcp_samples} tools/call of {names} each, and their Nexus floor")
+        pids = {"server": server.process.pid, **{w.name: w.process.pid for w in workers}}
+        mcp = await measure_mcp(mesh, env, workdir, config, pids)
+
         for worker in workers:
             worker.sample()
         dead = [w.name for w in workers if not w.alive()]
@@ -111,6 +118,7 @@ async def run_bench(
             long,
             push,
             tracing,
+            mcp,
             workers,
             time.perf_counter() - began,
         )

@@ -16,6 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = ("it", "finance", "orchestrator")
 TURN_KINDS = ("no_tool", "local_tool", "nexus_sync", "nexus_workflow", "three_tools")
+MCP_TOOLS = ("sync", "workflow")
+"""The team operations called through the MCP gateway, by kind."""
 
 REQUIRED = [
     "floor.update_ms",
@@ -56,6 +58,11 @@ REQUIRED = [
     ),
     "tracing.spans_per_turn",
     "tracing.bytes_per_turn",
+    *(
+        f"mcp.tool.{kind}.{figure}"
+        for kind in MCP_TOOLS
+        for figure in ("p50_ms", "p95_ms", "floor_p50_ms", "floor_p95_ms", "ratio_to_floor")
+    ),
     "meta.cpu_count",
 ]
 ROW_FIGURES = ("sessions", "turns_per_s", "p50_ms", "p95_ms", "p99_ms")
@@ -124,6 +131,7 @@ def test_the_checker_rejects_missing_and_non_positive_figures() -> None:
     assert any(p.startswith("missing floor.activity_ms") for p in found)
     assert not any(p.startswith("missing floor.update_ms") for p in found)
     assert any(p.startswith("missing tracing.kind.no_tool.ratio") for p in found)
+    assert any(p.startswith("missing mcp.tool.workflow.floor_p95_ms") for p in found)
     untraced = {"tracing": {"spans_per_turn": 2.0}}
     assert any(p.startswith("tracing.spans_per_turn = 2.0") for p in problems(untraced))
 
@@ -150,6 +158,13 @@ def test_tiny_benchmark_reports_every_figure(tmp_path: Path) -> None:
         assert traced["samples_off"] == traced["samples_on"] == samples, traced
     # Every traced turn ran in the orchestrator and was exported: one turn span each.
     assert data["tracing"]["turn_spans"] == data["tracing"]["turns_traced"]
+    # Every MCP call and every floor call of the same operation was measured.
+    mcp_samples = data["meta"]["config"]["mcp_samples"]
+    for kind in MCP_TOOLS:
+        tool = data["mcp"]["tool"][kind]
+        assert tool["samples"] == tool["floor_samples"] == mcp_samples, tool
+        assert tool["errors"] == 0, tool
     assert plot.read_bytes().startswith(b"\x89PNG")
     assert "Floor" in run.stdout and "Long conversation" in run.stdout
     assert "Tracing:" in run.stdout and "spans/turn" in run.stdout
+    assert "MCP tools/call" in run.stdout
