@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.mcp_calls import McpResult
-from bench.stats import Summary
+from bench.stats import Summary, cpu_ms_per, ms_text
 
 
 def mcp_figures(result: McpResult) -> dict[str, Any]:
@@ -16,7 +16,6 @@ def mcp_figures(result: McpResult) -> dict[str, Any]:
     tools: dict[str, Any] = {}
     for kind, one in result.tools.items():
         mcp, floor = Summary.of(one.mcp), Summary.of(one.floor)
-        calls = len(one.mcp)
         tools[kind] = {
             "tool": one.tool.name,
             "team": one.tool.team,
@@ -32,11 +31,7 @@ def mcp_figures(result: McpResult) -> dict[str, Any]:
             if floor.p50_ms > 0
             else float("nan"),
             "errors": len(one.errors),
-            "cpu_ms_per_call": {
-                name: round(used * 1000 / calls, 1) for name, used in one.cpu_s.items()
-            }
-            if calls
-            else {},
+            "cpu_ms_per_call": cpu_ms_per(one.cpu_s, len(one.mcp)),
         }
     return {
         "transport": "streamable-http",
@@ -44,10 +39,6 @@ def mcp_figures(result: McpResult) -> dict[str, Any]:
         "api_startup_s": round(result.api_startup_s, 3),
         "tool": tools,
     }
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None or value != value else f"{value:,.1f}"
 
 
 def render_mcp(mcp: dict[str, Any], console: Console) -> None:
@@ -67,14 +58,14 @@ def render_mcp(mcp: dict[str, Any], console: Console) -> None:
         table.add_row(
             f"{t['tool']} ({t['team']})",
             kind,
-            _ms(t["p50_ms"]),
-            _ms(t["p95_ms"]),
-            _ms(t["floor_p50_ms"]),
-            _ms(t["floor_p95_ms"]),
-            _ms(t["ratio_to_floor"]),
-            _ms(cpu.get("api")),
-            _ms(cpu.get("orchestrator")),
-            _ms(cpu.get("server")),
+            ms_text(t["p50_ms"]),
+            ms_text(t["p95_ms"]),
+            ms_text(t["floor_p50_ms"]),
+            ms_text(t["floor_p95_ms"]),
+            ms_text(t["ratio_to_floor"]),
+            ms_text(cpu.get("api")),
+            ms_text(cpu.get("orchestrator")),
+            ms_text(cpu.get("server")),
             str(t["samples"]),
             str(t["errors"]),
         )

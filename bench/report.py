@@ -18,8 +18,9 @@ from bench.mcp_calls import McpResult
 from bench.mcp_report import mcp_figures, render_mcp
 from bench.processes import WorkerProcess
 from bench.push import PushResult
-from bench.stats import Summary, percentile
+from bench.stats import Summary, cpu_ms_per, ms_text
 from bench.tracing import TracingResult
+from bench.tracing_report import render_tracing, tracing_figures
 from bench.turns import BY_NAME, LevelResult, TurnResults, composed_floor, ratio
 
 MB = 1024 * 1024
@@ -82,7 +83,7 @@ def figures(
             **{f"{kind}_p95_ms": s.p95_ms for kind, s in floors.items()},
             "samples": {kind: s.samples for kind, s in floors.items()},
             "cpu_ms_per_op": {
-                kind: _per_turn(r.cpu_s, r.latency.samples) for kind, r in results.items()
+                kind: cpu_ms_per(r.cpu_s, r.latency.samples) for kind, r in results.items()
             },
         },
         "turn": {name: _turn(name, result, floors) for name, result in turns.items()},
@@ -131,7 +132,7 @@ def figures(
             "turn_alone_p95_ms": push.turn_alone.p95_ms,
             "turn_followed_p95_ms": push.turn_followed.p95_ms,
         },
-        "tracing": _tracing(tracing),
+        "tracing": tracing_figures(tracing),
         "mcp": mcp_figures(mcp),
         "workers": {
             w.name: {
@@ -142,51 +143,6 @@ def figures(
             for w in workers
         },
         "errors": {"count": len(errors), "first": errors[:MAX_LISTED_ERRORS]},
-    }
-
-
-def _tracing(result: TracingResult) -> dict[str, Any]:
-    """Per turn kind, latency with tracing off and on; what the trace file got per turn."""
-    kinds: dict[str, Any] = {}
-    for name, off in result.off.items():
-        on = result.on[name]
-        p50_off, p50_on = percentile(off.latencies, 50), percentile(on.latencies, 50)
-        kinds[name] = {
-            "p50_off_ms": round(p50_off, 2),
-            "p50_on_ms": round(p50_on, 2),
-            "ratio": round(p50_on / p50_off, 3) if p50_off > 0 else float("nan"),
-            "p95_off_ms": round(percentile(off.latencies, 95), 2),
-            "p95_on_ms": round(percentile(on.latencies, 95), 2),
-            "samples_off": len(off.latencies),
-            "samples_on": len(on.latencies),
-            "errors": len(off.errors) + len(on.errors),
-            "cpu_ms_per_turn_off": _per_turn(off.cpu_s, len(off.latencies)),
-            "cpu_ms_per_turn_on": _per_turn(on.cpu_s, len(on.latencies)),
-        }
-    ratios = [k["ratio"] for k in kinds.values() if k["ratio"] == k["ratio"]]
-    trace, turns = result.trace, result.turns_on
-
-    def cpu(side: dict[str, TurnResults], process: str) -> float:
-        # Over every measured turn of every kind: the CPU one turn costs on average.
-        done = sum(len(r.latencies) for r in side.values())
-        used = sum(r.cpu_s.get(process, 0.0) for r in side.values())
-        return round(used * 1000 / done, 1) if done else float("nan")
-
-    return {
-        "kind": kinds,
-        "max_ratio": max(ratios) if ratios else float("nan"),
-        "turns_traced": turns,
-        "turn_spans": trace.turn_spans,
-        "spans": trace.spans,
-        "spans_per_turn": round(trace.spans / turns, 1) if turns else 0.0,
-        "bytes_per_turn": round(trace.bytes / turns) if turns else 0,
-        "spans_by_component": trace.by_component,
-        "orchestrator_cpu_ms_per_turn_off": cpu(result.off, "orchestrator"),
-        "orchestrator_cpu_ms_per_turn_on": cpu(result.on, "orchestrator"),
-        "orchestrator_rss_mb_on": next(
-            (round(w.last_rss / MB, 1) for w in result.workers_on if w.name == "orchestrator"),
-            float("nan"),
-        ),
     }
 
 
@@ -205,13 +161,9 @@ def _turn(name: str, result: TurnResults, floors: dict[str, Summary]) -> dict[st
         "model_calls": "local_activity" if local else "activity",
         "composed_floor_ms": composed,
         "ratio_to_composed_floor": ratio(result.latencies, composed),
-        "cpu_ms_per_turn": _per_turn(result.cpu_s, len(result.latencies)),
+        "cpu_ms_per_turn": cpu_ms_per(result.cpu_s, len(result.latencies)),
         "history": history.per_turn(),
     }
-
-
-def _per_turn(cpu_s: dict[str, float], turns: int) -> dict[str, float]:
-    return {name: round(used * 1000 / turns, 1) for name, used in cpu_s.items()} if turns else {}
 
 
 def _busiest(cpu: dict[str, float], total_s: float) -> str:
@@ -220,38 +172,6 @@ def _busiest(cpu: dict[str, float], total_s: float) -> str:
         return "-"
     name = max(cpu, key=lambda n: cpu[n])
     return f"{name} {cpu[name] / total_s:.0%}"
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None or value != value else f"{value:,.1f}"
-
-
-def _render_tracing(tracing: dict[str, Any], console: Console) -> None:
-    table = Table(
-        title="Tracing: the same turns with tracing on (spans to a file) vs off "
-        "(ms; ratio = p50 on / p50 off)",
-        title_justify="left",
-    )
-    for column in ("kind", "p50 off", "p50 on", "ratio", "p95 off", "p95 on"):
-        table.add_column(column, justify="left" if column == "kind" else "right")
-    for name, k in tracing["kind"].items():
-        ratio = k["ratio"]
-        table.add_row(
-            name,
-            _ms(k["p50_off_ms"]),
-            _ms(k["p50_on_ms"]),
-            "-" if ratio is None or ratio != ratio else f"{ratio:.3f}",
-            _ms(k["p95_off_ms"]),
-            _ms(k["p95_on_ms"]),
-        )
-    console.print(table)
-    console.print(
-        f"[bold]Trace file[/]: {tracing['spans_per_turn']:.1f} spans/turn, "
-        f"{tracing['bytes_per_turn'] / 1024:.1f} KB/turn ({tracing['spans']:,} spans over "
-        f"{tracing['turns_traced']} traced turns, session start and end included) · "
-        f"orchestrator CPU {_ms(tracing['orchestrator_cpu_ms_per_turn_off'])} ms/turn off, "
-        f"{_ms(tracing['orchestrator_cpu_ms_per_turn_on'])} on"
-    )
 
 
 def _render_costs(turn: dict[str, Any], console: Console) -> None:
@@ -302,10 +222,10 @@ def render(data: dict[str, Any], console: Console) -> None:
         cpu = data["floor"]["cpu_ms_per_op"][kind]
         floor.add_row(
             kind,
-            _ms(data["floor"][f"{kind}_ms"]),
-            _ms(data["floor"][f"{kind}_p95_ms"]),
-            _ms(cpu.get("bench")),
-            _ms(cpu.get("server")),
+            ms_text(data["floor"][f"{kind}_ms"]),
+            ms_text(data["floor"][f"{kind}_p95_ms"]),
+            ms_text(cpu.get("bench")),
+            ms_text(cpu.get("server")),
             str(samples),
         )
     console.print(floor)
@@ -323,15 +243,15 @@ def render(data: dict[str, Any], console: Console) -> None:
     for name, t in data["turn"].items():
         turns.add_row(
             name,
-            _ms(t["p50_ms"]),
-            _ms(t["p95_ms"]),
-            _ms(t["p99_ms"]),
+            ms_text(t["p50_ms"]),
+            ms_text(t["p95_ms"]),
+            ms_text(t["p99_ms"]),
             t["floor"],
-            _ms(t["ratio_to_floor"]),
-            _ms(t["composed_floor_ms"]),
-            _ms(t["ratio_to_composed_floor"]),
-            _ms(t["cpu_ms_per_turn"].get("orchestrator")),
-            _ms(t["cpu_ms_per_turn"].get("server")),
+            ms_text(t["ratio_to_floor"]),
+            ms_text(t["composed_floor_ms"]),
+            ms_text(t["ratio_to_composed_floor"]),
+            ms_text(t["cpu_ms_per_turn"].get("orchestrator")),
+            ms_text(t["cpu_ms_per_turn"].get("server")),
             str(t["samples"]),
             str(t["errors"]),
         )
@@ -349,9 +269,9 @@ def render(data: dict[str, Any], console: Console) -> None:
             str(row["sessions"]),
             str(row["turns"]),
             f"{row['turns_per_s']:.1f}",
-            _ms(row["p50_ms"]),
-            _ms(row["p95_ms"]),
-            _ms(row["p99_ms"]),
+            ms_text(row["p50_ms"]),
+            ms_text(row["p95_ms"]),
+            ms_text(row["p99_ms"]),
             f"{row['cpu_load']:.0%}",
             _busiest(row["cpu_s"], row["wall_s"]),
             str(row["errors"]),
@@ -366,8 +286,9 @@ def render(data: dict[str, Any], console: Console) -> None:
     )
     console.print(
         f"[bold]Long conversation[/]: {long['turns']}/{long['turns_asked']} turns in "
-        f"{long['wall_s']} s{failed} · latency turns 9-12 {_ms(long['latency_turn_10_ms'])} ms, "
-        f"last 4 {_ms(long['latency_last_ms'])} ms · largest history "
+        f"{long['wall_s']} s{failed} · latency turns 9-12 "
+        f"{ms_text(long['latency_turn_10_ms'])} ms, last 4 {ms_text(long['latency_last_ms'])} ms"
+        " · largest history "
         f"{long['max_history_events']:,} events, {long['max_history_bytes'] / MB:,.2f} MB "
         f"({len(long['runs'])} run(s))"
     )
@@ -380,14 +301,14 @@ def render(data: dict[str, Any], console: Console) -> None:
     )
     console.print(
         f"[bold]Events[/] (tool start in the workflow to the client, {events['samples']} "
-        f"workflow-backed tool turns): pushed p50 {_ms(events['pushed_p50_ms'])} / p95 "
-        f"{_ms(events['pushed_p95_ms'])} ms; polled every 250 ms p50 "
-        f"{_ms(events['polled_p50_ms'])} / p95 {_ms(events['polled_p95_ms'])} ms · turn p50 "
-        f"{_ms(events['turn_alone_p50_ms'])} ms unwatched, {_ms(events['turn_followed_p50_ms'])} "
-        f"ms followed ({cost:+.0%})"
+        f"workflow-backed tool turns): pushed p50 {ms_text(events['pushed_p50_ms'])} / p95 "
+        f"{ms_text(events['pushed_p95_ms'])} ms; polled every 250 ms p50 "
+        f"{ms_text(events['polled_p50_ms'])} / p95 {ms_text(events['polled_p95_ms'])} ms"
+        f" · turn p50 {ms_text(events['turn_alone_p50_ms'])} ms unwatched, "
+        f"{ms_text(events['turn_followed_p50_ms'])} ms followed ({cost:+.0%})"
     )
 
-    _render_tracing(data["tracing"], console)
+    render_tracing(data["tracing"], console)
     render_mcp(data["mcp"], console)
 
     footprint = Table(title="Workers (separate processes)", title_justify="left")

@@ -47,3 +47,13 @@ async def timed(call: Callable[[], Awaitable[T]]) -> tuple[T, float]:
     started = time.perf_counter()
     result = await call()
     return result, (time.perf_counter() - started) * 1000
+
+
+def cpu_ms_per(cpu_s: dict[str, float], count: int) -> dict[str, float]:
+    """CPU milliseconds per round trip of each process, from its seconds over ``count``."""
+    return {name: round(used * 1000 / count, 1) for name, used in cpu_s.items()} if count else {}
+
+
+def ms_text(value: float | None) -> str:
+    """A figure for a table: "-" when there is none (None, or NaN for no samples)."""
+    return "-" if value is None or value != value else f"{value:,.1f}"
