@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +41,7 @@ from meshdev.dev_server import free_port
 from meshdev.processes import ROOT, WorkerProcess
 from meshkit.mesh import Mesh
 from meshkit.polling import poll_until
+from meshkit.toolkit.catalog import ToolKind
 from orchestrator.gateway.http import PATH
 from orchestrator.gateway.server import IDEMPOTENCY_META
 
@@ -51,7 +52,7 @@ BENCH_USER = "bench"
 class McpTool:
     """A team tool the phase calls, and how to tell its answer is right."""
 
-    kind: str
+    kind: ToolKind
     """What the team's operation is: "sync" or "workflow" (workflow-backed)."""
     team: str
     name: str
@@ -93,7 +94,7 @@ class McpResult:
     protocol: str
     """The MCP protocol revision the client and the gateway agreed on."""
     api_startup_s: float
-    tools: dict[str, McpToolResult]
+    tools: dict[ToolKind, McpToolResult]
     """By the operation's kind: "sync", "workflow"."""
 
     @property
@@ -127,7 +128,7 @@ async def measure_mcp(
             missing = [tool.name for tool in TOOLS if tool.name not in listed]
             if missing:
                 raise RuntimeError(f"the gateway does not list {missing}; it lists {listed}")
-            results = {}
+            results: dict[ToolKind, McpToolResult] = {}
             for tool in TOOLS:
                 route = mesh.teams[tool.team]
                 operation = TeamOperation(
@@ -181,7 +182,7 @@ async def _measure_tool(
 async def _one(
     label: str,
     tool: McpTool,
-    call: Callable[[], Any],
+    call: Callable[[], Awaitable[Any]],
     config: BenchConfig,
     errors: list[str],
 ) -> float | None:
