@@ -123,6 +123,7 @@ def test_policies_and_descriptions_come_from_the_contract() -> None:
         ("get_ip", ToolPolicy(timeout_s=5)),
         ("create_ticket", ToolPolicy(timeout_s=300)),  # no approval any more
         ("jira_metrics", ToolPolicy(timeout_s=120, approval=ApprovalPolicy(always=True))),
+        ("get_ip", ToolPolicy(timeout_s=20)),  # no longer read-only
     ],
 )
 def test_an_entrys_version_changes_with_its_policy_and_only_then(
@@ -140,6 +141,36 @@ def test_an_entrys_version_changes_with_its_policy_and_only_then(
         n: v for n, v in versions.items() if n != tool
     }
     assert changed.version != before.version
+
+
+def test_the_tools_that_only_read_are_those_the_teams_policies_say() -> None:
+    expected = {
+        "it": {"get_ip": True, "jira_metrics": True, "create_ticket": False},
+        "finance": {"calculate_roi": True, "stock_price": True, "submit_expense": False},
+    }
+    for team, reads in expected.items():
+        catalog = catalog_of(team)
+        assert {name: getattr(catalog.entry(name), "read_only", None) for name in reads} == reads
+
+
+def test_the_read_only_flag_round_trips_and_a_catalog_without_it_still_parses() -> None:
+    catalog = catalog_of("finance")
+    assert ToolCatalog.model_validate_json(catalog.model_dump_json()) == catalog
+    # A catalog served by a build from before the flag existed.
+    old = catalog.model_dump(mode="json")
+    for tool in old["tools"]:
+        del tool["read_only"]
+    parsed = ToolCatalog.model_validate(old)
+    assert [t.name for t in parsed.tools] == [t.name for t in catalog.tools]
+    assert not any(t.read_only for t in parsed.tools)
+    # A tool that is not read-only keeps the version it had before the flag.
+    expense = catalog.entry("submit_expense")
+    assert expense is not None and parsed.entry("submit_expense") == expense
+
+
+def test_a_read_only_tool_that_needs_approval_is_refused_when_declared() -> None:
+    with pytest.raises(ValueError, match="read-only tool cannot need approval"):
+        ToolPolicy(read_only=True, approval=ApprovalPolicy(always=True))
 
 
 def test_policies_for_an_operation_the_service_lacks_are_refused() -> None:

@@ -92,7 +92,13 @@ async def test_the_list_shows_both_teams_tools_with_titles_schemas_and_policy_hi
     assert all(hint is not None for hint in hints.values())
     needing_approval = {name for name, hint in hints.items() if hint and hint.destructive_hint}
     assert {"create_ticket", "submit_expense"} <= needing_approval
-    assert not needing_approval & {"calculate_roi", "stock_price", "get_ip", "jira_metrics"}
+    reads = {name for name, hint in hints.items() if hint and hint.read_only_hint}
+    # The teams' policies name their reads; IT's time server says its tools only read.
+    assert {"calculate_roi", "stock_price", "get_ip", "jira_metrics"} <= reads
+    assert {"get_current_time", "convert_time"} <= reads
+    assert not reads & needing_approval
+    assert all(hints[name].read_only_hint is False for name in needing_approval)  # type: ignore[union-attr]
+    assert all(hints[name].destructive_hint is False for name in reads)  # type: ignore[union-attr]
 
 
 async def test_a_sync_operation_answers_with_structured_content_and_text(

@@ -78,6 +78,10 @@ class ToolEntry(BaseModel):
         description="Example requests and a reply template, for models that do not "
         "understand language; None when the team gives none.",
     )
+    read_only: bool = Field(
+        default=False,
+        description="The tool only reads, as the team's policy (or its MCP server) says.",
+    )
     version: str = Field(default="", description="Hash of this entry; changes with any field.")
 
 
@@ -163,6 +167,11 @@ def build_catalog(
                     "approval": policy.approval,
                     "timeout_s": policy.timeout_s,
                     "hints": hint,
+                    # The team's word first; else what the tool's server says of it,
+                    # unless the team wants a person to approve its calls.
+                    "read_only": policy.read_only
+                    if policy.read_only is not None
+                    else outside.read_only and policy.approval is None,
                 }
             )
         else:
@@ -177,6 +186,7 @@ def build_catalog(
                 takes_input=_is_model(input_type),
                 optional=optional,
                 hints=hint,
+                read_only=bool(policy.read_only),
             )
         tools.append(entry.model_copy(update={"version": _digest(entry)}))
     catalog = ToolCatalog(team=team, service=definition.name, namespace=namespace, tools=tools)
@@ -200,10 +210,12 @@ def _digest(model: BaseModel) -> str:
 
 
 def _without_absent_hints(data: dict[str, Any]) -> dict[str, Any]:
-    # A tool without hints hashes as it did before catalogs carried them.
+    # A tool without hints, or not read-only, hashes as it did before catalogs
+    # carried those fields.
     if "tools" in data:
         return {**data, "tools": [_without_absent_hints(tool) for tool in data["tools"]]}
-    return {k: v for k, v in data.items() if not (k == "hints" and v is None)}
+    absent = {"hints": None, "read_only": False}
+    return {k: v for k, v in data.items() if not (k in absent and v is absent[k])}
 
 
 def _is_model(tp: Any) -> bool:

@@ -259,6 +259,7 @@ def imported_entry(tool: mcp_types.Tool) -> ToolEntry:
         kind="workflow",
         timeout_s=60,
         optional=optional,
+        read_only=bool(tool.annotations and tool.annotations.read_only_hint),
     )
 
 

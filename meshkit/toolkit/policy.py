@@ -14,7 +14,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 APPROVAL_HEADER = "x-mesh-approval"
 """Nexus header carrying an :class:`ApprovalRecord` as JSON."""
@@ -60,6 +60,19 @@ class ToolPolicy(BaseModel):
         description="How long a caller should wait for the whole operation (its Nexus "
         "schedule-to-close timeout).",
     )
+    read_only: bool | None = Field(
+        default=None,
+        description="True when the tool only reads (it changes nothing anywhere), so "
+        "clients may call it unasked; None leaves it to the tool's MCP server, if it says.",
+    )
+
+    @model_validator(mode="after")
+    def _reads_need_no_approval(self) -> ToolPolicy:
+        # A client treats a read-only tool as safe to call unasked; one that
+        # needs a person's approval is not that.
+        if self.read_only and self.approval is not None:
+            raise ValueError("a read-only tool cannot need approval: drop one of the two")
+        return self
 
 
 DEFAULT_POLICY = ToolPolicy()

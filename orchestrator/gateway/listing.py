@@ -4,7 +4,8 @@ The gateway keeps the catalogs of the teams that answered (fetched through
 :class:`~orchestrator.gateway.durable.DurableCalls`) for a short time, and
 lists each of their tools as the team publishes it: its description, its
 strict input schema, its output schema, a title naming the team, and hints
-that follow the team's policy. A team that does not answer is not listed.
+that follow the team's policy (read-only, or destructive when a call needs
+approval). A team that does not answer is not listed.
 """
 
 from __future__ import annotations
@@ -47,10 +48,11 @@ class ListedTool:
             output_schema=entry.output_schema if _is_object(entry.output_schema) else None,
             annotations=types.ToolAnnotations(
                 title=f"{entry.name} ({self.team} team)",
-                # The catalog says which calls need a person's approval: those may
-                # change something that matters, the others the team runs unasked.
-                destructive_hint=needs_approval,
-                read_only_hint=False if needs_approval else None,
+                # The team's policy says which tools only read, and which calls need a
+                # person's approval: those may change something that matters. A tool
+                # the team does not call read-only is taken to change something.
+                read_only_hint=entry.read_only,
+                destructive_hint=needs_approval and not entry.read_only,
                 open_world_hint=True,
             ),
         )

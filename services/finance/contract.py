@@ -88,8 +88,8 @@ class FinanceService:
 
 
 POLICIES: dict[str, ToolPolicy] = {
-    "calculate_roi": ToolPolicy(timeout_s=20),
-    "stock_price": ToolPolicy(timeout_s=120),
+    "calculate_roi": ToolPolicy(timeout_s=20, read_only=True),
+    "stock_price": ToolPolicy(timeout_s=120, read_only=True),
     "submit_expense": ToolPolicy(
         approval=ApprovalPolicy(
             above=100,
@@ -99,8 +99,8 @@ POLICIES: dict[str, ToolPolicy] = {
         timeout_s=300,
     ),
 }
-"""The Finance team's rules per operation: approvals and timeouts. The team's
-worker enforces the approvals itself; callers read them from the catalog."""
+"""The Finance team's rules per operation: approvals, timeouts, which tools only read.
+The team's worker enforces the approvals itself; callers read them from the catalog."""
 
 HINTS: dict[str, ToolHints] = {
     "stock_price": ToolHints(

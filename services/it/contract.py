@@ -66,18 +66,20 @@ class ItService:
 
 
 POLICIES: dict[str, ToolPolicy] = {
-    "get_ip": ToolPolicy(timeout_s=20),
-    "jira_metrics": ToolPolicy(timeout_s=120),
+    "get_ip": ToolPolicy(timeout_s=20, read_only=True),
+    # Counts issues: Jira's search, never a change.
+    "jira_metrics": ToolPolicy(timeout_s=120, read_only=True),
     "create_ticket": ToolPolicy(
         approval=ApprovalPolicy(always=True, reason="Tickets notify people and cost time."),
         timeout_s=300,
     ),
-    # Tools of the MCP time server IT publishes (services/it/team.py).
+    # Tools of the MCP time server IT publishes (services/it/team.py); the
+    # server itself says they only read.
     "get_current_time": ToolPolicy(timeout_s=30),
     "convert_time": ToolPolicy(timeout_s=30),
 }
-"""The IT team's rules per operation: approvals and timeouts. The team's worker
-enforces the approvals itself; callers read them from the catalog."""
+"""The IT team's rules per operation: approvals, timeouts, which tools only read.
+The team's worker enforces the approvals itself; callers read them from the catalog."""
 
 HINTS: dict[str, ToolHints] = {
     "jira_metrics": ToolHints(
