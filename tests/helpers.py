@@ -23,6 +23,7 @@ from orchestrator.models.provider import LlmSettings
 from orchestrator.worker import agent_plugins
 from orchestrator.workflow import ChatSessionWorkflow
 from services.finance.workflows import StockPriceWorkflow, SubmitExpenseWorkflow
+from services.it.projects import ProjectChoiceWorkflow
 from services.it.workflows import CreateTicketWorkflow, JiraMetricsWorkflow
 
 SCRIPTED = "scripted"
@@ -111,7 +112,7 @@ def replayer() -> Replayer:
 def it_replayer() -> Replayer:
     """A replayer configured like the IT worker."""
     return Replayer(
-        workflows=[JiraMetricsWorkflow, CreateTicketWorkflow],
+        workflows=[JiraMetricsWorkflow, CreateTicketWorkflow, ProjectChoiceWorkflow],
         data_converter=pydantic_data_converter,
     )
 

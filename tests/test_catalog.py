@@ -50,7 +50,12 @@ def catalog_of(team: str, policies: dict[str, ToolPolicy] | None = None) -> Tool
 
 def test_each_teams_catalog_lists_its_operations_as_its_code_declares_them() -> None:
     kinds = {
-        "it": {"get_ip": "sync", "jira_metrics": "workflow", "create_ticket": "workflow"},
+        "it": {
+            "get_ip": "sync",
+            "jira_metrics": "workflow",
+            "create_ticket": "workflow",
+            "set_project": "sync",
+        },
         "finance": {
             "calculate_roi": "sync",
             "stock_price": "workflow",
@@ -322,6 +327,7 @@ def test_a_tool_limit_names_teams_tools_or_local_and_refuses_unknown_names() -> 
         "get_ip",
         "jira_metrics",
         "create_ticket",
+        "set_project",
     }
     assert allowed_names(["local", "stock_price"], catalogs, MESH.teams) == {
         "calculator", "weather", "stock_price",

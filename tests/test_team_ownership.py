@@ -301,6 +301,7 @@ async def test_a_session_limited_to_some_teams_and_tools_offers_only_those(
         "get_current_time",
         "get_ip",
         "jira_metrics",
+        "set_project",
     ]
 
     with pytest.raises(SessionError, match="no team or tool is called 'nope'"):

@@ -68,6 +68,26 @@ def link_namespace(link: nexusrpc.Link) -> str | None:
     return None
 
 
+def caller_workflow(links: Collection[nexusrpc.Link]) -> tuple[str, str] | None:
+    """The namespace and workflow id of the one workflow a request's links name
+    (``temporal:///namespaces/<ns>/workflows/<id>/...``), or None.
+
+    The server sets this link when a workflow calls an operation, so it names
+    the calling workflow itself, not an identity the caller chose (as long as
+    the server refuses a ``Nexus-Link`` header, as the mesh's dev server does).
+    A team keys state per caller on it: for a chat session that is the
+    session's workflow id, which stays across its continue-as-new runs.
+    """
+    found = set()
+    for link in links:
+        url = urlparse(link.url)
+        parts = [unquote(p) for p in url.path.split("/") if p]
+        if link_namespace(link) is None or len(parts) < 4 or parts[2] != "workflows":
+            return None
+        found.add((parts[1], parts[3]))
+    return found.pop() if len(found) == 1 else None
+
+
 def callback_namespace(callback_url: str | None) -> str | None:
     """The namespace in a callback URL (``.../namespaces/<ns>/nexus/callback``), if any."""
     parts = [unquote(p) for p in urlparse(callback_url or "").path.split("/") if p]

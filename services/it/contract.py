@@ -44,9 +44,22 @@ class HostAddresses(BaseModel):
 class CreateTicketRequest(BaseModel):
     """Create a Jira ticket (a task) in a project. Needs the user's approval."""
 
-    project: str = Field(description="Jira project key, e.g. OPS.")
+    project: str = Field(
+        description="Jira project key, e.g. OPS; empty for the project this chat chose "
+        "with set_project."
+    )
     summary: str = Field(description="One-line title of the ticket, at most 200 characters.")
     description: str = Field(description="What the ticket is about; may be empty.")
+
+
+class SetProjectRequest(BaseModel):
+    """Choose the Jira project for this chat: later tickets that name no project go there."""
+
+    project: str = Field(description="Jira project key, e.g. OPS.")
+
+
+class ProjectChoice(BaseModel):
+    project: str = Field(description="The project tickets of this chat now go to.")
 
 
 class Ticket(BaseModel):
@@ -63,6 +76,7 @@ class ItService:
     jira_metrics: nexusrpc.Operation[JiraMetricsRequest, JiraMetrics]
     get_ip: nexusrpc.Operation[None, HostAddresses]
     create_ticket: nexusrpc.Operation[CreateTicketRequest, Ticket]
+    set_project: nexusrpc.Operation[SetProjectRequest, ProjectChoice]
 
 
 POLICIES: dict[str, ToolPolicy] = {
@@ -73,6 +87,7 @@ POLICIES: dict[str, ToolPolicy] = {
         approval=ApprovalPolicy(always=True, reason="Tickets notify people and cost time."),
         timeout_s=300,
     ),
+    "set_project": ToolPolicy(timeout_s=20),
     # Tools of the MCP time server IT publishes (services/it/team.py); the
     # server itself says they only read.
     "get_current_time": ToolPolicy(timeout_s=30),
@@ -105,9 +120,19 @@ HINTS: dict[str, ToolHints] = {
             "Create a ticket in {project}: {summary}",
             "Open a ticket in {project} about {summary}",
             "File a ticket in {project} saying {summary}",
+            "Create a ticket: {summary}",
+            "Open a ticket about {summary}",
         ],
-        defaults={"description": ""},
+        defaults={"description": "", "project": ""},
         reply=["Created ticket {key} in {project}: {summary} (source: {source})"],
+    ),
+    "set_project": ToolHints(
+        examples=[
+            "Use project {project} from now on",
+            "Use project {project} for tickets",
+            "Switch to project {project}",
+        ],
+        reply=["Tickets of this chat go to project {project} from now on"],
     ),
     "get_current_time": ToolHints(
         examples=[

@@ -8,15 +8,19 @@ from nexusrpc.handler import StartOperationContext, service_handler, sync_operat
 from temporalio import nexus
 
 from meshkit.toolkit import TeamServiceHandler, bad_request, normalize_text, require
+from meshkit.toolkit.door import caller_workflow
 from services.it.contract import (
     CreateTicketRequest,
     HostAddresses,
     ItService,
     JiraMetrics,
     JiraMetricsRequest,
+    ProjectChoice,
+    SetProjectRequest,
     Ticket,
 )
 from services.it.netinfo import host_addresses
+from services.it.projects import choose_project, chosen_project
 from services.it.workflows import CreateTicketWorkflow, JiraMetricsWorkflow
 
 PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9]{1,9}$")
@@ -47,6 +51,15 @@ def validate_ticket(request: CreateTicketRequest) -> CreateTicketRequest:
     )
 
 
+def the_caller(ctx: StartOperationContext) -> tuple[str, str]:
+    """The calling workflow, as the server linked it; the door has already
+    checked that the links name one workflow of an accepted namespace."""
+    caller = caller_workflow(ctx.inbound_links)
+    if caller is None:
+        raise bad_request("this tool keeps a choice per calling workflow, and none is named")
+    return caller
+
+
 @service_handler(service=ItService)
 class ItServiceHandler(TeamServiceHandler):
     @nexus.workflow_run_operation
@@ -67,10 +80,26 @@ class ItServiceHandler(TeamServiceHandler):
     async def get_ip(self, ctx: StartOperationContext, input: None) -> HostAddresses:
         return host_addresses()
 
+    @sync_operation
+    async def set_project(
+        self, ctx: StartOperationContext, input: SetProjectRequest
+    ) -> ProjectChoice:
+        project = validate_project(input.project)
+        await choose_project(nexus.client(), self.team.task_queue, the_caller(ctx), project)
+        return ProjectChoice(project=project)
+
     @nexus.workflow_run_operation
     async def create_ticket(
         self, ctx: nexus.WorkflowRunOperationContext, input: CreateTicketRequest
     ) -> nexus.WorkflowHandle[Ticket]:
+        if not input.project.strip():
+            chosen = await chosen_project(nexus.client(), the_caller(ctx))
+            if chosen is None:
+                raise bad_request(
+                    "no project named, and this chat has chosen none: name one, "
+                    "or choose one first (e.g. 'Use project OPS from now on')"
+                )
+            input = input.model_copy(update={"project": chosen})
         request = validate_ticket(input)
         # The workflow id doubles as the ticket's idempotency key: one Nexus
         # request, however often retried, creates one ticket.

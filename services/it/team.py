@@ -13,6 +13,7 @@ from meshkit.toolkit.mcp_servers import McpServer
 from services.it.contract import HINTS, POLICIES
 from services.it.handler import ItServiceHandler
 from services.it.jira import JiraSettings
+from services.it.projects import ProjectChoiceWorkflow
 from services.it.tickets import TicketSettings
 from services.it.timezones import zones_in
 from services.it.workflows import (
@@ -43,7 +44,7 @@ def register(
         handler=ItServiceHandler,
         policies=POLICIES,
         hints=HINTS,
-        workflows=[JiraMetricsWorkflow, CreateTicketWorkflow],
+        workflows=[JiraMetricsWorkflow, CreateTicketWorkflow, ProjectChoiceWorkflow],
         activities=[metrics.fetch_jira_metrics, creation.create_ticket],
         mcp_servers=[TIME_SERVER],
     )
