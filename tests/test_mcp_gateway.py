@@ -10,19 +10,14 @@ import asyncio
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
-import httpx2
 import mcp_types
 import pytest
-import uvicorn
 from mcp import Client, StdioServerParameters
 from mcp.client.session import IncomingMessage
-from mcp.client.streamable_http import streamable_http_client
 from mcp.client.subscriptions import ToolsListChanged
 from temporalio import workflow
 from temporalio.client import Client as TemporalClient
@@ -30,32 +25,21 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from meshdev.dev_server import free_port
 from meshkit.mesh import Mesh
 from meshkit.mesh import connect as connect_to
 from meshkit.polling import poll_until
 from meshkit.setup import ensure_endpoint
 from meshkit.toolkit.door import APPROVAL_MEMO
 from meshkit.toolkit.store import IdempotentStore
-from orchestrator.api.app import create_app
-from orchestrator.api.auth import load_users
 from orchestrator.contract import TeamRoute
 from orchestrator.gateway.calls import CALL_WORKFLOW, CallOutcome, GatewayCall, call_workflow_id
 from orchestrator.gateway.durable import DurableCalls
 from orchestrator.gateway.workflows import McpCatalogs, McpToolCall
 from tests.conftest import ALICE_TOKEN, WebApi
+from tests.mcp_clients import connect, own_api
 
 pytestmark = pytest.mark.asyncio
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def connect(web_api: WebApi, mode: str, **options: Any) -> Client:
-    http = httpx2.AsyncClient(
-        headers={"Authorization": f"Bearer {web_api.token}"},
-        timeout=httpx2.Timeout(30, read=300),
-    )
-    transport = streamable_http_client(f"{web_api.url}/mcp", http_client=http)
-    return Client(transport, mode=mode, **options)
 
 
 @pytest.fixture(params=["legacy", "2026-07-28"])
@@ -259,28 +243,6 @@ async def test_one_call_retried_with_one_key_runs_once(
     # The call is a workflow of the orchestrator's namespace, named by the user's key.
     described = await client.get_workflow_handle(call_workflow_id("alice", key)).describe()
     assert described.workflow_type == "McpToolCall"
-
-
-@asynccontextmanager
-async def own_api(mesh_file: Path) -> AsyncIterator[WebApi]:
-    """An API of its own, reading ``mesh_file``, whose gateway refreshes often."""
-    from meshkit.mesh import load_mesh
-
-    users = load_users({"MESH_API_TOKENS": f"alice:{ALICE_TOKEN}"})
-    app = create_app(load_mesh(mesh_file), users, mesh_file=mesh_file, mcp_refresh_s=0.5)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-
-    async def started() -> bool | None:
-        return server.started or None
-
-    await poll_until(started, timeout_s=10, what="the API did not start")
-    try:
-        yield WebApi(f"http://127.0.0.1:{port}", ALICE_TOKEN, "")
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def test_a_team_that_goes_away_leaves_the_list_and_clients_are_told(

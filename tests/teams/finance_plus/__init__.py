@@ -1,0 +1,1 @@
+"""A Finance build that adds a tool, for the MCP test of a deploy."""
