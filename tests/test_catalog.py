@@ -22,11 +22,15 @@ from meshkit.mesh import DEFAULT_MESH_FILE, load_mesh
 from meshkit.team_worker import load_registration, team_context
 from meshkit.toolkit.catalog import (
     CATALOG_OPERATION,
+    EMPTY_OBJECT,
     ToolCatalog,
+    ToolEntry,
     build_catalog,
     strict_input_schema,
     strict_schema_problems,
 )
+from meshkit.toolkit.mcp_operations import with_imported_tools
+from meshkit.toolkit.mcp_servers import TEXT_OUTPUT, ImportedTool, McpServer
 from meshkit.toolkit.policy import ApprovalPolicy, ToolPolicy, arguments_digest
 from orchestrator.tools import LOCAL_TOOLS, UnknownToolError, allowed_names, readable
 
@@ -171,6 +175,53 @@ def test_the_read_only_flag_round_trips_and_a_catalog_without_it_still_parses() 
     # A tool that is not read-only keeps the version it had before the flag.
     expense = catalog.entry("submit_expense")
     assert expense is not None and parsed.entry("submit_expense") == expense
+
+
+def test_an_imported_tool_takes_its_servers_read_only_hint_unless_the_team_decides() -> None:
+    server = McpServer(name="fake", stdio=["fake-mcp-server"])  # declared, never started
+
+    def imported(name: str, server_says_read_only: bool) -> ImportedTool:
+        entry = ToolEntry(
+            name=name,
+            description=f"Tool {name}.",
+            input_schema=dict(EMPTY_OBJECT),
+            output_schema=TEXT_OUTPUT,
+            kind="workflow",
+            timeout_s=60,
+            read_only=server_says_read_only,
+        )
+        return ImportedTool(server, entry)
+
+    tools = {
+        "server_reads": imported("server_reads", True),
+        "server_says_nothing": imported("server_says_nothing", False),
+        "team_says_it_writes": imported("team_says_it_writes", True),
+        "team_says_it_reads": imported("team_says_it_reads", False),
+        "team_wants_approval": imported("team_wants_approval", True),
+    }
+    policies = {
+        "team_says_it_writes": ToolPolicy(read_only=False),
+        "team_says_it_reads": ToolPolicy(read_only=True),
+        "team_wants_approval": ToolPolicy(approval=ApprovalPolicy(always=True)),
+    }
+    registration = load_registration(MESH, "finance")
+    assert registration.handler is not None
+    handler = registration.handler(team_context(MESH, "finance", registration))
+    served = with_imported_tools(handler, MESH.team("finance").service, tools)
+    catalog = build_catalog(
+        type(served),
+        team="finance",
+        namespace="finance",
+        policies={**registration.policies, **policies},
+        imported={name: tool.entry for name, tool in tools.items()},
+    )
+    assert {name: getattr(catalog.entry(name), "read_only", None) for name in tools} == {
+        "server_reads": True,
+        "server_says_nothing": False,
+        "team_says_it_writes": False,
+        "team_says_it_reads": True,
+        "team_wants_approval": False,
+    }
 
 
 def test_a_read_only_tool_that_needs_approval_is_refused_when_declared() -> None:
