@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
         strict_schema_problems,
     )
     from orchestrator.contract import SessionConfig, TeamRoute
-    from orchestrator.failures import root_message
+    from orchestrator.failures import root_message, timed_out
     from orchestrator.session_types import CatalogState
 
 
@@ -45,7 +45,7 @@ async def refresh(config: SessionConfig, cache: dict[str, CatalogState]) -> dict
         metrics.catalog_refresh(team, not isinstance(result, BaseException))
         if isinstance(result, BaseException):
             reason = root_message(result)
-            if "timed out" in reason:
+            if timed_out(result):
                 reason = f"no answer within {config.catalog_timeout_s:g} s; is its worker running?"
             workflow.logger.warning("catalog of team %s not fetched: %s", team, reason)
             cache[team] = previous.model_copy(

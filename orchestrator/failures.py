@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from temporalio.exceptions import TimeoutError as TemporalTimeout
+
 # Wrappers whose message says nothing the rest of the chain does not.
 _WRAPPERS = {"Activity task failed", "Activity task timed out"}
 
@@ -16,6 +18,16 @@ def cause_messages(err: BaseException) -> list[str]:
             messages.append(message)
         current = getattr(current, "cause", None) or current.__cause__
     return messages
+
+
+def timed_out(err: BaseException) -> bool:
+    """Whether a timeout of Temporal's (not a message that mentions one) is in the chain."""
+    current: BaseException | None = err
+    while current is not None:
+        if isinstance(current, TemporalTimeout):
+            return True
+        current = getattr(current, "cause", None) or current.__cause__
+    return False
 
 
 def root_message(err: BaseException) -> str:
