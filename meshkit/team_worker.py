@@ -22,7 +22,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from meshkit import observability
 from meshkit.mesh import Mesh, MeshError, connect, load_mesh
 from meshkit.runtime import run_worker
-from meshkit.toolkit.catalog import ToolEntry, build_catalog
+from meshkit.toolkit.catalog import ToolEntry
 from meshkit.toolkit.door import TeamDoor
 from meshkit.toolkit.mcp_operations import with_imported_tools
 from meshkit.toolkit.mcp_servers import McpActivities, McpLink, close_servers, open_servers
@@ -84,14 +84,7 @@ async def serve_mcp_tools(
             mesh, team, registration, {name: tool.entry for name, tool in tools.items()}
         )
         handler = with_imported_tools(base, mesh.team(team).service, tools)
-        build_catalog(
-            type(handler),
-            team=team,
-            namespace=base.team.namespace,
-            policies=dict(base.team.policies),
-            hints=dict(base.team.hints),
-            imported=base.team.imported,
-        )
+        handler.served_catalog()
     except BaseException:
         await close_servers(links)
         raise

@@ -126,7 +126,7 @@ class ChatSessionWorkflow:
         self._calls: list[ToolCall] = []
         self._pending: dict[str, PendingApproval] = {}
         self._decisions: dict[str, tuple[ApprovalDecision, Any]] = {}
-        self._built_tools: tuple[Any, list[Any]] | None = None
+        self._built_tools: tuple[Any, list[Any], dict[str, Any]] | None = None
         # Messages of this run not answered yet, by Update id: where their
         # turn started, or None while they wait for the turn before them.
         self._unanswered: dict[str, AnsweredMessage | None] = {}
@@ -562,8 +562,7 @@ class ChatSessionWorkflow:
         try:
             plan = await self._model_plan()
             unavailable = await catalogs.refresh(config, self._state.catalogs)
-            tools = self._tools()
-            hints = tool_hints(config, self._catalogs())
+            tools, hints = self._tools()
         except asyncio.CancelledError:
             if not self._interrupting:
                 raise
@@ -677,8 +676,9 @@ class ChatSessionWorkflow:
             pass  # the model activity has published them; clients read the stream
         return streamed
 
-    def _tools(self) -> list[Any]:
-        """The turn's tools, built again only when a catalog or the session's limit changed."""
+    def _tools(self) -> tuple[list[Any], dict[str, Any]]:
+        """The turn's tools and their hints, built again only when a catalog or the
+        session's limit changed (not at every turn: both walk every catalog)."""
         config = self._state.config
         catalogs = self._catalogs()
         key = (
@@ -686,8 +686,12 @@ class ChatSessionWorkflow:
             tuple((team, self._state.catalogs[team].fetched_at) for team in sorted(catalogs)),
         )
         if self._built_tools is None or self._built_tools[0] != key:
-            self._built_tools = (key, build_tools(config, catalogs, self))
-        return self._built_tools[1]
+            self._built_tools = (
+                key,
+                build_tools(config, catalogs, self),
+                tool_hints(config, catalogs),
+            )
+        return self._built_tools[1], self._built_tools[2]
 
     def _catalogs(self) -> dict[str, ToolCatalog]:
         """The catalogs of the teams that answered the last time they were asked."""

@@ -29,7 +29,7 @@ from meshkit import team_worker
 from meshkit.mesh import Mesh, TeamConfig, connect
 from meshkit.polling import poll_until
 from meshkit.setup import setup_mesh
-from meshkit.toolkit.catalog import ToolCatalog, build_catalog, strict_schema_problems
+from meshkit.toolkit.catalog import ToolCatalog, strict_schema_problems
 from meshkit.toolkit.mcp_servers import (
     McpActivities,
     McpServer,
@@ -53,14 +53,7 @@ async def served_catalog(
     """The catalog the team's worker serves, built as the worker builds it at start."""
     handler, links = await team_worker.serve_mcp_tools(mesh, team, registration)
     try:
-        return build_catalog(
-            type(handler),
-            team=team,
-            namespace=handler.team.namespace,
-            policies=dict(handler.team.policies),
-            hints=dict(handler.team.hints),
-            imported=handler.team.imported,
-        )
+        return handler.served_catalog()
     finally:
         await close_servers(links)
 

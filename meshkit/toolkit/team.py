@@ -73,6 +73,11 @@ class TeamServiceHandler:
     async def catalog(self, ctx: StartOperationContext, input: None) -> ToolCatalog:
         """The tools this team offers: names, schemas, kinds, approval policies,
         timeouts and hints."""
+        return self.served_catalog()
+
+    def served_catalog(self) -> ToolCatalog:
+        """The catalog this handler serves, built once (the worker builds it at start,
+        so a policy or hint that fits no tool stops the worker there)."""
         if self._catalog is None:
             self._catalog = build_catalog(
                 type(self),
