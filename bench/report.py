@@ -19,6 +19,7 @@ from bench.mcp_calls import McpResult
 from bench.mcp_report import mcp_figures, render_mcp
 from bench.processes import WorkerProcess
 from bench.push import PushResult
+from bench.startup import StartupResult
 from bench.stats import Summary, cpu_ms_per, ms_text
 from bench.tracing import TracingResult
 from bench.tracing_report import render_tracing, tracing_figures
@@ -44,6 +45,7 @@ def figures(
     push: PushResult,
     tracing: TracingResult,
     mcp: McpResult,
+    startup: StartupResult,
     workers: list[WorkerProcess],
     duration_s: float,
 ) -> dict[str, Any]:
@@ -54,6 +56,7 @@ def figures(
     errors += push.errors
     errors += tracing.errors
     errors += mcp.errors
+    errors += startup.first_turn_errors
     return {
         "meta": {
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -116,6 +119,14 @@ def figures(
         },
         "tracing": tracing_figures(tracing),
         "mcp": mcp_figures(mcp),
+        "startup": {
+            "first_turn_ms": startup.first_turn_ms,
+            "import_agents_s": startup.import_agents_s,
+            "worker_startup_s": {w.name: round(w.startup_s, 3) for w in workers},
+            "orchestrator_rss_mb": next(
+                (round(w.last_rss / MB, 1) for w in workers if w.name == "orchestrator"), None
+            ),
+        },
         "workers": {
             w.name: {
                 "rss_mb": round(w.last_rss / MB, 1),
@@ -352,6 +363,13 @@ def render(data: dict[str, Any], console: Console) -> None:
             name, f"{w['startup_s']:.2f}", f"{w['rss_mb']:.0f}", f"{w['peak_rss_mb']:.0f}"
         )
     console.print(footprint)
+    startup = data["startup"]
+    console.print(
+        "[bold]Start-up[/]: each worker spawn to first poll "
+        + ", ".join(f"{name} {s:.2f} s" for name, s in startup["worker_startup_s"].items())
+        + f" · first turn after the start (three tools) {ms_text(startup['first_turn_ms'])} ms"
+        f" · `import agents` {startup['import_agents_s']:.2f} s"
+    )
 
     errors = data["errors"]
     if errors["count"]:

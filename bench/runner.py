@@ -34,6 +34,7 @@ from bench.server import (
     wait_for_server,
     write_mesh,
 )
+from bench.startup import StartupResult, first_turn, import_agents_s
 from bench.tracing import SUFFIX, TracingResult, measure_tracing
 from bench.turns import KINDS, measure_kind, sweep_level
 from meshkit.mesh import connect, load_mesh
@@ -74,6 +75,9 @@ async def run_bench(
         await start_workers(mesh, env, workdir, workers)
         sampler = asyncio.create_task(sample_memory(workers))
         client = await connect(mesh, mesh.orchestrator, data_converter=pydantic_data_converter)
+        progress("start-up: the first turn after the workers started, and importing the SDK")
+        first_ms, first_errors = await first_turn(client, mesh, config.turn_timeout_s)
+        startup = StartupResult(first_ms, first_errors, import_agents_s())
         async with floor_workers(mesh, env, workdir) as setup:
             meter = CpuMeter.of(
                 server.process.pid, {**{w.name: w.process.pid for w in workers}, **setup.pids}
@@ -126,6 +130,7 @@ async def run_bench(
             push,
             tracing,
             mcp,
+            startup,
             workers,
             time.perf_counter() - began,
         )

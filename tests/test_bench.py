@@ -51,6 +51,10 @@ REQUIRED = [
         )
     ),
     *(f"workers.{name}.{figure}" for name in WORKERS for figure in ("rss_mb", "startup_s")),
+    *(f"startup.worker_startup_s.{name}" for name in WORKERS),
+    "startup.first_turn_ms",
+    "startup.import_agents_s",
+    "startup.orchestrator_rss_mb",
     *(
         f"tracing.kind.{kind}.{figure}"
         for kind in TURN_KINDS
