@@ -23,6 +23,7 @@ from bench.floor_handler import BenchServiceHandler
 from bench.floor_workflows import BenchEchoWorkflow, FloorWorkflow, noop
 from meshkit.mesh import NamespaceConfig, connect, load_mesh
 from meshkit.runtime import cli_main, configure_logging, run_worker
+from meshkit.tuning import PollerSettings
 
 HANDLER_NAMESPACE = "it"
 """The team namespace that hosts the bench Nexus service."""
@@ -45,6 +46,7 @@ async def serve(role: Literal["caller", "handler"], task_queue: str) -> None:
             graceful_shutdown_timeout=timedelta(seconds=5),
             # As the orchestrator runs its sessions (orchestrator/worker.py).
             workflow_runner=UnsandboxedWorkflowRunner(),
+            **PollerSettings().worker_options(),
         )
     else:
         worker = Worker(
@@ -53,6 +55,7 @@ async def serve(role: Literal["caller", "handler"], task_queue: str) -> None:
             workflows=[BenchEchoWorkflow],
             nexus_service_handlers=[BenchServiceHandler(task_queue)],
             graceful_shutdown_timeout=timedelta(seconds=5),
+            **PollerSettings().worker_options(),
         )
     await run_worker(worker, f"floor {role}")
 
