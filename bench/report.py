@@ -19,6 +19,7 @@ from bench.mcp_report import mcp_figures, render_mcp
 from bench.processes import WorkerProcess
 from bench.push import PushResult
 from bench.stats import Summary, cpu_ms_per, ms_text
+from bench.streaming_report import render_streaming
 from bench.tracing import TracingResult
 from bench.tracing_report import render_tracing, tracing_figures
 from bench.turns import BY_NAME, LevelResult, TurnResults, composed_floor, ratio
@@ -309,6 +310,8 @@ def render(data: dict[str, Any], console: Console) -> None:
     )
 
     render_tracing(data["tracing"], console)
+    if "streaming" in data:
+        render_streaming(data["streaming"], console)
     render_mcp(data["mcp"], console)
 
     footprint = Table(title="Workers (separate processes)", title_justify="left")
