@@ -1,7 +1,8 @@
 """The streaming phase's figures (:mod:`bench.streaming`), as JSON and as a table.
 
-``python -m bench.streaming_report [--samples N]`` runs that phase alone, on
-its own dev server, and prints them.
+``python -m bench.streaming_report [--samples N] [--server-config KEY=VALUE]``
+runs that phase alone, on its own dev server, and prints them
+(``BENCH_CHUNK_DELAY_MS`` paces the fake model's pieces).
 """
 
 from __future__ import annotations
@@ -116,11 +117,11 @@ def render_streaming(streaming: dict[str, Any], console: Console) -> None:
     )
 
 
-async def _main(samples: int) -> None:
+async def _main(samples: int, server_config: tuple[str, ...]) -> None:
     """The same server, mesh and workers as scripts/bench, and this phase alone."""
-    config = replace(PRESETS["tiny"], tracing_samples=samples)
+    config = replace(PRESETS["tiny"], tracing_samples=samples, server_config=server_config)
     workdir = Path(tempfile.mkdtemp(prefix="mesh-bench-streaming-"))
-    server = start_server(workdir, ())
+    server = start_server(workdir, config.server_config)
     try:
         mesh_file = write_mesh(workdir, server.address)
         env = isolated_env(mesh_file)
@@ -142,4 +143,8 @@ async def _main(samples: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=15, help="measured turns per kind and side")
-    asyncio.run(_main(parser.parse_args().samples))
+    parser.add_argument(
+        "--server-config", action="append", default=[], help="KEY=VALUE dynamic config"
+    )
+    args = parser.parse_args()
+    asyncio.run(_main(args.samples, tuple(args.server_config)))

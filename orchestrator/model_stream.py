@@ -37,7 +37,7 @@ MODEL_INPUT_QUERY = "__mesh_model_input"
 STREAM_PATCH = "model-stream-input-out-of-history"
 """Sessions whose run called their model the plugin's streamed way keep it
 until their next run; later runs call it as :class:`StreamedModel` does."""
-BATCH_MS = 150
+BATCH_MS = 250
 MAX_BATCH_MS = 1000
 """The text written in each interval is published as one stream item, in one
 Signal: a Signal per interval, not one per token, and a model that answers

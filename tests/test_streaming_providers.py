@@ -25,7 +25,8 @@ pytestmark = pytest.mark.asyncio
 ANSWER = "The answer is 42, as the calculator says."
 PACE_S = 0.1
 """Between two events of a stream: the model call publishes its text in batches
-(150 ms), so a reply written over a few batches reaches the client in pieces."""
+(250 ms, then longer), so a reply written over a second reaches the client in
+pieces."""
 
 
 class OpenAiFake:
