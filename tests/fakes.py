@@ -335,7 +335,10 @@ def completion_response(
 
 
 def sse_response(text: str, delay_s: float = 0.0) -> Response:
-    """Server-sent events sent one by one, ``delay_s`` apart, as a slow provider writes."""
+    """Server-sent events sent one by one, ``delay_s`` apart, as a slow provider writes.
+    Without a delay, all at once, in a response that can be served again."""
+    if not delay_s:
+        return Response(text, content_type="text/event-stream")
 
     def events() -> Any:
         for event in text.split("\n\n"):
