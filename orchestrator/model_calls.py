@@ -22,6 +22,7 @@ This module is imported by workflow code: no I/O, nothing non-deterministic.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -98,14 +99,16 @@ class _StreamedStub(_TemporalModelStub):
         return self.inner.stream_response(*args, **kwargs)
 
 
-def streamed_model(model: str, inputs: ModelInputs) -> Any:
+def streamed_model(model: str, inputs: ModelInputs, publish: Callable[[str], None]) -> Any:
     """The model for a streamed plan: text published from inside the call, its
-    input read by Query (out of history), one response returned."""
+    input read by Query (out of history), one response returned; ``publish``
+    puts the text the call left unpublished into the session's stream."""
     return _StreamedStub(
         StreamedModel(
             model,
             inputs,
             topic=MODEL_TOPIC,
+            publish=publish,
             start_to_close=START_TO_CLOSE,
             heartbeat=HEARTBEAT,
             retry=RETRY,

@@ -11,7 +11,9 @@ too, so that it can publish while the workflow is idle and heartbeat, but:
   in history;
 - it publishes only the text to the session's stream, what came in each
   interval as one item (a Signal per batch, not per event; see ``BATCH_MS``);
-- it returns one ``ModelResponse``, as a call in one piece does.
+- it returns one ``ModelResponse``, as a call in one piece does, and how much
+  of its text it published: the session publishes the rest itself, which
+  costs no Signal (a model that answers within the first interval costs none).
 
 Local activities cannot stream: the workflow task stays open while one runs,
 so a Signal it sends reaches the session only when the call is over.
@@ -22,6 +24,7 @@ This module is imported by workflow code: no I/O, nothing non-deterministic.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -70,6 +73,13 @@ class ModelCallInput:
 
 
 @dataclass
+class StreamedCallResult:
+    response: ModelResponse
+    published: int = 0
+    """Characters of the response's text the call published to the stream."""
+
+
+@dataclass
 class StreamedCallRequest:
     """The activity's input, all that history keeps of a call."""
 
@@ -113,6 +123,7 @@ class StreamedModel(Model):
         inputs: ModelInputs,
         *,
         topic: str,
+        publish: Callable[[str], None],
         start_to_close: timedelta,
         heartbeat: timedelta,
         retry: RetryPolicy,
@@ -120,6 +131,7 @@ class StreamedModel(Model):
         self.name = name
         self._inputs = inputs
         self._topic = topic
+        self._publish = publish
         self._start_to_close = start_to_close
         self._heartbeat = heartbeat
         self._retry = retry
@@ -164,10 +176,10 @@ class StreamedModel(Model):
             )
         )
         try:
-            return await workflow.execute_activity(
+            result = await workflow.execute_activity(
                 STREAMED_CALL_ACTIVITY,
                 StreamedCallRequest(call_id=call_id, topic=self._topic),
-                result_type=ModelResponse,
+                result_type=StreamedCallResult,
                 start_to_close_timeout=self._start_to_close,
                 heartbeat_timeout=self._heartbeat,
                 retry_policy=self._retry,
@@ -180,6 +192,21 @@ class StreamedModel(Model):
             raise
         finally:
             self._inputs.remove(call_id)
+        rest = response_text(result.response)[result.published :]
+        if rest:
+            self._publish(rest)
+        return result.response
 
     def stream_response(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         raise UserError("run a StreamedModel with Runner.run: it streams inside its activity")
+
+
+def response_text(response: ModelResponse) -> str:
+    """The text of a response's messages, as a stream writes it."""
+    return "".join(
+        getattr(part, "text", "") or ""
+        for item in response.output
+        if getattr(item, "type", None) == "message"
+        for part in getattr(item, "content", ())
+        if getattr(part, "type", None) == "output_text"
+    )

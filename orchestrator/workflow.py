@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         INTERRUPT,
         LIMIT_TOOLS,
         MESSAGE_PROGRESS,
+        MODEL_TOPIC,
         SEND_MESSAGE,
         STATUS,
         STREAM_OFFSET_QUERY,
@@ -599,7 +600,7 @@ class ChatSessionWorkflow:
         )
         streams_lean = plan is not None and plan.stream and workflow.patched(STREAM_PATCH)
         if streams_lean:
-            agent.model = streamed_model(config.model, self._model_inputs)
+            agent.model = streamed_model(config.model, self._model_inputs, self._publish_text)
         elif plan is not None:
             agent.model = planned_model(config.model, plan, agent)
         items, self._state.compacted_turns = compact(
@@ -694,6 +695,12 @@ class ChatSessionWorkflow:
         async for _ in streamed.stream_events():
             pass  # the model activity has published them; clients read the stream
         return streamed
+
+    def _publish_text(self, text: str) -> None:
+        """The model's text, as a streamed model call publishes it (orchestrator.model_stream)."""
+        self._stream.topic(MODEL_TOPIC).publish(
+            {"type": "response.output_text.delta", "delta": text}
+        )
 
     def _tools(self) -> tuple[list[Any], dict[str, Any]]:
         """The turn's tools and their hints, built again only when a catalog or the

@@ -28,6 +28,7 @@ from orchestrator.model_stream import (
     STREAMED_CALL_ACTIVITY,
     ModelCallInput,
     StreamedCallRequest,
+    StreamedCallResult,
 )
 from orchestrator.models.provider import MeshModelProvider
 
@@ -55,7 +56,7 @@ def streamed_call_activity(provider: MeshModelProvider) -> Callable[..., Any]:
     """The activity that runs a session's streamed model calls with ``provider``'s models."""
 
     @activity.defn(name=STREAMED_CALL_ACTIVITY)
-    async def streamed_model_call(request: StreamedCallRequest) -> ModelResponse:
+    async def streamed_model_call(request: StreamedCallRequest) -> StreamedCallResult:
         info = activity.info()
         if info.workflow_id is None:
             raise ApplicationError("a streamed model call belongs to a session", non_retryable=True)
@@ -93,7 +94,7 @@ async def _noop(_ctx: RunContextWrapper[Any], _args: str) -> str:
 
 async def _stream(
     provider: MeshModelProvider, call: ModelCallInput, request: StreamedCallRequest
-) -> ModelResponse:
+) -> StreamedCallResult:
     model = provider.get_model(call.model)
     tools = [
         FunctionTool(
@@ -115,12 +116,15 @@ async def _stream(
     topic = stream.topic(request.topic)
     batches = TextBatches()
     sending = asyncio.Lock()
+    published = 0
 
     async def send() -> None:
+        nonlocal published
         text = batches.take()
         if text:
             topic.publish({"type": TEXT_DELTA, "delta": text})
             await stream.flush()
+            published += len(text)
 
     async def every_batch() -> None:
         interval_ms = request.batch_ms
@@ -158,11 +162,14 @@ async def _stream(
             ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ticker
-    # The last text reaches the session before the response that ends the call.
-    await send()
+    # The text not published yet goes back with the response: the session
+    # publishes it itself, before the turn goes on, at no Signal's cost.
     if final is None:
         raise ApplicationError("the model's stream ended without a response")
-    return ModelResponse(output=list(final.output), usage=_usage(final.usage), response_id=final.id)
+    response = ModelResponse(
+        output=list(final.output), usage=_usage(final.usage), response_id=final.id
+    )
+    return StreamedCallResult(response=response, published=published)
 
 
 def _usage(usage: Any) -> Usage:
