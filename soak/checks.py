@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,7 @@ from soak.rig import Rig
 from soak.sessions import RETRIED, Message, SessionLog, retry
 
 log = logging.getLogger("soak.checks")
+CONCURRENT_CHECKS = 16
 
 
 @dataclass
@@ -92,7 +93,7 @@ async def check_messages(client: Client, mesh: Mesh, logs: list[SessionLog], out
             out.duplicated += len(numbers) - len(set(numbers))
             out.problem(f"duplicated: two messages of {record.id} got the same turn")
 
-    await asyncio.gather(*(one(record) for record in logs))
+    await _each(one, logs)
 
 
 def check_side_effects(rig: Rig, messages: list[Message], out: Findings) -> dict[str, int]:
@@ -113,11 +114,17 @@ def check_side_effects(rig: Rig, messages: list[Message], out: Findings) -> dict
                 out.unwanted += found
                 out.problem(f"{message.decision} but done {found} time(s): {message.key}")
             continue
-        if message.kind in ("ticket", "expense_approval") and message.decision != "approved":
-            continue  # never decided (refused or failed): at most once
-        call_ok = message.reply is not None and any(
-            call.ok and call.name in ("create_ticket", "submit_expense")
-            for call in message.reply.tools
+        # Never decided (the team was unavailable, the decision refused): at most once.
+        undecided = (
+            message.kind in ("ticket", "expense_approval") and message.decision != "approved"
+        )
+        call_ok = (
+            not undecided
+            and message.reply is not None
+            and any(
+                call.ok and call.name in ("create_ticket", "submit_expense")
+                for call in message.reply.tools
+            )
         )
         if found > 1:
             out.duplicated += found - 1
@@ -138,10 +145,10 @@ async def check_stuck(
 ) -> None:
     """Each session idle or ended within ``deadline_s``."""
     sessions = SessionClient(client, mesh)
-    deadline = time.monotonic() + deadline_s
 
     async def settled(record: SessionLog) -> None:
         session = sessions.session(record.id)
+        deadline = time.monotonic() + deadline_s
         state = "unknown"
         while time.monotonic() < deadline:
             try:
@@ -160,7 +167,18 @@ async def check_stuck(
         out.stuck += 1
         out.problem(f"stuck: {record.id} is {state}")
 
-    await asyncio.gather(*(settled(record) for record in logs))
+    await _each(settled, logs)
+
+
+async def _each(check: Callable[[SessionLog], Awaitable[None]], logs: list[SessionLog]) -> None:
+    """``check`` of every session, a few at a time (each asks the workers)."""
+    limit = asyncio.Semaphore(CONCURRENT_CHECKS)
+
+    async def limited(record: SessionLog) -> None:
+        async with limit:
+            await check(record)
+
+    await asyncio.gather(*(limited(record) for record in logs))
 
 
 async def _histories(

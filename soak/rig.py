@@ -23,6 +23,7 @@ from meshdev.dev_server import DevServer, free_port, start_dev_server
 from meshdev.fakes import FakeExpenses, FakeJira, FakeMarket, FakeServer
 from meshdev.processes import ORCHESTRATOR, WorkerProcess, components, spawn_worker, stop_all
 from meshkit.mesh import Mesh, load_mesh
+from meshkit.versioning import BUILD_ID_ENV, build_id
 from soak.relay import Relay
 
 BACKENDS = ("jira", "expenses", "market")
@@ -121,6 +122,10 @@ class Rig:
             MARKET_DATA_URL=self.market.url,
             MARKET_DATA_API_KEY="soak-market-key",
         )
+        # One build id for every replica, read once: a replica restarted after
+        # the checkout changed must not come back as a new Worker Deployment
+        # version, which Temporal would route nothing to until promoted.
+        env.setdefault(BUILD_ID_ENV, build_id())
         return env
 
     def start_server(self) -> None:

@@ -76,8 +76,9 @@ async def run_soak(config: SoakConfig, progress: Progress) -> dict[str, Any]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for task in tasks:
-            if not task.cancelled() and task.exception() is not None:
-                raise RuntimeError(f"a session driver crashed: {task.exception()!r}")
+            if not task.cancelled() and (error := task.exception()) is not None:
+                log.error("a session driver crashed", exc_info=error)
+                raise RuntimeError(f"a session driver crashed: {error!r}; see soak.log")
 
         logs = [s for d in drivers for s in d.sessions]
         messages = [m for s in logs for m in s.messages]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
 from meshkit.mesh import Mesh
@@ -65,8 +65,9 @@ EXPECTED_TOOL = {
 }
 """The tool each kind of turn asks for (the offline model routes the phrasing)."""
 TICKERS = ("AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "TSLA")
-RETRIED = (NoReply, RPCError, TimeoutError, OSError)
-"""Errors a client retries with the same key: nothing says the request was refused."""
+RETRIED = (NoReply, RPCError, TimeoutError, OSError, WorkflowUpdateRPCTimeoutOrCancelledError)
+"""Errors a client retries with the same key: nothing says the request was refused.
+(An Update's long poll that times out on the client's side raises the last one.)"""
 
 
 @dataclass
@@ -169,6 +170,8 @@ class Driver:
                 message.undone = True
             except NothingToUndo:
                 pass
+            except Exception as err:  # the undo's failure is a finding, not a crash
+                log.warning("undo of %s failed: %s: %s", message.key, type(err).__name__, err)
         return message
 
     async def deliver(self, session: Session, message: Message) -> None:
@@ -185,19 +188,22 @@ class Driver:
                 )
                 message.replied = time.monotonic()
                 return
-            except RETRIED as err:
+            except SessionError as err:
                 message.error = f"{type(err).__name__}: {err}"[:300]
+                if not isinstance(err, NoReply):
+                    return  # a refusal: sending it again would be refused too
                 await asyncio.sleep(1.0)
-            except SessionError as err:  # a refusal: sending it again would be refused too
+            except Exception as err:  # nothing says it was refused: the same key again
                 message.error = f"{type(err).__name__}: {err}"[:300]
-                return
+                log.info("message %s: %s; sending it again", message.key, message.error)
+                await asyncio.sleep(1.0)
 
     async def decide(self, session: Session, message: Message, sending: asyncio.Task[None]) -> None:
         """Approve, deny or interrupt the message's call once it waits for approval."""
         while not sending.done():
             try:
                 status = await session.status()
-            except RETRIED:
+            except Exception:  # asked again in a moment
                 status = None
             pending = status.pending_approvals if status else []
             if pending:
