@@ -20,6 +20,7 @@ from meshdev.fakes import FakeExpenses, FakeMarket
 from soak.__main__ import cli
 from soak.config import FAULT_KINDS
 from soak.relay import Relay
+from tests.reliability import count
 
 ROOT = Path(__file__).resolve().parent.parent
 FINAL = re.compile(
@@ -53,6 +54,9 @@ def test_a_bounded_soak_loses_duplicates_and_sticks_nothing(tmp_path: Path) -> N
     assert data["histories_replayed"] > 0 and data["replay_failures"] == 0
     assert data["side_effects_expected"] > 0 and data["side_effects_missing"] == 0
     assert "team reported unavailable while its worker was alive" in done.stdout
+    count("faults", faults)
+    count("turns", turns)
+    count("records", data["side_effects_expected"])
 
 
 def test_bad_options_are_refused_with_a_clear_error() -> None:
