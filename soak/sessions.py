@@ -127,8 +127,7 @@ class Driver:
             for _ in range(self.config.turns_per_session):
                 if self.stop.is_set():
                     break
-                message = await self.turn(session, record)
-                record.messages.append(message)
+                await self.turn(session, record)
                 low, high = self.config.think_s
                 await asyncio.sleep(self.rng.uniform(low, high))
             try:
@@ -140,7 +139,9 @@ class Driver:
     def _kind(self) -> str:
         return self.rng.choices(list(KINDS), weights=list(KINDS.values()))[0]
 
-    async def turn(self, session: Session, record: SessionLog) -> Message:
+    async def turn(self, session: Session, record: SessionLog) -> None:
+        """Send one message, recorded before it is sent: a message whose driver
+        is stopped before its reply (the grace period ran out) counts as lost."""
         kind = self._kind()
         token = f"soak{uuid.uuid4().hex[:10]}"
         n = len(record.messages) + 1
@@ -160,6 +161,7 @@ class Driver:
             message.token = token
             message.backend = "jira" if kind in ("ticket", "interrupt") else "expenses"
         message.sent = time.monotonic()
+        record.messages.append(message)
         sending = asyncio.create_task(self.deliver(session, message))
         if kind in ("expense_approval", "ticket", "interrupt"):
             await self.decide(session, message, sending)
@@ -172,7 +174,6 @@ class Driver:
                 pass
             except Exception as err:  # the undo's failure is a finding, not a crash
                 log.warning("undo of %s failed: %s: %s", message.key, type(err).__name__, err)
-        return message
 
     async def deliver(self, session: Session, message: Message) -> None:
         deadline = message.sent + self.config.turn_deadline_s
