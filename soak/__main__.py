@@ -1,12 +1,13 @@
 """The chaos soak: N sessions for M minutes while faults land, then the invariants.
 
+\b
     scripts/soak --minutes 2 --sessions 4
     scripts/soak --minutes 20 --sessions 50 --fault-gap 12 --json soak.json
 
 It starts its own dev server (persisted to SQLite, on free ports), mesh file,
 fake backends and worker replicas, so it never touches a running scripts/demo.
-It ends with one line, ``soak: sessions N, turns T, faults F, lost L,
-duplicated D, stuck S``, and exits 1 when L, D or S is not 0 (or a history
+It ends with one line, "soak: sessions N, turns T, faults F, lost L,
+duplicated D, stuck S", and exits 1 when L, D or S is not 0 (or a history
 does not replay). See docs/soak.md.
 """
 
@@ -28,7 +29,7 @@ from soak.run import run_soak
 cli = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
 
 
-@cli.command()
+@cli.command(help=__doc__)
 def main(
     minutes: Annotated[
         float, typer.Option(help="How long sessions send turns and faults land.")
