@@ -47,6 +47,9 @@ class Findings:
     """Side effects that exist although their call was denied or interrupted."""
     missing_effects: int = 0
     """Approved (or unapproved small) side effects whose turn replied ok but that do not exist."""
+    unverified: int = 0
+    """Replied messages of sessions whose history could not be read (the query
+    failed), so whether their turn is there exactly once is unknown."""
     replayed: int = 0
     replay_failures: int = 0
     not_replayed: int = 0
@@ -71,7 +74,7 @@ async def check_messages(client: Client, mesh: Mesh, logs: list[SessionLog], out
             turns = await retry(sessions.session(record.id).history, time.monotonic() + 120)
         except Exception as err:
             out.problem(f"history of {record.id} unreadable: {type(err).__name__}: {err}")
-            out.lost += sum(1 for m in record.messages if m.reply is not None)
+            out.unverified += sum(1 for m in record.messages if m.reply is not None)
             return
         seen = Counter(turn.user for turn in turns)
         sent = Counter(m.text for m in record.messages)

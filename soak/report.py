@@ -145,6 +145,7 @@ def figures(
         "lost": lost,
         "duplicated": duplicated,
         "stuck": findings.stuck,
+        "unverified": findings.unverified,
         "side_effects_missing": findings.missing_effects,
         "side_effects_unwanted": findings.unwanted,
         **effects,
@@ -186,6 +187,7 @@ def lines(data: dict[str, Any]) -> list[str]:
         f"{data['unavailable_during_outage']})",
         f"turns without their tool: {data['tool_missed']} (with a team reported "
         f"unavailable: {data['tool_missed_team_unavailable']})",
+        f"replied messages in sessions whose history could not be read: {data['unverified']}",
         f"histories replayed {data['histories_replayed']}, failures {data['replay_failures']}, "
         f"open (not replayed) {data['histories_open_not_replayed']}",
         *(f"problem: {p}" for p in data["problems"][:20]),
@@ -207,4 +209,10 @@ def _fmt(stats: dict[str, Any]) -> str:
 
 
 def failed(data: dict[str, Any]) -> bool:
-    return bool(data["lost"] or data["duplicated"] or data["stuck"] or data["replay_failures"])
+    return bool(
+        data["lost"]
+        or data["duplicated"]
+        or data["stuck"]
+        or data["unverified"]
+        or data["replay_failures"]
+    )
