@@ -127,6 +127,8 @@ class ChatSessionWorkflow:
         self._pending: dict[str, PendingApproval] = {}
         self._decisions: dict[str, tuple[ApprovalDecision, Any]] = {}
         self._built_tools: tuple[Any, list[Any], dict[str, Any]] | None = None
+        # Catalog fetches running beside the turns, by team (catalogs.CATALOG_PATCH).
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
         # Messages of this run not answered yet, by Update id: where their
         # turn started, or None while they wait for the turn before them.
         self._unanswered: dict[str, AnsweredMessage | None] = {}
@@ -145,7 +147,11 @@ class ChatSessionWorkflow:
             # the session to its next run, or see it end), then let in-flight
             # Updates return their replies before the run closes.
             self._stream.detach_pollers()
-            await workflow.wait_condition(workflow.all_handlers_finished)
+            # A catalog fetch beside the turns ends within catalog_timeout_s; its
+            # result belongs in the state the next run carries.
+            await workflow.wait_condition(
+                lambda: workflow.all_handlers_finished() and not self._refreshing
+            )
             if self._ended:
                 return SessionResult(turns=self._state.turn_count)
             if self._history_is_large():
@@ -397,6 +403,8 @@ class ChatSessionWorkflow:
                 team: (
                     "not fetched"
                     if (known := self._state.catalogs.get(team)) is None
+                    else f"available from its cached catalog: {known.error}"
+                    if known.available and known.serving_cached
                     else "available"
                     if known.available
                     else f"unavailable: {known.error}"
@@ -561,7 +569,8 @@ class ChatSessionWorkflow:
         unavailable: dict[str, str] = {}
         try:
             plan = await self._model_plan()
-            unavailable = await catalogs.refresh(config, self._state.catalogs)
+            beside = self._refreshing if workflow.patched(catalogs.CATALOG_PATCH) else None
+            unavailable = await catalogs.refresh(config, self._state.catalogs, beside)
             tools, hints = self._tools()
         except asyncio.CancelledError:
             if not self._interrupting:

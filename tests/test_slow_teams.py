@@ -1,0 +1,147 @@
+"""A slow team is not a dead one.
+
+A team whose catalog answers late while a catalog is cached keeps serving
+from that catalog: its tools are offered and called. A team with no worker
+is reported unavailable, and a team that comes back is used again. The test
+team (tests/teams/fx.py) answers its catalog late while a file holds a delay.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+
+from meshkit.mesh import Mesh, TeamConfig
+from meshkit.polling import poll_until
+from orchestrator.contract import SessionConfig
+from orchestrator.session import Session
+from orchestrator.session_client import SessionClient
+from tests.processes import WorkerProcess, own_mesh
+from tests.teams.fx import write_team
+
+pytestmark = pytest.mark.asyncio
+
+RATE = "fx_rate base=USD quote=EUR"
+
+
+@dataclass
+class SlowTeam:
+    mesh: Mesh
+    delay: Path
+    worker: WorkerProcess
+
+    def slow(self, seconds: float) -> None:
+        self.delay.write_text(str(seconds))
+
+    def fast(self) -> None:
+        self.delay.unlink(missing_ok=True)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def fx(
+    running_mesh: Mesh, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[SlowTeam]:
+    suffix = uuid.uuid4().hex[:6]
+    root = tmp_path_factory.mktemp("teams")
+    package = f"fxslow_{suffix}"
+    delay = root / "catalog-delay"
+    write_team(root, package, ["fx_rate"], catalog_delay=delay)
+    team = TeamConfig(
+        namespace=f"fxslow-{suffix}",
+        task_queue=f"fxslow-{suffix}",
+        service="FxService",
+        endpoint=f"fxslow-{suffix}",
+        package=package,
+    )
+    mesh = running_mesh.model_copy(update={"teams": {**running_mesh.teams, "fx": team}})
+    sys.path.insert(0, str(root))  # setup reads the team's catalog for the endpoint
+    try:
+        async with own_mesh(mesh, root, env={"PYTHONPATH": str(root)}) as own:
+            yield SlowTeam(mesh, delay, await own.start("fx"))
+    finally:
+        sys.path.remove(str(root))
+
+
+async def open_session(client: Client, fx: SlowTeam, **settings: float) -> Session:
+    # Every turn's catalogs are due, and a fetch may take one second.
+    config = SessionConfig.for_mesh(
+        fx.mesh, model="offline", catalog_ttl_s=0, catalog_timeout_s=1, **settings
+    )
+    return await SessionClient(client, fx.mesh).open(f"slow-{uuid.uuid4().hex[:8]}", config=config)
+
+
+async def test_a_team_whose_catalog_is_slow_keeps_serving_its_cached_tools(
+    client: Client, fx: SlowTeam
+) -> None:
+    handle = await open_session(client, fx)
+    assert [t.name for t in (await handle.send(RATE, 60)).tools] == ["fx_rate"]
+
+    fx.slow(3)  # longer than the session's catalog timeout; the worker is alive
+    try:
+        for _ in range(3):
+            reply = await handle.send(RATE, 60)
+            assert reply.unavailable == {}, reply.unavailable
+            assert [(t.name, t.ok) for t in reply.tools] == [("fx_rate", True)], reply.text
+    finally:
+        fx.fast()
+    # The late answers were seen, and the team stayed in: its cache is offered.
+    teams = await cached(handle)
+    assert "no answer within 1 s" in teams["fx"], teams
+
+
+async def cached(handle: Session) -> dict[str, str]:
+    return await poll_until(
+        lambda: teams_when(handle, "fx", "available from its cached catalog"),
+        timeout_s=30, what="fx served from its cache", interval_s=0.5,
+    )  # fmt: skip
+
+
+async def teams_when(handle: Session, team: str, prefix: str) -> dict[str, str] | None:
+    teams = (await handle.status()).teams
+    return teams if teams[team].startswith(prefix) else None
+
+
+async def test_a_team_without_a_worker_is_left_out_and_used_again_when_it_is_back(
+    client: Client, fx: SlowTeam
+) -> None:
+    # Two fetches in a row without an answer make the team unreachable; asked
+    # again at every turn; a tool call to it gives up after 2 s.
+    settings = {"catalog_misses": 2, "catalog_retry_s": 0, "nexus_timeout_s": 2}
+    handle = await open_session(client, fx, **settings)
+    assert [t.name for t in (await handle.send(RATE, 60)).tools] == ["fx_rate"]
+
+    await fx.worker.stop()
+    try:
+        # Each turn's fetch of fx times out beside the turn: the first leaves
+        # its cached catalog offered, the second leaves the team out.
+        assert (await handle.send("hello", 60)).unavailable == {}
+        await cached(handle)
+        await handle.send("hello", 60)
+        await poll_until(
+            lambda: teams_when(handle, "fx", "unavailable"),
+            timeout_s=30, what="fx left out", interval_s=0.5,
+        )  # fmt: skip
+
+        reply = await handle.send(RATE, 60)
+        assert set(reply.unavailable) == {"fx"} and reply.tools == [], reply
+        assert "times in a row" in reply.unavailable["fx"], reply.unavailable
+        # A session with nothing cached waits one timeout, then leaves it out.
+        fresh = await open_session(client, fx, catalog_retry_s=0)
+        reply = await fresh.send(RATE, 60)
+        assert set(reply.unavailable) == {"fx"} and reply.tools == [], reply
+        assert reply.unavailable["fx"].startswith("no answer within 1 s"), reply.unavailable
+    finally:
+        await fx.worker.start()
+
+    for session in (handle, fresh):
+        reply = await session.send(RATE, 60)
+        assert reply.unavailable == {}, reply.unavailable
+        assert [(t.name, t.ok) for t in reply.tools] == [("fx_rate", True)], reply.text
+        assert (await session.status()).teams["fx"] == "available"
