@@ -21,6 +21,8 @@ from temporalio.client import Client
 from meshkit.mesh import Mesh, TeamConfig
 from meshkit.polling import poll_until
 from orchestrator.contract import SessionConfig
+from orchestrator.gateway.durable import DurableCalls
+from orchestrator.gateway.listing import Catalogs
 from orchestrator.session import Session
 from orchestrator.session_client import SessionClient
 from tests.processes import WorkerProcess, own_mesh
@@ -145,3 +147,23 @@ async def test_a_team_without_a_worker_is_left_out_and_used_again_when_it_is_bac
         assert reply.unavailable == {}, reply.unavailable
         assert [(t.name, t.ok) for t in reply.tools] == [("fx_rate", True)], reply.text
         assert (await session.status()).teams["fx"] == "available"
+
+
+async def test_the_mcp_gateway_keeps_listing_a_team_whose_catalog_is_slow(
+    client: Client, fx: SlowTeam
+) -> None:
+    routes = SessionConfig.for_mesh(fx.mesh).teams
+    catalogs = Catalogs(
+        DurableCalls(client, fx.mesh.orchestrator.task_queue), lambda: routes, timeout_s=1
+    )
+    assert "fx_rate" in await catalogs.tools(fresh=True)
+
+    fx.slow(3)
+    try:
+        for _ in range(2):  # fewer than catalog_misses (3) timeouts in a row
+            assert "fx_rate" in await catalogs.tools(fresh=True)
+            assert (await catalogs.current()).states["fx"].serving_cached
+    finally:
+        fx.fast()
+    assert "fx_rate" in await catalogs.tools(fresh=True)
+    assert not (await catalogs.current()).states["fx"].serving_cached
