@@ -147,11 +147,10 @@ class ChatSessionWorkflow:
             # the session to its next run, or see it end), then let in-flight
             # Updates return their replies before the run closes.
             self._stream.detach_pollers()
-            # A catalog fetch beside the turns ends within catalog_timeout_s; its
-            # result belongs in the state the next run carries.
-            await workflow.wait_condition(
-                lambda: workflow.all_handlers_finished() and not self._refreshing
-            )
+            # Catalog fetches beside the turns are not waited for: with turns
+            # arriving back to back one is nearly always in flight, and a new run
+            # fetches again what its state does not hold.
+            await workflow.wait_condition(workflow.all_handlers_finished)
             if self._ended:
                 return SessionResult(turns=self._state.turn_count)
             if self._history_is_large():

@@ -8,6 +8,7 @@ team (tests/teams/fx.py) answers its catalog late while a file holds a delay.
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -25,7 +26,9 @@ from orchestrator.gateway.durable import DurableCalls
 from orchestrator.gateway.listing import Catalogs
 from orchestrator.session import Session
 from orchestrator.session_client import SessionClient
+from tests.helpers import replayer
 from tests.processes import WorkerProcess, own_mesh
+from tests.reliability import assert_no_task_failures
 from tests.teams.fx import write_team
 
 pytestmark = pytest.mark.asyncio
@@ -167,3 +170,31 @@ async def test_the_mcp_gateway_keeps_listing_a_team_whose_catalog_is_slow(
         fx.fast()
     assert "fx_rate" in await catalogs.tools(fresh=True)
     assert not (await catalogs.current()).states["fx"].serving_cached
+
+
+async def test_a_session_refreshing_catalogs_beside_its_turns_continues_as_new_and_replays(
+    client: Client, fx: SlowTeam
+) -> None:
+    # Every turn refreshes its catalogs beside the turn, fx's answers late, and
+    # the runs are small: runs end while refreshes are in flight.
+    handle = await open_session(client, fx, max_run_history_bytes=50_000, catalog_retry_s=0)
+    assert (await handle.send(RATE, 60)).tools[0].ok
+    fx.slow(1.5)
+    try:
+        for n in range(12):
+            reply = await handle.send(RATE if n % 2 else "hello", 60)
+            assert reply.ok and reply.unavailable == {}, reply
+    finally:
+        fx.fast()
+    assert (await handle.send(RATE, 60)).tools[0].ok
+    await handle.end()
+    await assert_no_task_failures(handle.handle)
+    runs = [r async for r in client.list_workflows(f"WorkflowId = '{handle.id}'")]
+    assert len(runs) >= 3, "the session should have continued as new several times"
+    for run in sorted(runs, key=lambda r: r.start_time):
+        history = await client.get_workflow_handle(handle.id, run_id=run.run_id).fetch_history()
+        await replayer().replay_workflow(history)
+        if directory := os.environ.get("RECORD_HISTORIES"):
+            (Path(directory) / f"chat-catalog-beside-{run.run_id[-8:]}.json").write_text(
+                history.to_json()
+            )
