@@ -45,6 +45,9 @@ class SlowTeam:
     def slow(self, seconds: float) -> None:
         self.delay.write_text(str(seconds))
 
+    def refuse(self) -> None:
+        self.delay.write_text("refuse")
+
     def fast(self) -> None:
         self.delay.unlink(missing_ok=True)
 
@@ -99,6 +102,25 @@ async def test_a_team_whose_catalog_is_slow_keeps_serving_its_cached_tools(
     # The late answers were seen, and the team stayed in: its cache is offered.
     teams = await cached(handle)
     assert "no answer within 1 s" in teams["fx"], teams
+
+
+async def test_a_team_that_refuses_its_catalog_is_left_out_at_once_although_cached(
+    client: Client, fx: SlowTeam
+) -> None:
+    handle = await open_session(client, fx)
+    assert [t.name for t in (await handle.send(RATE, 60)).tools] == ["fx_rate"]
+
+    fx.refuse()  # a non-retryable error: the caller sees it at once, not a timeout
+    try:
+        await handle.send("hello", 60)  # its fetch, beside the turn, is refused
+        await poll_until(
+            lambda: teams_when(handle, "fx", "unavailable: fx is closed"),
+            timeout_s=30, what="fx left out", interval_s=0.5,
+        )  # fmt: skip
+        reply = await handle.send(RATE, 60)
+        assert reply.unavailable == {"fx": "fx is closed"} and reply.tools == [], reply
+    finally:
+        fx.fast()
 
 
 async def cached(handle: Session) -> dict[str, str]:

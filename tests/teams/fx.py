@@ -62,6 +62,7 @@ HANDLER = """
 import asyncio
 from pathlib import Path
 
+from nexusrpc import HandlerError, HandlerErrorType
 from nexusrpc.handler import StartOperationContext, service_handler, sync_operation
 
 from meshkit.toolkit import TeamServiceHandler, bad_request
@@ -83,12 +84,17 @@ class FxServiceHandler(TeamServiceHandler):
 {handlers}
 """
 
-# A catalog that answers late while the test's file holds a delay in seconds:
-# a team that is alive but slow, as under load.
+# A catalog that answers late while the test's file holds a delay in seconds
+# (a team that is alive but slow, as under load), and refuses for good while
+# it holds "refuse".
 SLOW_CATALOG = """    @sync_operation
     async def catalog(self, ctx: StartOperationContext, input: None) -> ToolCatalog:
         delay = Path({flag!r})
         if delay.exists():
+            if delay.read_text() == "refuse":
+                raise HandlerError(
+                    "fx is closed", type=HandlerErrorType.UNAVAILABLE, retryable_override=False
+                )
             await asyncio.sleep(float(delay.read_text()))
         return self.served_catalog()
 """
