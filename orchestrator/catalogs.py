@@ -22,9 +22,12 @@ no poller at all look the same to the caller: a ``TimeoutError`` after
 
 A team left out is asked again after ``catalog_retry_s``; the turn in which it
 answers uses it again. Since the ``CATALOG_PATCH`` change, a due refresh of a
-team with a cached catalog does not hold the turn up at all: it runs beside
-the turn, and its result is used from the next turn on. A team with nothing
-cached, or whose catalog a tool call found out of date, is still waited for.
+team whose cached catalog is offered does not hold the turn up at all: it runs
+beside the turn, with the longer ``catalog_refresh_timeout_s`` (nobody waits
+for it, and a team busy under load answers in seconds, not in 3), and its
+result is used from the next turn on. A team with nothing cached, a team left
+out, or a catalog a tool call found out of date is still waited for, at most
+``catalog_timeout_s``.
 """
 
 from __future__ import annotations
@@ -74,13 +77,14 @@ async def refresh(
                 refreshing[team] = asyncio.create_task(
                     _refresh_beside(team, config, cache, refreshing)
                 )
+    timeout_s = config.catalog_timeout_s
     results = await asyncio.gather(
-        *(_fetch(team, config.teams[team], config) for team in waited), return_exceptions=True
+        *(_fetch(team, config.teams[team], timeout_s) for team in waited), return_exceptions=True
     )
     for team, result in zip(waited, results, strict=True):
         if isinstance(result, asyncio.CancelledError):
             raise result
-        _record(team, result, config, cache)
+        _record(team, result, config, cache, timeout_s)
     return {
         team: cache[team].error or "its catalog could not be fetched"
         for team in config.teams
@@ -94,15 +98,17 @@ async def _refresh_beside(
     cache: dict[str, CatalogState],
     refreshing: dict[str, asyncio.Task[None]],
 ) -> None:
+    # Nobody waits for it: it may take as long as a busy team needs.
+    timeout_s = config.catalog_refresh_timeout_s
     try:
-        result: ToolCatalog | BaseException = await _fetch(team, config.teams[team], config)
+        result: ToolCatalog | BaseException = await _fetch(team, config.teams[team], timeout_s)
     except asyncio.CancelledError:
         raise
     except Exception as err:
         result = err
     finally:
         refreshing.pop(team, None)
-    _record(team, result, config, cache)
+    _record(team, result, config, cache, timeout_s)
 
 
 def _record(
@@ -110,6 +116,7 @@ def _record(
     result: ToolCatalog | BaseException,
     config: SessionConfig,
     cache: dict[str, CatalogState],
+    timeout_s: float,
 ) -> None:
     now = workflow.now()
     previous = cache.get(team) or CatalogState()
@@ -124,11 +131,10 @@ def _record(
     if not slow:
         reason = root_message(result)
     elif kept or misses == 1:
-        reason = f"no answer within {config.catalog_timeout_s:g} s; is its worker running?"
+        reason = f"no answer within {timeout_s:g} s; is its worker running?"
     else:
         reason = (
-            f"no answer within {config.catalog_timeout_s:g} s, {misses} times in a row; "
-            "is its worker running?"
+            f"no answer within {timeout_s:g} s, {misses} times in a row; is its worker running?"
         )
     workflow.logger.warning(
         "catalog of team %s not fetched: %s%s",
@@ -164,15 +170,13 @@ def _due(state: CatalogState | None, config: SessionConfig) -> bool:
     return now - state.fetched_at >= timedelta(seconds=config.catalog_ttl_s)
 
 
-async def _fetch(team: str, route: TeamRoute, config: SessionConfig) -> ToolCatalog:
+async def _fetch(team: str, route: TeamRoute, timeout_s: float) -> ToolCatalog:
     client = workflow.create_nexus_client(service=route.service, endpoint=route.endpoint)
     return await client.execute_operation(
         CATALOG_OPERATION,
         None,
         output_type=ToolCatalog,
-        # Short: a team with nothing cached that does not answer is left out
-        # of the turn rather than holding it up.
-        schedule_to_close_timeout=timedelta(seconds=config.catalog_timeout_s),
+        schedule_to_close_timeout=timedelta(seconds=timeout_s),
         summary=f"{team}: catalog",
         headers=call_headers(workflow.info().workflow_id),
     )

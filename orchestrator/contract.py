@@ -95,8 +95,14 @@ class SessionConfig(BaseModel):
         "is unavailable for that turn when no catalog of it is cached; otherwise its cached "
         "catalog is still offered (see catalog_misses).",
     )
+    catalog_refresh_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a refresh of a team whose cached catalog is offered may take; "
+        "it runs beside the turns, which do not wait for it.",
+    )
     catalog_misses: int = Field(
-        default=3,
+        default=2,
         ge=1,
         description="A team whose catalog fetches time out this many times in a row is "
         "unavailable; until then its cached catalog is offered. 1: left out at the first "
