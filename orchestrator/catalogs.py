@@ -25,14 +25,16 @@ answers uses it again. Since the ``CATALOG_PATCH`` change, a due refresh of a
 team whose cached catalog is offered does not hold the turn up at all: it runs
 beside the turn, with the longer ``catalog_refresh_timeout_s`` (nobody waits
 for it, and a team busy under load answers in seconds, not in 3), and its
-result is used from the next turn on. A team with nothing cached, a team left
-out, or a catalog a tool call found out of date is still waited for, at most
+result is used in this turn if it comes within ``catalog_wait_s`` (0.5 s), else
+from the next turn on. A team with nothing cached, a team left out, or a
+catalog a tool call found out of date is still waited for, at most
 ``catalog_timeout_s``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
@@ -69,14 +71,12 @@ async def refresh(
         for team in config.teams
         if team not in (refreshing or {}) and _due(cache.get(team), config)
     ]
-    waited = due
+    waited, beside = due, []
     if refreshing is not None:
         waited = [team for team in due if not _offers_cache(cache.get(team))]
-        for team in due:
-            if team not in waited:
-                refreshing[team] = asyncio.create_task(
-                    _refresh_beside(team, config, cache, refreshing)
-                )
+        beside = [team for team in due if team not in waited]
+        for team in beside:
+            refreshing[team] = asyncio.create_task(_refresh_beside(team, config, cache, refreshing))
     timeout_s = config.catalog_timeout_s
     results = await asyncio.gather(
         *(_fetch(team, config.teams[team], timeout_s) for team in waited), return_exceptions=True
@@ -85,6 +85,16 @@ async def refresh(
         if isinstance(result, asyncio.CancelledError):
             raise result
         _record(team, result, config, cache, timeout_s)
+    if beside and refreshing is not None and config.catalog_wait_s > 0:
+        # A team that answers at once is used in this turn (a new tool reaches
+        # the session within its TTL); a slow one costs the turn this much.
+        running = refreshing
+        with contextlib.suppress(asyncio.TimeoutError):
+            await workflow.wait_condition(
+                lambda: not any(team in running for team in beside),
+                timeout=timedelta(seconds=config.catalog_wait_s),
+                timeout_summary="catalogs: use the cached ones",
+            )
     return {
         team: cache[team].error or "its catalog could not be fetched"
         for team in config.teams

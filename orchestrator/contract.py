@@ -95,6 +95,13 @@ class SessionConfig(BaseModel):
         "is unavailable for that turn when no catalog of it is cached; otherwise its cached "
         "catalog is still offered (see catalog_misses).",
     )
+    catalog_wait_s: float = Field(
+        default=0.5,
+        ge=0,
+        description="How long a turn waits for the refresh of a team whose cached catalog "
+        "is offered before it goes on with the cache (the answer is used from the next "
+        "turn on). 0: never waits.",
+    )
     catalog_refresh_timeout_s: float = Field(
         default=30.0,
         gt=0,
