@@ -566,9 +566,13 @@ class ChatSessionWorkflow:
         self._unanswered[message_id] = AnsweredMessage(turn=number, offset=offset)
         self._publish("turn_started", number, text=text)
         unavailable: dict[str, str] = {}
+        # Asked before the turn's first await, in the task that accepted the
+        # message: on replay, Temporal reports a patch marker with the workflow
+        # task it was recorded in, and a call made after a local activity can
+        # land in an earlier task than the marker (a nondeterminism error).
+        beside = self._refreshing if workflow.patched(catalogs.CATALOG_PATCH) else None
         try:
             plan = await self._model_plan()
-            beside = self._refreshing if workflow.patched(catalogs.CATALOG_PATCH) else None
             unavailable = await catalogs.refresh(config, self._state.catalogs, beside)
             tools, hints = self._tools()
         except asyncio.CancelledError:
