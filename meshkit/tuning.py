@@ -4,23 +4,28 @@ Every worker of the mesh (the orchestrator, each team's, and the benchmark's
 floor workers, so that the floor is measured as the mesh runs) takes its
 pollers from :class:`PollerSettings`, read from ``MESH_WORKER_*``.
 
-Why more pollers than the SDK's default (5 of each kind): a task queue hands a
-new task at once to a poll that is waiting, and puts it in a backlog only
-when no poll waits. Tasks that reached the backlog wait there while newer ones
-are matched straight to polls as they come in. With few polls, a busy worker
-seldom has one waiting, so many tasks go to the backlog and some sessions wait
-many turns' time while others are served: at 100 concurrent sessions on the
-benchmark's machine, workflow tasks waited p50 0.1 s but p95 6 s before a
-worker took them. With enough polls open, a task almost always meets one, so
-tasks leave the server in the order they came and queue in the worker
-instead, where they are run in that order. Open polls are cheap: each is one
-long-poll request held by the server, and a worker never polls for more tasks
-than it has free slots.
+Why not the SDK's defaults (5 polls of each kind, a fifth of the workflow-task
+polls on the queue every replica shares, the rest on the worker's sticky
+queue): a task queue hands a new task at once to a poll that waits, and puts
+it in a backlog only when none waits. Under load the backlog then waits while
+newer tasks go straight to polls as they come, and some sessions wait many
+turns' time while others are served. Measured on the benchmark's floor (the
+same client loop and primitives as the mesh's turns, no agent) at 100
+concurrent sessions on 2 cores, workflow tasks waited p50 0.05 s but p95 3.3 s
+before a worker took them, and a turn's p95 was 7-8 times its p50.
 
-The workflow-task polls are shared between the worker's sticky queue (tasks
-of sessions it has cached, the most of them) and the task queue shared by
-every replica (new sessions, and those another replica dropped):
-``nonsticky_to_sticky_poll_ratio`` of them go to the shared one.
+What changes it is where the workflow-task polls go. With
+``shared_queue_poll_ratio`` at 1, every poll but one polls the shared queue
+and one polls the sticky queue (the SDK keeps at least one on each): the
+same floor ran 45-49 turns/s with p95 1.1-1.5 times p50, against 29-32
+turns/s and 7-8 times with the defaults, and the mesh's own sweep went from
+p95 3.4 times p50 to 1.7. A session's tasks still go first to the worker that
+has it cached (its sticky queue). Our reading, not documented by Temporal:
+one sticky poll takes the sticky queue's tasks one by one in the order they
+came, with little for a new task to jump ahead of, and the many shared polls
+leave almost nothing in the shared queue's backlog. Open polls are cheap: each is one long-poll request the
+server holds, and a worker never polls for more tasks than it has free slots.
+``scripts/bench`` reports p95/p50 per level beside the floor's.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ class PollerSettings(BaseSettings):
         description="Polls for workflow tasks open at once (sticky and shared queues together).",
     )
     shared_queue_poll_ratio: float = Field(
-        default=0.25,
+        default=1.0,
         gt=0,
         le=1,
         description="The share of the workflow-task polls that poll the task queue every "
