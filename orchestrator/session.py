@@ -25,6 +25,7 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateHandle,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowUpdateStage,
 )
 from temporalio.contrib.workflow_streams import WorkflowStreamClient, WorkflowStreamItem
@@ -268,12 +269,23 @@ class Session:
         return await self.handle.query(HISTORY, result_type=list[Turn])
 
     async def _update(
-        self, name: str, key: str | None, *args: Any, result_type: type[Any] = str
+        self,
+        name: str,
+        key: str | None,
+        *args: Any,
+        result_type: type[Any] = str,
+        timeout_s: float = 60.0,
     ) -> Any:
+        # One id for every attempt, as for messages: a decision or an
+        # interrupt sent again while a worker is replaced runs once.
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        update = update_id(name, key)
+
+        async def execute() -> Any:
+            return await self.handle.execute_update(name, *args, id=update, result_type=result_type)
+
         try:
-            return await self.handle.execute_update(
-                name, *args, id=update_id(name, key), result_type=result_type
-            )
+            return await _until(deadline, execute)
         except WorkflowUpdateFailedError as err:
             raise error_from(err.cause) from None
         except RPCError as err:
@@ -370,7 +382,15 @@ def _rpc_error(session: str, err: RPCError) -> BaseException:
     return err
 
 
-_TRANSIENT = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
+_TRANSIENT = {
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+    # The session's workflow task is failing or timing out (its worker died
+    # mid-task, the server restarted): the server refuses Updates and queries
+    # until a task succeeds, which a surviving replica does within seconds.
+    RPCStatusCode.FAILED_PRECONDITION,
+}
 _NO_REPLY = (
     "no reply in time: is the orchestrator worker running, and the Temporal server "
     "reachable? (scripts/demo starts both)"
@@ -389,6 +409,8 @@ async def _until(deadline: float, call: Callable[[], Awaitable[T]]) -> T:
             return await asyncio.wait_for(call(), remaining)
         except TimeoutError:
             raise NoReply(_NO_REPLY) from None
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            pass  # the server's long poll ended before the Update got there: ask again
         except RPCError as err:
             if err.status not in _TRANSIENT:
                 raise

@@ -1,0 +1,78 @@
+"""What the session client sends again, with the same id, and what it gives up on.
+
+While a worker is replaced or the server restarts, an Update can be refused
+for a moment: the server is unreachable, the session's workflow task is
+failing ("Workflow Task in failed state", FAILED_PRECONDITION), or the
+server's long poll ends before the Update reached its stage. Every door goes
+through the client's one retry loop, so each of these is retried until the
+caller's deadline; a refusal that another attempt cannot change is not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.service import RPCError, RPCStatusCode
+
+from orchestrator.contract import NoReply
+from orchestrator.session import _until
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+def rpc(status: RPCStatusCode) -> RPCError:
+    return RPCError(f"refused: {status.name}", status, b"")
+
+
+class Flaky:
+    """Fails with each of ``errors`` in turn, then answers."""
+
+    def __init__(self, *errors: BaseException) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    async def __call__(self) -> str:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return "answered"
+
+
+def deadline(seconds: float) -> float:
+    return asyncio.get_running_loop().time() + seconds
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        rpc(RPCStatusCode.UNAVAILABLE),
+        rpc(RPCStatusCode.FAILED_PRECONDITION),
+        rpc(RPCStatusCode.RESOURCE_EXHAUSTED),
+        WorkflowUpdateRPCTimeoutOrCancelledError(),
+    ],
+    ids=["unavailable", "task-failing", "exhausted", "long-poll-ended"],
+)
+async def test_a_passing_refusal_is_sent_again_until_it_is_answered(error: BaseException) -> None:
+    call = Flaky(error, error)
+    assert await _until(deadline(10), call) == "answered"
+    assert call.calls == 3
+
+
+@pytest.mark.parametrize(
+    "status",
+    [RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.NOT_FOUND, RPCStatusCode.ALREADY_EXISTS],
+)
+async def test_a_lasting_refusal_is_raised_at_once(status: RPCStatusCode) -> None:
+    call = Flaky(rpc(status))
+    with pytest.raises(RPCError) as raised:
+        await _until(deadline(10), call)
+    assert raised.value.status == status and call.calls == 1
+
+
+async def test_refusals_past_the_deadline_end_in_no_reply() -> None:
+    call = Flaky(*[rpc(RPCStatusCode.FAILED_PRECONDITION)] * 100)
+    with pytest.raises(NoReply):
+        await _until(deadline(0.5), call)
+    assert 1 < call.calls < 100
