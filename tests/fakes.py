@@ -37,9 +37,11 @@ class FakeServer:
 
     def __init__(self, app: App) -> None:
         outer = self
+        local = self._local = threading.local()
 
         class Handler(BaseHTTPRequestHandler):
             def _serve(self) -> None:
+                local.peer = self.client_address
                 parts = urlsplit(self.path)
                 query = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 length = int(self.headers.get("Content-Length") or 0)
@@ -70,6 +72,12 @@ class FakeServer:
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
         del outer
+
+    @property
+    def peer_port(self) -> int:
+        """The client's port of the request this thread serves (inside ``app``):
+        which process made it, for a test that kills that one."""
+        return int(self._local.peer[1])
 
     def close(self) -> None:
         self.server.shutdown()
@@ -114,6 +122,8 @@ class FakeExpenses:
         self.records: dict[str, dict[str, Any]] = {}
         self.requests: list[str] = []
         self.first_request = threading.Event()
+        self.first_peer = 0
+        """The client port of the last new claim's request."""
         self.gate = threading.Event()
         self.gate.set()
         self.held = threading.Event()
@@ -147,6 +157,8 @@ class FakeExpenses:
                     **body,
                 }
             record = self.records[key]
+            if first:
+                self.first_peer = self.http.peer_port
         self.first_request.set()
         if first and self.ack_delay_s:
             time.sleep(self.ack_delay_s)
@@ -168,6 +180,8 @@ class FakeJira:
         self.issues: list[dict[str, Any]] = []
         self.auth: list[str | None] = []
         self.created = threading.Event()
+        self.created_peer = 0
+        """The client port of the last new issue's request."""
         self._lock = threading.Lock()
         self.http = FakeServer(self._app)
         self.url = self.http.url
@@ -188,6 +202,7 @@ class FakeJira:
                 fields = body["fields"]
                 key = f"{fields['project']['key']}-{len(self.issues) + 1}"
                 self.issues.append({"key": key, "fields": fields})
+                self.created_peer = self.http.peer_port
             self.created.set()
             if self.ack_delay_s:
                 time.sleep(self.ack_delay_s)
@@ -209,6 +224,8 @@ class FakeLLM:
         self.auth: list[str | None] = []
         self.holding = threading.Event()
         self.held = threading.Event()
+        self.held_peer = 0
+        """The client port of the request held last."""
         self.release = threading.Event()
         self.http = FakeServer(self._app)
         self.url = self.http.url + "/v1"
@@ -227,6 +244,7 @@ class FakeLLM:
         self.auth.append(headers.get("authorization"))
         if self.holding.is_set():
             self.holding.clear()
+            self.held_peer = self.http.peer_port
             self.held.set()
             self.release.wait(60)
         answer = self._answer(body)
