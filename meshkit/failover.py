@@ -56,9 +56,7 @@ class TakeoverSettings(BaseSettings):
         gt=0,
         le=60,
         description="How long a workflow task waits for the worker that has its workflow "
-        "cached before any replica may take it (Temporal's default, 10 s). With replicas, "
-        "1 s for a team (its workflows are a few events: a replay costs nothing) and 2 s for "
-        "the orchestrator (a session's run holds many turns).",
+        "cached before any replica may take it (Temporal's default, 10 s); 1 s with replicas.",
     )
 
 
@@ -68,17 +66,17 @@ worker died a call is retried elsewhere (plus the retry policy's first
 backoff, 0.5 s)."""
 
 
-REPLICA_STICKY_TIMEOUT_S = {"orchestrator": 2.0}
-"""``MESH_STICKY_TIMEOUT_S`` where a component runs replicas: 2 s for the
-orchestrator (a session's run holds many turns, and a worker that is only
-busy should keep its sessions), 1 s for a team (a few events to replay)."""
-TEAM_REPLICA_STICKY_TIMEOUT_S = 1.0
+REPLICA_STICKY_TIMEOUT_S = 1.0
+"""``MESH_STICKY_TIMEOUT_S`` where a component runs replicas. A worker polls
+its sticky queue whenever it has a free slot (``meshkit.tuning`` keeps many
+polls open), so a task of a live worker is matched at once and only a dead
+worker's tasks wait this long, and every takeover of a session that waits for
+a result (a Nexus call, an approval) is this much slower."""
 
 
 def replica_env(component: str) -> dict[str, str]:
     """The environment that gives ``component``'s replicas fast takeovers."""
-    seconds = REPLICA_STICKY_TIMEOUT_S.get(component, TEAM_REPLICA_STICKY_TIMEOUT_S)
-    return {"MESH_STICKY_TIMEOUT_S": f"{seconds:g}"}
+    return {"MESH_STICKY_TIMEOUT_S": f"{REPLICA_STICKY_TIMEOUT_S:g}"}
 
 
 def worker_options(settings: TakeoverSettings | None = None) -> dict[str, Any]:

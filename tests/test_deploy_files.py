@@ -636,7 +636,7 @@ def test_every_component_runs_replicas_that_take_over_in_seconds(overlay: str) -
             assert env(deployment).get("MESH_SESSION_TASK_TIMEOUT_S") == "3"
             continue
         sticky = env(deployment).get("MESH_STICKY_TIMEOUT_S")
-        assert sticky == ("10" if local_team else "2" if name == "orchestrator" else "1"), name
+        assert sticky == ("10" if local_team else "1"), name
         spread = pod(deployment).get("topologySpreadConstraints", [])
         assert any(c["topologyKey"] == "kubernetes.io/hostname" for c in spread), name
 

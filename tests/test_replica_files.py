@@ -100,4 +100,4 @@ def test_replica_pidfiles_are_told_apart_from_another_builds_and_components(
 def test_only_a_component_with_replicas_shortens_its_takeover_timeouts() -> None:
     assert takeover_env("it", 1) == {}
     assert takeover_env("it", 2) == {"MESH_STICKY_TIMEOUT_S": "1"}
-    assert takeover_env("orchestrator", 2) == {"MESH_STICKY_TIMEOUT_S": "2"}
+    assert takeover_env("orchestrator", 2) == {"MESH_STICKY_TIMEOUT_S": "1"}
