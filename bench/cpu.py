@@ -24,8 +24,7 @@ class CpuMeter:
 
     @classmethod
     def of(cls, server_pid: int, workers: Mapping[str, int]) -> CpuMeter:
-        # "bench" is this process: the client driving the load, and the floor's
-        # workers, idle outside the floor phase.
+        # "bench" is this process: the client driving the load.
         return cls({"server": server_pid, **workers, "bench": os.getpid()})
 
     def snapshot(self) -> dict[str, float]:

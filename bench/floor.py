@@ -1,36 +1,39 @@
 """The floor: what each Temporal primitive of a turn costs on its own.
 
-A bench worker in the orchestrator's namespace runs ``FloorWorkflow`` and its
-no-op activity; one in the "it" namespace hosts the bench Nexus service,
-reached through a bench endpoint, as a team's worker hosts its service. Both
-run in this process: they only serve the floor, measured while nothing else
-runs, and keep the mesh's own workers free of bench code.
+A floor caller process in the orchestrator's namespace runs ``FloorWorkflow``
+and its no-op activity; a floor handler process in the "it" namespace hosts
+the bench Nexus service, reached through a bench endpoint, as a team's worker
+hosts its service (:mod:`bench.floor_worker`). They are processes of their
+own, as the mesh's workers are, and only serve the floor, which keeps the
+mesh's workers free of bench code.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Worker
 
 from bench.config import BenchConfig
 from bench.cpu import CpuMeter, spent
-from bench.floor_handler import BenchServiceHandler
-from bench.floor_workflows import BenchEchoWorkflow, FloorWorkflow, noop
+from bench.floor_worker import HANDLER_NAMESPACE
+from bench.floor_workflows import FloorTurn, FloorWorkflow
 from bench.stats import Summary, timed
-from meshkit.mesh import Mesh, NamespaceConfig, connect
+from bench.turns import TOOL_PRIMITIVE, LevelResult, TurnKind, TurnResults, run_level
+from meshdev.processes import WorkerProcess, spawn_worker, stop_all
+from meshkit.mesh import Mesh, connect
 from meshkit.setup import ensure_endpoint
 
 FLOORS = ("update", "activity", "local_activity", "nexus_sync", "nexus_workflow")
 """Floor names, each the name of the Update of FloorWorkflow that measures it."""
-HANDLER_NAMESPACE = "it"
 
 
 @dataclass(frozen=True)
@@ -38,43 +41,45 @@ class FloorSetup:
     client: Client
     task_queue: str
     endpoint: str
+    processes: tuple[WorkerProcess, ...]
+    """The caller and the handler, for CPU figures."""
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {process.name: process.pid for process in self.processes}
 
 
 @asynccontextmanager
-async def floor_workers(mesh: Mesh) -> AsyncIterator[FloorSetup]:
-    """The two bench workers and the bench endpoint, for as long as the block runs."""
+async def floor_workers(
+    mesh: Mesh, env: Mapping[str, str], workdir: Path
+) -> AsyncIterator[FloorSetup]:
+    """The two floor processes and the bench endpoint, for as long as the block runs."""
     suffix = uuid.uuid4().hex[:6]
     caller_queue, handler_queue = f"bench-floor-{suffix}", f"bench-nexus-{suffix}"
     endpoint = f"bench-{suffix}"
     caller = await connect(mesh, mesh.orchestrator, data_converter=pydantic_data_converter)
-    handler = await connect(
-        mesh,
-        NamespaceConfig(namespace=HANDLER_NAMESPACE, task_queue=handler_queue),
-        data_converter=pydantic_data_converter,
-    )
     await ensure_endpoint(caller, endpoint, HANDLER_NAMESPACE, handler_queue)
-    async with (
-        Worker(
-            caller,
-            task_queue=caller_queue,
-            workflows=[FloorWorkflow],
-            activities=[noop],
-        ),
-        Worker(
-            handler,
-            task_queue=handler_queue,
-            workflows=[BenchEchoWorkflow],
-            nexus_service_handlers=[BenchServiceHandler(handler_queue)],
-        ),
-    ):
-        yield FloorSetup(caller, caller_queue, endpoint)
+    started: list[WorkerProcess] = []
+    try:
+        for role, queue in (("handler", handler_queue), ("caller", caller_queue)):
+            process = spawn_worker(
+                f"floor-{role}",
+                dict(env),
+                workdir / f"floor-{role}-{suffix}.log",
+                command=[sys.executable, "-m", "bench.floor_worker", role, queue],
+            )
+            started.append(process)
+            await process.wait_ready()
+        yield FloorSetup(caller, caller_queue, endpoint, tuple(started))
+    finally:
+        stop_all(started)
 
 
 @dataclass(frozen=True)
 class FloorResult:
     latency: Summary
     cpu_s: dict[str, float]
-    """CPU seconds per process over the measured round trips ("bench" hosts the floor's workers)."""
+    """CPU seconds per process over the measured round trips ("floor-caller" runs the floor's workflows)."""
 
 
 @asynccontextmanager
@@ -121,7 +126,46 @@ async def measure_floor(
 
 
 async def measure_floors(
-    mesh: Mesh, config: BenchConfig, meter: CpuMeter | None = None
+    setup: FloorSetup, config: BenchConfig, meter: CpuMeter | None = None
 ) -> dict[str, FloorResult]:
-    async with floor_workers(mesh) as setup:
-        return {kind: await measure_floor(setup, kind, config, meter) for kind in FLOORS}
+    return {kind: await measure_floor(setup, kind, config, meter) for kind in FLOORS}
+
+
+async def floor_level(
+    setup: FloorSetup, sessions: int, config: BenchConfig, meter: CpuMeter | None = None
+) -> LevelResult:
+    """One level of the sweep with no agent: each session a ``FloorWorkflow``
+    whose ``turn`` Update runs the primitives of the mesh's turn of the same
+    kind (two model calls as local activities around its tools), through the
+    same client loop as the mesh's sessions."""
+    async with contextlib.AsyncExitStack() as stack:
+        handles = await asyncio.gather(
+            *(
+                stack.enter_async_context(floor_workflow(setup, f"c{sessions}"))
+                for _ in range(sessions)
+            )
+        )
+        sent = [0] * sessions
+
+        async def send(index: int, kind: TurnKind, results: TurnResults) -> None:
+            sent[index] += 1
+            turn = FloorTurn(
+                text=f"{kind.name}-{index}-{sent[index]}",
+                tools=[TOOL_PRIMITIVE[tool] for tool in kind.tools],
+            )
+
+            async def call() -> str:
+                result: str = await handles[index].execute_update(FloorWorkflow.composed_turn, turn)
+                return result
+
+            try:
+                result, elapsed = await asyncio.wait_for(timed(call), config.turn_timeout_s)
+            except Exception as err:  # a failed turn is a figure, not a crash
+                results.errors.append(f"floor {kind.name}: {type(err).__name__}: {err}")
+                return
+            if result != turn.text:
+                results.errors.append(f"floor {kind.name}: returned {result!r}")
+            else:
+                results.latencies.append(elapsed)
+
+        return await run_level(sessions, send, config, meter)

@@ -8,6 +8,7 @@ round trip seen from the client, as a chat turn is.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +18,14 @@ from temporalio import activity, workflow
 with workflow.unsafe.imports_passed_through():
     from bench.floor_contract import BenchService
     from meshkit.toolkit.catalog import call_headers
+
+
+class FloorTurn(BaseModel):
+    """A composed turn: its tools' primitives (``activity``, ``nexus_sync``,
+    ``nexus_workflow``), run in parallel between two model calls."""
+
+    text: str
+    tools: list[str]
 
 
 class TeamOperation(BaseModel):
@@ -101,6 +110,22 @@ class FloorWorkflow:
                 workflow.info().workflow_id, call_id=update.id if update else None
             ),
         )
+
+    @workflow.update(name="turn")
+    async def composed_turn(self, turn: FloorTurn) -> str:
+        # A turn of the mesh with nothing but its primitives: the model call
+        # that asks for the tools, the tools in parallel, the model call that
+        # reads their results (one model call when there is no tool).
+        await self.one_local_activity(turn.text)
+        if not turn.tools:
+            return turn.text
+        primitives = {
+            "activity": self.one_activity,
+            "nexus_sync": self.one_nexus_sync,
+            "nexus_workflow": self.one_nexus_workflow,
+        }
+        await asyncio.gather(*(primitives[tool](turn.text) for tool in turn.tools))
+        return await self.one_local_activity(turn.text)
 
     @workflow.update
     async def finish(self) -> None:

@@ -121,7 +121,7 @@ async def measure_mcp(
         async with (
             http,
             Client(streamable_http_client(f"{url}{PATH}", http_client=http)) as mcp,
-            floor_workers(mesh) as setup,
+            floor_workers(mesh, env, workdir) as setup,
             floor_workflow(setup, "mcp") as floor,
         ):
             listed = {tool.name for tool in (await mcp.list_tools()).tools}

@@ -22,6 +22,7 @@ def plot_concurrency(data: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     ax.plot(sessions, [row["p50_ms"] for row in rows], "o-", label="p50 latency")
     ax.plot(sessions, [row["p95_ms"] for row in rows], "s--", label="p95 latency")
+    ax.plot(sessions, [row["floor_p95_ms"] for row in rows], "s--", color="grey", label="floor p95")
     ax.set_xscale("log")
     ax.set_xticks(sessions, [str(s) for s in sessions])
     ax.set_xlabel("concurrent sessions")
@@ -32,6 +33,13 @@ def plot_concurrency(data: dict[str, Any], path: Path) -> None:
     throughput = ax.twinx()
     throughput.plot(
         sessions, [row["turns_per_s"] for row in rows], "^:", color="tab:green", label="turns/s"
+    )
+    throughput.plot(
+        sessions,
+        [row["floor_turns_per_s"] for row in rows],
+        "^:",
+        color="tab:olive",
+        label="floor turns/s",
     )
     throughput.set_ylabel("completed turns per second")
     throughput.set_ylim(bottom=0)

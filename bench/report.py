@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import importlib.metadata
+import math
 import os
 import platform
 from typing import Any
@@ -18,6 +19,7 @@ from bench.mcp_calls import McpResult
 from bench.mcp_report import mcp_figures, render_mcp
 from bench.processes import WorkerProcess
 from bench.push import PushResult
+from bench.startup import StartupResult
 from bench.stats import Summary, cpu_ms_per, ms_text
 from bench.tracing import TracingResult
 from bench.tracing_report import render_tracing, tracing_figures
@@ -38,21 +40,23 @@ def figures(
     config: BenchConfig,
     results: dict[str, FloorResult],
     turns: dict[str, TurnResults],
-    levels: list[LevelResult],
+    levels: list[tuple[LevelResult, LevelResult]],
     long: LongResult,
     push: PushResult,
     tracing: TracingResult,
     mcp: McpResult,
+    startup: StartupResult,
     workers: list[WorkerProcess],
     duration_s: float,
 ) -> dict[str, Any]:
     floors = {kind: result.latency for kind, result in results.items()}
     errors = [e for r in turns.values() for e in r.errors]
-    errors += [e for level in levels for e in level.errors]
+    errors += [e for level in levels for result in level for e in result.errors]
     errors += long.errors
     errors += push.errors
     errors += tracing.errors
     errors += mcp.errors
+    errors += startup.first_turn_errors
     return {
         "meta": {
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -87,26 +91,7 @@ def figures(
             },
         },
         "turn": {name: _turn(name, result, floors) for name, result in turns.items()},
-        "concurrency": [
-            {
-                "sessions": level.sessions,
-                "turns": level.turns,
-                "wall_s": level.wall_s,
-                "turns_per_s": level.turns_per_s,
-                "p50_ms": level.latency.p50_ms,
-                "p95_ms": level.latency.p95_ms,
-                "p99_ms": level.latency.p99_ms,
-                "errors": len(level.errors),
-                "cpu_s": level.cpu_s,
-                # Share of the machine's cores in use: near 1.0 means CPU-bound.
-                "cpu_load": round(
-                    sum(level.cpu_s.values()) / level.wall_s / (os.cpu_count() or 1), 2
-                )
-                if level.wall_s
-                else 0.0,
-            }
-            for level in levels
-        ],
+        "concurrency": [_level(ours, floor) for ours, floor in levels],
         "long": {
             "turns": long.turns,
             "turns_asked": config.long_turns,
@@ -134,6 +119,14 @@ def figures(
         },
         "tracing": tracing_figures(tracing),
         "mcp": mcp_figures(mcp),
+        "startup": {
+            "first_turn_ms": startup.first_turn_ms,
+            "import_agents_s": startup.import_agents_s,
+            "worker_startup_s": {w.name: round(w.startup_s, 3) for w in workers},
+            "orchestrator_rss_mb": next(
+                (round(w.last_rss / MB, 1) for w in workers if w.name == "orchestrator"), None
+            ),
+        },
         "workers": {
             w.name: {
                 "rss_mb": round(w.last_rss / MB, 1),
@@ -143,6 +136,49 @@ def figures(
             for w in workers
         },
         "errors": {"count": len(errors), "first": errors[:MAX_LISTED_ERRORS]},
+    }
+
+
+def _level(ours: LevelResult, floor: LevelResult) -> dict[str, Any]:
+    """A row of the sweep: the mesh's figures, the floor's at the same level
+    (the same client loop with no agent) and the ratios between them."""
+    cores = os.cpu_count() or 1
+
+    def div(a: float, b: float) -> float:
+        return round(a / b, 2) if b and math.isfinite(a) and math.isfinite(b) else float("nan")
+
+    orchestrator_cpu = ours.cpu_s.get("orchestrator")
+    return {
+        "sessions": ours.sessions,
+        "turns": ours.turns,
+        "wall_s": ours.wall_s,
+        "turns_per_s": ours.turns_per_s,
+        "p50_ms": ours.latency.p50_ms,
+        "p95_ms": ours.latency.p95_ms,
+        "p99_ms": ours.latency.p99_ms,
+        # Fairness: near 1, every session waits about as long as the others.
+        "p95_over_p50": div(ours.latency.p95_ms, ours.latency.p50_ms),
+        "errors": len(ours.errors),
+        "cpu_s": ours.cpu_s,
+        # Share of the machine's cores in use: near 1.0 means CPU-bound.
+        "cpu_load": round(sum(ours.cpu_s.values()) / ours.wall_s / cores, 2)
+        if ours.wall_s
+        else 0.0,
+        "orchestrator_cpu_ms_per_turn": round(orchestrator_cpu * 1000 / ours.turns, 2)
+        if orchestrator_cpu is not None and ours.turns
+        else float("nan"),
+        "floor_turns": floor.turns,
+        "floor_turns_per_s": floor.turns_per_s,
+        "floor_p50_ms": floor.latency.p50_ms,
+        "floor_p95_ms": floor.latency.p95_ms,
+        "floor_p95_over_p50": div(floor.latency.p95_ms, floor.latency.p50_ms),
+        "floor_errors": len(floor.errors),
+        "floor_cpu_s": floor.cpu_s,
+        # What the mesh carries of what its primitives alone could carry
+        # (higher is better, 1 at most in principle), and how much longer its
+        # slowest turns wait (lower is better).
+        "turns_per_s_over_floor": div(ours.turns_per_s, floor.turns_per_s),
+        "p95_over_floor_p95": div(ours.latency.p95_ms, floor.latency.p95_ms),
     }
 
 
@@ -212,11 +248,11 @@ def render(data: dict[str, Any], console: Console) -> None:
         f"{meta['duration_s']} s"
     )
     floor = Table(
-        title="Floor: Update round trips, no agent (ms; CPU ms per round trip; "
-        "the bench process hosts the floor's workers)",
+        title="Floor: Update round trips, no agent (ms; CPU ms per round trip of the "
+        "floor's caller process, which runs the floor's workflows)",
         title_justify="left",
     )
-    for column in ("primitive", "p50", "p95", "bench CPU", "server CPU", "samples"):
+    for column in ("primitive", "p50", "p95", "caller CPU", "server CPU", "samples"):
         floor.add_column(column, justify="left" if column == "primitive" else "right")
     for kind, samples in data["floor"]["samples"].items():
         cpu = data["floor"]["cpu_ms_per_op"][kind]
@@ -224,7 +260,7 @@ def render(data: dict[str, Any], console: Console) -> None:
             kind,
             ms_text(data["floor"][f"{kind}_ms"]),
             ms_text(data["floor"][f"{kind}_p95_ms"]),
-            ms_text(cpu.get("bench")),
+            ms_text(cpu.get("floor-caller")),
             ms_text(cpu.get("server")),
             str(samples),
         )
@@ -258,23 +294,31 @@ def render(data: dict[str, Any], console: Console) -> None:
     console.print(turns)
     _render_costs(data["turn"], console)
 
-    sweep = Table(title="Concurrent sessions, tool turns", title_justify="left")
+    sweep = Table(
+        title="Concurrent sessions, tool turns, beside the floor: the same client loop and "
+        "turns made of the same primitives with no agent (ms; orch. CPU = ms per turn)",
+        title_justify="left",
+    )
     for column in (
-        *("sessions", "turns", "turns/s", "p50 ms", "p95 ms", "p99 ms"),
-        *("CPU load", "busiest", "errors"),
+        *("sessions", "turns/s", "floor", "x floor", "p50", "p95", "p95/p50"),
+        *("floor p95", "x floor p95", "orch. CPU", "CPU load", "busiest", "errors"),
     ):
         sweep.add_column(column, justify="right")
     for row in data["concurrency"]:
         sweep.add_row(
             str(row["sessions"]),
-            str(row["turns"]),
             f"{row['turns_per_s']:.1f}",
+            f"{row['floor_turns_per_s']:.1f}",
+            ms_text(row["turns_per_s_over_floor"]),
             ms_text(row["p50_ms"]),
             ms_text(row["p95_ms"]),
-            ms_text(row["p99_ms"]),
+            ms_text(row["p95_over_p50"]),
+            ms_text(row["floor_p95_ms"]),
+            ms_text(row["p95_over_floor_p95"]),
+            ms_text(row["orchestrator_cpu_ms_per_turn"]),
             f"{row['cpu_load']:.0%}",
             _busiest(row["cpu_s"], row["wall_s"]),
-            str(row["errors"]),
+            str(row["errors"] + row["floor_errors"]),
         )
     console.print(sweep)
 
@@ -319,6 +363,13 @@ def render(data: dict[str, Any], console: Console) -> None:
             name, f"{w['startup_s']:.2f}", f"{w['rss_mb']:.0f}", f"{w['peak_rss_mb']:.0f}"
         )
     console.print(footprint)
+    startup = data["startup"]
+    console.print(
+        "[bold]Start-up[/]: each worker spawn to first poll "
+        + ", ".join(f"{name} {s:.2f} s" for name, s in startup["worker_startup_s"].items())
+        + f" · first turn after the start (three tools) {ms_text(startup['first_turn_ms'])} ms"
+        f" · `import agents` {startup['import_agents_s']:.2f} s"
+    )
 
     errors = data["errors"]
     if errors["count"]:

@@ -20,7 +20,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from bench.config import BenchConfig
 from bench.cpu import CpuMeter
-from bench.floor import FLOORS, measure_floors
+from bench.floor import FLOORS, floor_level, floor_workers, measure_floors
 from bench.history import HistoryMeter
 from bench.long import long_conversation
 from bench.mcp_calls import TOOLS, measure_mcp
@@ -34,6 +34,7 @@ from bench.server import (
     wait_for_server,
     write_mesh,
 )
+from bench.startup import StartupResult, first_turn, import_agents_s
 from bench.tracing import SUFFIX, TracingResult, measure_tracing
 from bench.turns import KINDS, measure_kind, sweep_level
 from meshkit.mesh import connect, load_mesh
@@ -74,21 +75,31 @@ async def run_bench(
         await start_workers(mesh, env, workdir, workers)
         sampler = asyncio.create_task(sample_memory(workers))
         client = await connect(mesh, mesh.orchestrator, data_converter=pydantic_data_converter)
-        meter = CpuMeter.of(server.process.pid, {w.name: w.process.pid for w in workers})
+        progress("start-up: the first turn after the workers started, and importing the SDK")
+        first_ms, first_errors = await first_turn(client, mesh, config.turn_timeout_s)
+        startup = StartupResult(first_ms, first_errors, import_agents_s())
+        async with floor_workers(mesh, env, workdir) as setup:
+            meter = CpuMeter.of(
+                server.process.pid, {**{w.name: w.process.pid for w in workers}, **setup.pids}
+            )
 
-        progress(f"floor: {', '.join(FLOORS)}")
-        floors = await measure_floors(mesh, config, meter)
+            progress(f"floor: {', '.join(FLOORS)}")
+            floors = await measure_floors(setup, config, meter)
 
-        turns = {}
-        histories = HistoryMeter(client, mesh)
-        for kind in KINDS:
-            progress(f"turns: {kind.name}")
-            turns[kind.name] = await measure_kind(client, mesh, kind, config, meter, histories)
+            turns = {}
+            histories = HistoryMeter(client, mesh)
+            for kind in KINDS:
+                progress(f"turns: {kind.name}")
+                turns[kind.name] = await measure_kind(client, mesh, kind, config, meter, histories)
 
-        levels = []
-        for sessions in config.levels:
-            progress(f"concurrency: {sessions} sessions x {config.sweep_turns} turns")
-            levels.append(await sweep_level(client, mesh, sessions, config, meter))
+            levels = []
+            for sessions in config.levels:
+                progress(f"concurrency: {sessions} sessions x {config.sweep_turns} turns")
+                ours = await sweep_level(client, mesh, sessions, config, meter)
+                progress(
+                    f"concurrency: the floor's {sessions} sessions x {config.sweep_turns} turns"
+                )
+                levels.append((ours, await floor_level(setup, sessions, config, meter)))
 
         progress(f"long conversation: {config.long_turns} turns")
         long = await long_conversation(client, mesh, config)
@@ -119,6 +130,7 @@ async def run_bench(
             push,
             tracing,
             mcp,
+            startup,
             workers,
             time.perf_counter() - began,
         )

@@ -15,6 +15,7 @@ import contextlib
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from temporalio.client import Client
@@ -171,30 +172,28 @@ class LevelResult:
     """CPU seconds per process while the turns ran."""
 
 
-async def sweep_level(
-    client: Client, mesh: Mesh, sessions: int, config: BenchConfig, meter: CpuMeter | None = None
+Send = Callable[[int, TurnKind, TurnResults], Awaitable[object]]
+"""Sends session ``index`` one turn of a kind and records it."""
+
+
+async def run_level(
+    sessions: int, send: Send, config: BenchConfig, meter: CpuMeter | None
 ) -> LevelResult:
-    """``sessions`` sessions at once, each sending ``sweep_turns`` tool turns in a
-    row, rotating through the tool questions. Sessions open before the clock
-    starts: the figure is turns, not workflow starts."""
-    opened = await asyncio.gather(
-        *(open_session(client, mesh, f"c{sessions}") for _ in range(sessions))
-    )
+    """The sweep's client loop: ``sessions`` sessions at once, each sending
+    ``sweep_turns`` tool turns in a row, rotating through the tool kinds. The
+    mesh and the floor are driven by this one loop, so they differ only by
+    what answers a turn."""
     results = TurnResults()
 
-    async def converse(index: int, session: Session) -> None:
+    async def converse(index: int) -> None:
         for turn in range(config.sweep_turns):
-            kind = TOOL_KINDS[(index + turn) % len(TOOL_KINDS)]
-            await one_turn(session, kind, config.turn_timeout_s, results)
+            await send(index, TOOL_KINDS[(index + turn) % len(TOOL_KINDS)], results)
 
     before = meter.snapshot() if meter else {}
     started = time.perf_counter()
-    try:
-        await asyncio.gather(*(converse(i, s) for i, s in enumerate(opened)))
-        wall = time.perf_counter() - started
-        cpu = spent(before, meter.snapshot()) if meter else {}
-    finally:
-        await asyncio.gather(*(end_session(s) for s in opened))
+    await asyncio.gather(*(converse(i) for i in range(sessions)))
+    wall = time.perf_counter() - started
+    cpu = spent(before, meter.snapshot()) if meter else {}
     done = len(results.latencies)
     return LevelResult(
         sessions=sessions,
@@ -205,6 +204,24 @@ async def sweep_level(
         errors=results.errors,
         cpu_s=cpu,
     )
+
+
+async def sweep_level(
+    client: Client, mesh: Mesh, sessions: int, config: BenchConfig, meter: CpuMeter | None = None
+) -> LevelResult:
+    """One level of the sweep through the mesh's sessions. Sessions open before
+    the clock starts: the figure is turns, not workflow starts."""
+    opened = await asyncio.gather(
+        *(open_session(client, mesh, f"c{sessions}") for _ in range(sessions))
+    )
+
+    async def send(index: int, kind: TurnKind, results: TurnResults) -> float:
+        return await one_turn(opened[index], kind, config.turn_timeout_s, results)
+
+    try:
+        return await run_level(sessions, send, config, meter)
+    finally:
+        await asyncio.gather(*(end_session(s) for s in opened))
 
 
 def ratio(turn: list[float], floor_ms: float) -> float:

@@ -157,8 +157,11 @@ def spawn_worker(
     env: dict[str, str] | None = None,
     log: Path | None = None,
     cwd: Path | None = None,
+    *,
+    command: list[str] | None = None,
 ) -> WorkerProcess:
-    """Start ``component`` in its own session (a Ctrl-C in the terminal reaches
+    """Start ``component`` (or ``command``, a process that logs as a worker
+    does, named ``component``) in its own session (a Ctrl-C in the terminal reaches
     only the parent, which stops its workers itself), appending to ``log``.
 
     ``cwd`` runs another checkout's code (``python -m`` imports from there
@@ -168,7 +171,7 @@ def spawn_worker(
     offset = log.stat().st_size if log.exists() else 0
     with log.open("ab") as out:
         process = subprocess.Popen(
-            worker_command(component),
+            command or worker_command(component),
             cwd=cwd or ROOT,
             env={**os.environ, **(env or {})},
             stdin=subprocess.DEVNULL,

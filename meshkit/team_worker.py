@@ -28,6 +28,7 @@ from meshkit.toolkit.mcp_operations import with_imported_tools
 from meshkit.toolkit.mcp_servers import McpActivities, McpLink, close_servers, open_servers
 from meshkit.toolkit.mcp_workflow import McpToolWorkflow
 from meshkit.toolkit.team import TeamContext, TeamRegistration, TeamServiceHandler
+from meshkit.tuning import PollerSettings
 from meshkit.versioning import deployment_config
 
 
@@ -100,6 +101,7 @@ async def main(
 ) -> None:
     """Run ``team``'s worker until ``stop`` is set (or SIGINT/SIGTERM when None)."""
     config = mesh.team(team)
+    pollers = PollerSettings()
     registration = registration or load_registration(mesh, team)
     door = TeamDoor(team, registration.policies, mesh.team_callers(team))
     # A team's workflows are short tool calls: unless one says otherwise, each
@@ -137,6 +139,7 @@ async def main(
             activities=activities,
             graceful_shutdown_timeout=timedelta(seconds=10),
             deployment_config=deployment,
+            **pollers.worker_options(),
             # A replica takes over a dead one's calls within seconds (meshkit.failover).
             interceptors=[failover.Heartbeats()],
             **failover.worker_options(),

@@ -26,6 +26,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from meshkit import failover, observability
 from meshkit.mesh import Mesh, connect
 from meshkit.runtime import run_worker
+from meshkit.tuning import PollerSettings
 from meshkit.versioning import deployment_config
 from orchestrator import model_calls, payloads
 from orchestrator.activities import LocalTools
@@ -94,6 +95,7 @@ async def main(
     settings: WorkerSettings | None = None,
 ) -> None:
     settings = settings or WorkerSettings()
+    pollers = PollerSettings()
     deployment = deployment_config(mesh.orchestrator, VersioningBehavior.AUTO_UPGRADE)
     telemetry = observability.setup(
         "orchestrator",
@@ -124,6 +126,7 @@ async def main(
         activities=[tools.calculator, tools.weather, model_plan_activity(provider)],
         graceful_shutdown_timeout=timedelta(seconds=10),
         deployment_config=deployment,
+        **pollers.worker_options(),
         # A replica takes over a dead one's sessions within seconds (meshkit.failover).
         interceptors=[failover.Heartbeats()],
         **failover.worker_options(),

@@ -62,7 +62,7 @@ with workflow.unsafe.imports_passed_through():
     from orchestrator.failures import turn_failure
     from orchestrator.memory import compact, drop_last_turn
     from orchestrator.model_calls import MODEL_PLAN_ACTIVITY, PLAN_PATCH, planned_model
-    from orchestrator.models.hints import ModelHints, with_hints
+    from orchestrator.models.hints import dumped_tools, with_dumped_hints
     from orchestrator.session_types import (
         ANSWERED_MESSAGES_KEPT,
         AnsweredMessage,
@@ -583,7 +583,7 @@ class ChatSessionWorkflow:
         if plan is None or plan.hints:
             # A model that cannot read the instructions (the offline one) gets
             # the same facts as data; model settings are only the model call's input.
-            settings = with_hints(settings, ModelHints(tools=hints, unavailable=unavailable))
+            settings = with_dumped_hints(settings, hints, unavailable)
         agent = Agent(
             name="Mesh assistant",
             instructions=instructions,
@@ -691,7 +691,7 @@ class ChatSessionWorkflow:
             self._built_tools = (
                 key,
                 build_tools(config, catalogs, self),
-                tool_hints(config, catalogs),
+                dumped_tools(tool_hints(config, catalogs)),
             )
         return self._built_tools[1], self._built_tools[2]
 

@@ -51,6 +51,10 @@ REQUIRED = [
         )
     ),
     *(f"workers.{name}.{figure}" for name in WORKERS for figure in ("rss_mb", "startup_s")),
+    *(f"startup.worker_startup_s.{name}" for name in WORKERS),
+    "startup.first_turn_ms",
+    "startup.import_agents_s",
+    "startup.orchestrator_rss_mb",
     *(
         f"tracing.kind.{kind}.{figure}"
         for kind in TURN_KINDS
@@ -65,7 +69,11 @@ REQUIRED = [
     ),
     "meta.cpu_count",
 ]
-ROW_FIGURES = ("sessions", "turns_per_s", "p50_ms", "p95_ms", "p99_ms")
+ROW_FIGURES = (
+    *("sessions", "turns_per_s", "p50_ms", "p95_ms", "p99_ms", "p95_over_p50"),
+    *("floor_turns_per_s", "floor_p95_ms", "orchestrator_cpu_ms_per_turn"),
+    *("turns_per_s_over_floor", "p95_over_floor_p95"),
+)
 MIN_SPANS_PER_TURN = 10
 """A traced turn is dozens of spans (the turn, its model calls, tools, Nexus
 operations, their handlers): fewer means the traced mesh did not trace."""

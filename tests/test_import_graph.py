@@ -75,6 +75,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "meshkit.polling",
             "meshkit.settings",
             "meshkit.temporal_runtime",
+            "meshkit.tuning",
         ),
     ),
     ("observability", ("meshkit.observability",)),

@@ -65,19 +65,27 @@ async def test_a_worker_without_its_namespace_says_so(tmp_path: Path, mesh_file:
     assert "Traceback" not in log.read_text()
 
 
+@pytest.mark.parametrize(
+    ("component", "variable", "value", "why"),
+    [
+        ("orchestrator", "LLM_STREAM", "sometimes", "'auto', 'on' or 'off'"),
+        ("it", "MESH_WORKER_WORKFLOW_TASK_POLLERS", "1", "greater than or equal to 2"),
+        ("orchestrator", "MESH_WORKER_NEXUS_TASK_POLLERS", "many", "valid integer"),
+    ],
+)
 async def test_a_bad_setting_is_one_line_naming_the_variable(
-    tmp_path: Path, mesh_file: Path
+    tmp_path: Path, mesh_file: Path, component: str, variable: str, value: str, why: str
 ) -> None:
-    log = tmp_path / "orchestrator.log"
-    env = {**os.environ, "MESH_FILE": str(mesh_file), "LLM_STREAM": "sometimes"}
+    log = tmp_path / f"{component}.log"
+    env = {**os.environ, "MESH_FILE": str(mesh_file), variable: value}
     process = await asyncio.create_subprocess_exec(
-        *worker_command("orchestrator"), cwd=ROOT, env=env,
+        *worker_command(component), cwd=ROOT, env=env,
         stdout=log.open("w"), stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     assert await asyncio.wait_for(process.wait(), 60) == 1
     text = log.read_text()
-    assert "cannot start: bad setting: LLM_STREAM='sometimes'" in text
-    assert "'auto', 'on' or 'off'" in text and "Traceback" not in text
+    assert f"cannot start: bad setting: {variable}={value!r}" in text
+    assert why in text and "Traceback" not in text
 
 
 async def test_setup_is_idempotent_and_recreates_a_missing_endpoint(running_mesh: Mesh) -> None:

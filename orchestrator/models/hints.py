@@ -36,9 +36,29 @@ class ModelHints(BaseModel):
     )
 
 
+def dumped_tools(tools: dict[str, ToolHints]) -> dict[str, Any]:
+    """The tools' hints as :func:`with_hints` carries them: a session dumps them
+    once per set of tools, not at every turn."""
+    return {
+        name: hints.model_dump(mode="json", exclude_defaults=True) for name, hints in tools.items()
+    }
+
+
 def with_hints(settings: ModelSettings, hints: ModelHints) -> ModelSettings:
     """``settings`` carrying ``hints``."""
-    data = hints.model_dump(mode="json", exclude_defaults=True)
+    return with_dumped_hints(settings, dumped_tools(hints.tools), hints.unavailable)
+
+
+def with_dumped_hints(
+    settings: ModelSettings, tools: dict[str, Any], unavailable: dict[str, str]
+) -> ModelSettings:
+    """``settings`` carrying the hints: the tools' (from :func:`dumped_tools`) and
+    the unavailable teams, as ``ModelHints`` reads them back."""
+    data: dict[str, Any] = {}
+    if tools:
+        data["tools"] = tools
+    if unavailable:
+        data["unavailable"] = dict(unavailable)
     if not data:
         return settings
     return dataclasses.replace(settings, extra_args={**(settings.extra_args or {}), KEY: data})

@@ -22,6 +22,7 @@ and it needs no argument.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import string
@@ -73,7 +74,11 @@ class _Phrasing:
     keywords: set[str] = field(default_factory=set)
 
     @classmethod
+    @functools.lru_cache(maxsize=4096)
     def of(cls, example: str) -> _Phrasing:
+        """The phrasing of an example; parsed once per example and worker, since
+        every model call of every session routes over the same catalogs' hints.
+        Callers only read it."""
         items: list[str | tuple[str]] = []
         for literal, name, _spec, _conversion in string.Formatter().parse(example):
             items += [t.word for t in _tokens(literal)]
@@ -96,19 +101,34 @@ def route(
 ) -> Call | None:
     """The call a clause asks for, or None; ``tools`` maps a tool's name to its
     argument schema."""
-    words = {t.word for t in _tokens(clause)}
+    parsed = _Clause.of(clause)
     best: tuple[tuple[float, int, int], Call] | None = None
     for name, schema in tools.items():
         hint = hints.get(name)
-        for score, args in _matches(clause, words, name, schema, hint):
+        for score, args in _matches(parsed, name, schema, hint):
             if best is None or score > best[0]:
                 best = (score, (name, args))
     return best[1] if best else None
 
 
+@dataclass(frozen=True)
+class _Clause:
+    """A clause read once: its words and numbers, shared by every phrasing it is
+    compared with."""
+
+    text: str
+    tokens: list[_Token]
+    words: set[str]
+    numbers: list[re.Match[str]]
+
+    @classmethod
+    def of(cls, text: str) -> _Clause:
+        tokens = _tokens(text)
+        return cls(text, tokens, {t.word for t in tokens}, list(NUMBER.finditer(text)))
+
+
 def _matches(
-    clause: str,
-    words: set[str],
+    clause: _Clause,
     name: str,
     schema: dict[str, Any],
     hint: ToolHints | None,
@@ -116,13 +136,13 @@ def _matches(
     properties: dict[str, Any] = schema.get("properties", {})
     if hint is None or not hint.examples:
         keywords = {norm(w) for w in name.split("_")} - _FILLER
-        if keywords and keywords <= words and all(_nullable(p) for p in properties.values()):
+        if keywords and keywords <= clause.words and all(_nullable(p) for p in properties.values()):
             return [((1.0, len(keywords), 0), {})]
         return []
     found = []
     for example in hint.examples:
         phrasing = _Phrasing.of(example)
-        shared = phrasing.keywords & words
+        shared = phrasing.keywords & clause.words
         if not shared or len(shared) * 2 < len(phrasing.keywords):
             continue
         args = _arguments(clause, phrasing, properties, hint.defaults)
@@ -135,12 +155,11 @@ def _matches(
 
 
 def _arguments(
-    clause: str, phrasing: _Phrasing, properties: dict[str, Any], defaults: Mapping[str, Any]
+    parsed: _Clause, phrasing: _Phrasing, properties: dict[str, Any], defaults: Mapping[str, Any]
 ) -> tuple[dict[str, Any], set[str]] | None:
     """The arguments read from the clause (and which were read), or None when a
     placeholder without a default cannot be read."""
-    tokens = _tokens(clause)
-    numbers = list(NUMBER.finditer(clause))
+    clause, tokens, numbers = parsed.text, parsed.tokens, parsed.numbers
     places = [(i, item[0]) for i, item in enumerate(phrasing.items) if isinstance(item, tuple)]
     numeric = [(i, n) for i, n in places if _kinds(properties.get(n, {})) & {"number", "integer"}]
     numbers_named = {name for _, name in numeric}

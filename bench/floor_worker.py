@@ -1,0 +1,74 @@
+"""The floor's workers as processes, laid out as the mesh's are.
+
+``python -m bench.floor_worker caller <task queue>`` runs ``FloorWorkflow`` and
+its activity in the orchestrator's namespace, as the orchestrator worker runs
+the sessions; ``python -m bench.floor_worker handler <task queue>`` hosts the
+bench Nexus service in a team's namespace, as a team's worker hosts its own.
+Each is its own process, with the orchestrator's workflow runner and worker
+settings, so the floor pays for the same process boundaries, the same
+event loops and the same task slots as the mesh: the floor's throughput at
+100 sessions is then what the mesh's could be without the agent.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+
+import typer
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+from bench.floor_handler import BenchServiceHandler
+from bench.floor_workflows import BenchEchoWorkflow, FloorWorkflow, noop
+from meshkit.mesh import NamespaceConfig, connect, load_mesh
+from meshkit.runtime import cli_main, configure_logging, run_worker
+from meshkit.tuning import PollerSettings
+
+HANDLER_NAMESPACE = "it"
+"""The team namespace that hosts the bench Nexus service."""
+
+
+async def serve(role: Literal["caller", "handler"], task_queue: str) -> None:
+    mesh = load_mesh()
+    target = (
+        NamespaceConfig(namespace=mesh.orchestrator.namespace, task_queue=task_queue)
+        if role == "caller"
+        else NamespaceConfig(namespace=HANDLER_NAMESPACE, task_queue=task_queue)
+    )
+    client = await connect(mesh, target, data_converter=pydantic_data_converter)
+    if role == "caller":
+        worker = Worker(
+            client,
+            task_queue=task_queue,
+            workflows=[FloorWorkflow],
+            activities=[noop],
+            graceful_shutdown_timeout=timedelta(seconds=5),
+            # As the orchestrator runs its sessions (orchestrator/worker.py).
+            workflow_runner=UnsandboxedWorkflowRunner(),
+            **PollerSettings().worker_options(),
+        )
+    else:
+        worker = Worker(
+            client,
+            task_queue=task_queue,
+            workflows=[BenchEchoWorkflow],
+            nexus_service_handlers=[BenchServiceHandler(task_queue)],
+            graceful_shutdown_timeout=timedelta(seconds=5),
+            **PollerSettings().worker_options(),
+        )
+    await run_worker(worker, f"floor {role}")
+
+
+def main(
+    role: Annotated[str, typer.Argument(help="'caller' or 'handler'.")],
+    task_queue: Annotated[str, typer.Argument(help="The task queue to poll.")],
+) -> None:
+    if role not in ("caller", "handler"):
+        raise typer.BadParameter("the role is 'caller' or 'handler'")
+    configure_logging()
+    cli_main(f"floor {role}", lambda: serve(role, task_queue))  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    typer.run(main)
