@@ -13,9 +13,10 @@ but busy worker mistaken for a dead one sooner. docs/deploy.md has the figures.
   normal queue that every replica polls. The cost of a short value: a task
   that waits this long behind a *busy* worker's full slots also moves, and
   whoever takes it replays the run's history. With 100 sessions starting at
-  once on one orchestrator (``scripts/bench``), 2 s instead of Temporal's 10 s
-  halved throughput. So the default stays Temporal's, and a deployment with
-  replicas (Kubernetes, ``scripts/demo --replicas 2``) sets it short.
+  once on one orchestrator (``scripts/bench``), 2 s here and a 3 s session
+  task timeout halved throughput. So the default stays Temporal's, and a
+  deployment with replicas (Kubernetes, ``scripts/demo --replicas 2``) sets
+  it short.
 - **Activity heartbeat** (:data:`ACTIVITY_HEARTBEAT`). An activity that
   heartbeats is retried, on any replica, once no heartbeat arrived for this
   long; one that does not is retried only after its start-to-close timeout

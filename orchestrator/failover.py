@@ -25,12 +25,13 @@ def session_task_timeout() -> timedelta:
     another replica replays the run and calls the model again. With replicas,
     3 s brings that takeover under 5 s. To keep a long call's task alive, the
     worker completes it and asks for a new one at 80 % of the timeout (a
-    *workflow task heartbeat*: three history events per 2.4 s of a model call
-    at 3 s). And a task that a healthy worker holds longer than this (CPU
+    *workflow task heartbeat*: three history events, about 300 bytes, per 2.4 s
+    of a model call at 3 s; a call held 10 s added 1.3 KB, against 0.3 KB at 10 s). And a task that a healthy worker holds longer than this (CPU
     starved: more concurrent workflow tasks than it runs in 3 s) is taken
     from it and run again: with 100 sessions starting at once on one
     orchestrator, 3 s cost a quarter of the throughput (scripts/bench), so a
-    single worker keeps 10 s.
+    single worker keeps 10 s. With replicas, keep the worker's concurrent
+    workflow tasks (slots) few enough that one runs within 3 s under load.
     """
     raw = os.environ.get(TASK_TIMEOUT_ENV, "").strip()
     if not raw:
