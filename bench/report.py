@@ -21,6 +21,7 @@ from bench.processes import WorkerProcess
 from bench.push import PushResult
 from bench.startup import StartupResult
 from bench.stats import Summary, cpu_ms_per, ms_text
+from bench.streaming_report import render_streaming
 from bench.tracing import TracingResult
 from bench.tracing_report import render_tracing, tracing_figures
 from bench.turns import BY_NAME, LevelResult, TurnResults, composed_floor, ratio
@@ -353,6 +354,8 @@ def render(data: dict[str, Any], console: Console) -> None:
     )
 
     render_tracing(data["tracing"], console)
+    if "streaming" in data:
+        render_streaming(data["streaming"], console)
     render_mcp(data["mcp"], console)
 
     footprint = Table(title="Workers (separate processes)", title_justify="left")

@@ -35,6 +35,8 @@ from bench.server import (
     write_mesh,
 )
 from bench.startup import StartupResult, first_turn, import_agents_s
+from bench.streaming import StreamingResult, measure_streaming
+from bench.streaming_report import add_streaming
 from bench.tracing import SUFFIX, TracingResult, measure_tracing
 from bench.turns import KINDS, measure_kind, sweep_level
 from meshkit.mesh import connect, load_mesh
@@ -52,6 +54,7 @@ async def run_bench(
     workers: list[WorkerProcess] = []
     sampler: asyncio.Task[None] | None = None
     tracing: TracingResult | None = None
+    streaming: StreamingResult | None = None
     ok = False
     why = "failed"
     began = time.perf_counter()
@@ -110,6 +113,9 @@ async def run_bench(
         progress(f"tracing: a second, traced mesh; {config.tracing_samples} turns per kind on each")
         tracing = await measure_tracing(client, mesh, workers, env, workdir, config)
 
+        progress(f"streaming: a model over HTTP, {config.tracing_samples} turns per kind each way")
+        streaming = await measure_streaming(client, mesh, env, workdir, config)
+
         # Last, so that the API process it starts runs during no other phase.
         names = " and ".join(tool.name for tool in TOOLS)
         progress(f"mcp: {config.mcp_samples} tools/call of {names} each, and their Nexus floor")
@@ -134,6 +140,7 @@ async def run_bench(
             workers,
             time.perf_counter() - began,
         )
+        add_streaming(data, streaming)
         ok = True
         return data
     except (asyncio.CancelledError, KeyboardInterrupt):
@@ -145,6 +152,8 @@ async def run_bench(
         codes = stop_all(workers)
         if tracing is not None:
             codes |= {f"traced {name}": code for name, code in tracing.exit_codes.items()}
+        if streaming is not None:
+            codes |= {f"streaming {name}": code for name, code in streaming.exit_codes.items()}
         if server is not None:
             server.stop()
         if not ok:

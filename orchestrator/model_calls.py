@@ -1,11 +1,13 @@
 """How a session's model calls run in Temporal: streamed, or in one piece.
 
-A streamed call is a regular activity that publishes the model's stream
-events to the session as they arrive, heartbeating so that a call lost with
-its worker is retried within seconds. It costs the most per call: the
-activity's task-queue round trip, the published batches (Signals, each a
-workflow task) and its input and result in history (the whole conversation
-and every tool's schema, then every stream event).
+A streamed call is a regular activity that publishes the model's text to the
+session as it arrives, heartbeating so that a call lost with its worker is
+retried within seconds. It costs more per call than one in one piece: the
+activity's task-queue round trip, a Query for its input and the published
+batches (Signals, each a workflow task); its input stays out of history (see
+``orchestrator.model_stream``). Runs that began before that (``STREAM_PATCH``)
+call the plugin's streaming activity, whose input and result in history are
+the whole conversation, every tool's schema and every stream event.
 
 A call in one piece is, by default, a local activity: it runs in the
 orchestrator worker inside the workflow task that asked for it, with no
@@ -20,6 +22,7 @@ This module is imported by workflow code: no I/O, nothing non-deterministic.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -32,6 +35,7 @@ from temporalio.openai_agents._temporal_model_stub import _TemporalModelStub
 
 from orchestrator.contract import MODEL_TOPIC
 from orchestrator.failover import MODEL_CALL_HEARTBEAT
+from orchestrator.model_stream import ModelInputs, StreamedModel
 from orchestrator.session_types import ModelPlan
 
 MODEL_PLAN_ACTIVITY = "model_plan"
@@ -79,4 +83,36 @@ def planned_model(model: str, plan: ModelPlan, agent: Any) -> Any:
         model,
         model_params=parameters(stream=plan.stream, local_activity=plan.local_activity),
         agent=agent,
+    )
+
+
+class _StreamedStub(_TemporalModelStub):
+    """A :class:`StreamedModel` the plugin's runner leaves as it is (it replaces
+    any agent model that is not its stub)."""
+
+    def __init__(self, inner: StreamedModel) -> None:
+        super().__init__(inner.name, model_params=STREAMED, agent=None)
+        self.inner = inner
+
+    async def get_response(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        return await self.inner.get_response(*args, **kwargs)
+
+    def stream_response(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        return self.inner.stream_response(*args, **kwargs)
+
+
+def streamed_model(model: str, inputs: ModelInputs, publish: Callable[[str], None]) -> Any:
+    """The model for a streamed plan: text published from inside the call, its
+    input read by Query (out of history), one response returned; ``publish``
+    puts the text the call left unpublished into the session's stream."""
+    return _StreamedStub(
+        StreamedModel(
+            model,
+            inputs,
+            topic=MODEL_TOPIC,
+            publish=publish,
+            start_to_close=START_TO_CLOSE,
+            heartbeat=HEARTBEAT,
+            retry=RETRY,
+        )
     )

@@ -32,6 +32,7 @@ from orchestrator import model_calls, payloads
 from orchestrator.activities import LocalTools
 from orchestrator.gateway.workflows import McpCatalogs, McpToolCall
 from orchestrator.models.provider import LlmSettings, MeshModelProvider
+from orchestrator.models.streamed_call import streamed_call_activity
 from orchestrator.session_types import ModelPlan, ModelPlanRequest
 from orchestrator.weather import WeatherSettings
 from orchestrator.workflow import ChatSessionWorkflow
@@ -123,7 +124,12 @@ async def main(
         client,
         task_queue=mesh.orchestrator.task_queue,
         workflows=[ChatSessionWorkflow, McpToolCall, McpCatalogs],
-        activities=[tools.calculator, tools.weather, model_plan_activity(provider)],
+        activities=[
+            tools.calculator,
+            tools.weather,
+            model_plan_activity(provider),
+            streamed_call_activity(provider),
+        ],
         graceful_shutdown_timeout=timedelta(seconds=10),
         deployment_config=deployment,
         **pollers.worker_options(),

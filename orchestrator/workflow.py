@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         INTERRUPT,
         LIMIT_TOOLS,
         MESSAGE_PROGRESS,
+        MODEL_TOPIC,
         SEND_MESSAGE,
         STATUS,
         STREAM_OFFSET_QUERY,
@@ -61,7 +62,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from orchestrator.failures import turn_failure
     from orchestrator.memory import compact, drop_last_turn
-    from orchestrator.model_calls import MODEL_PLAN_ACTIVITY, PLAN_PATCH, planned_model
+    from orchestrator.model_calls import (
+        MODEL_PLAN_ACTIVITY,
+        PLAN_PATCH,
+        planned_model,
+        streamed_model,
+    )
+    from orchestrator.model_stream import STREAM_PATCH, ModelInputs
     from orchestrator.models.hints import dumped_tools, with_dumped_hints
     from orchestrator.session_types import (
         ANSWERED_MESSAGES_KEPT,
@@ -127,6 +134,8 @@ class ChatSessionWorkflow:
         self._pending: dict[str, PendingApproval] = {}
         self._decisions: dict[str, tuple[ApprovalDecision, Any]] = {}
         self._built_tools: tuple[Any, list[Any], dict[str, Any]] | None = None
+        # Inputs of streamed model calls in flight: their activity reads them by Query.
+        self._model_inputs = ModelInputs()
         # Messages of this run not answered yet, by Update id: where their
         # turn started, or None while they wait for the turn before them.
         self._unanswered: dict[str, AnsweredMessage | None] = {}
@@ -591,7 +600,10 @@ class ChatSessionWorkflow:
             tools=tools,
             model_settings=settings,
         )
-        if plan is not None:
+        streams_lean = plan is not None and plan.stream and workflow.patched(STREAM_PATCH)
+        if streams_lean:
+            agent.model = streamed_model(config.model, self._model_inputs, self._publish_text)
+        elif plan is not None:
             agent.model = planned_model(config.model, plan, agent)
         items, self._state.compacted_turns = compact(
             self._state.items, config.context_budget_tokens, self._state.compacted_turns
@@ -599,7 +611,9 @@ class ChatSessionWorkflow:
         self._state.items = items
         new_input: list[Any] = [*items, {"role": "user", "content": text}]
         try:
-            result = await self._run_agent(agent, new_input, config.max_agent_turns, plan)
+            result = await self._run_agent(
+                agent, new_input, config.max_agent_turns, plan, streams_lean
+            )
         except asyncio.CancelledError:
             if not self._interrupting:
                 raise  # the workflow itself is being cancelled
@@ -665,10 +679,16 @@ class ChatSessionWorkflow:
         return known
 
     async def _run_agent(
-        self, agent: Agent[Any], new_input: list[Any], max_turns: int, plan: ModelPlan | None
+        self,
+        agent: Agent[Any],
+        new_input: list[Any],
+        max_turns: int,
+        plan: ModelPlan | None,
+        streams_lean: bool,
     ) -> Any:
-        """Run the agent; when the plan streams, the model's text goes to the session's stream."""
-        if plan is not None and not plan.stream:
+        """Run the agent; when the plan streams, the model's text goes to the session's
+        stream (published by the model call itself, when ``streams_lean``)."""
+        if streams_lean or (plan is not None and not plan.stream):
             return await Runner.run(agent, input=new_input, max_turns=max_turns)
         try:
             streamed = Runner.run_streamed(agent, input=new_input, max_turns=max_turns)
@@ -677,6 +697,12 @@ class ChatSessionWorkflow:
         async for _ in streamed.stream_events():
             pass  # the model activity has published them; clients read the stream
         return streamed
+
+    def _publish_text(self, text: str) -> None:
+        """The model's text, as a streamed model call publishes it (orchestrator.model_stream)."""
+        self._stream.topic(MODEL_TOPIC).publish(
+            {"type": "response.output_text.delta", "delta": text}
+        )
 
     def _tools(self) -> tuple[list[Any], dict[str, Any]]:
         """The turn's tools and their hints, built again only when a catalog or the

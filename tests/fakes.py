@@ -342,11 +342,26 @@ def chat_completion_sse(completion: dict[str, Any], piece: int = 8) -> str:
 
 
 def completion_response(
-    message: dict[str, Any], finish: str = "stop", *, stream: bool = False
+    message: dict[str, Any], finish: str = "stop", *, stream: bool = False, delay_s: float = 0.0
 ) -> Response:
     """The same, as a werkzeug response for pytest-httpserver handlers: streamed
-    as server-sent events when the request asked for a stream."""
+    as server-sent events when the request asked for a stream, ``delay_s`` apart."""
     completion = chat_completion(message, finish)
     if stream:
-        return Response(chat_completion_sse(completion), content_type="text/event-stream")
+        return sse_response(chat_completion_sse(completion), delay_s)
     return Response(json.dumps(completion), content_type="application/json")
+
+
+def sse_response(text: str, delay_s: float = 0.0) -> Response:
+    """Server-sent events sent one by one, ``delay_s`` apart, as a slow provider writes.
+    Without a delay, all at once, in a response that can be served again."""
+    if not delay_s:
+        return Response(text, content_type="text/event-stream")
+
+    def events() -> Any:
+        for event in text.split("\n\n"):
+            if event:
+                time.sleep(delay_s)
+                yield event + "\n\n"
+
+    return Response(events(), content_type="text/event-stream")

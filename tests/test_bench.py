@@ -61,6 +61,18 @@ REQUIRED = [
         for figure in ("p50_off_ms", "p50_on_ms", "ratio", "p95_off_ms", "p95_on_ms")
     ),
     "tracing.spans_per_turn",
+    *(
+        f"streaming.kind.{kind}.{figure}"
+        for kind in TURN_KINDS
+        for figure in (
+            "p50_streamed_ms",
+            "p50_unstreamed_ms",
+            "ratio",
+            "history_kb_per_turn_streamed",
+            "history_kb_per_turn_unstreamed",
+        )
+    ),
+    "streaming.orchestrator_rss_mb",
     "tracing.bytes_per_turn",
     *(
         f"mcp.tool.{kind}.{figure}"
@@ -166,6 +178,10 @@ def test_tiny_benchmark_reports_every_figure(tmp_path: Path) -> None:
         assert traced["samples_off"] == traced["samples_on"] == samples, traced
     # Every traced turn ran in the orchestrator and was exported: one turn span each.
     assert data["tracing"]["turn_spans"] == data["tracing"]["turns_traced"]
+    # Every kind was measured both ways, with the model streaming over HTTP.
+    for kind in TURN_KINDS:
+        assert data["streaming"]["kind"][kind]["samples"] == samples, data["streaming"]
+    assert data["streaming"]["provider_requests"]["streamed"] > 0
     # Every MCP call and every floor call of the same operation was measured.
     mcp_samples = data["meta"]["config"]["mcp_samples"]
     for kind in MCP_TOOLS:
@@ -176,3 +192,4 @@ def test_tiny_benchmark_reports_every_figure(tmp_path: Path) -> None:
     assert "Floor" in run.stdout and "Long conversation" in run.stdout
     assert "Tracing:" in run.stdout and "spans/turn" in run.stdout
     assert "MCP tools/call" in run.stdout
+    assert "Streaming:" in run.stdout

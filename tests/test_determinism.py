@@ -56,6 +56,25 @@ async def test_a_continue_as_new_chain_replays(client: Client, running_mesh: Mes
     count("turns", 41)
 
 
+async def test_a_session_that_streams_replays(client: Client, running_mesh: Mesh) -> None:
+    # Streamed calls: an activity per call, its input read by Query, the text
+    # published by Signals from inside the call (orchestrator.model_stream).
+    config = SessionConfig.for_mesh(running_mesh, model="offline", stream=True)
+    handle = await SessionClient(client, running_mesh).open(
+        f"streamed-{uuid.uuid4().hex[:6]}", config=config
+    )
+    pieces: list[str] = []
+    for text in ("What is 6 * 7?", "Tell me a joke", "What is 15 * 23?"):
+        reply = await handle.send(text, 60, on_text=pieces.append)
+        assert reply.ok
+    assert pieces and "".join(pieces).endswith(reply.text)
+    history = await handle.handle.fetch_history()
+    assert '"streamed_model_call"' in history.to_json()
+    await replayer().replay_workflow(history)
+    record("chat", history)
+    count("turns", 3)
+
+
 async def test_every_team_workflow_type_replays(
     client: Client, running_mesh: Mesh, scripted_model: ScriptedModel
 ) -> None:

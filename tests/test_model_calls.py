@@ -93,10 +93,11 @@ async def test_a_one_piece_model_is_called_as_local_activities_and_its_input_sta
 
     streamed_events = await turn_events(streamed)
     assert count_actions(streamed_events)["activities"] == 2 * 3  # two model calls, one tool
-    # The same turns; the streamed ones carry every model input and stream event.
+    # The same turns; the streamed ones add the activities' events and the
+    # text's Signals, but not the model's input (tests/test_streamed_calls.py).
     plain_bytes = sum(e.ByteSize() for e in plain_events)
     streamed_bytes = sum(e.ByteSize() for e in streamed_events)
-    assert plain_bytes * 2 < streamed_bytes, (plain_bytes, streamed_bytes)
+    assert plain_bytes < streamed_bytes < plain_bytes * 2, (plain_bytes, streamed_bytes)
 
 
 async def test_the_plan_is_asked_again_once_it_is_older_than_its_ttl(

@@ -18,11 +18,15 @@ from werkzeug import Request, Response
 from meshkit.mesh import Mesh
 from orchestrator.contract import SessionEvent
 from orchestrator.session_client import SessionClient
-from tests.fakes import completion_response
+from tests.fakes import completion_response, sse_response
 
 pytestmark = pytest.mark.asyncio
 
 ANSWER = "The answer is 42, as the calculator says."
+PACE_S = 0.1
+"""Between two events of a stream: the model call publishes its text in batches
+(250 ms, then longer), so a reply written over a second reaches the client in
+pieces."""
 
 
 class OpenAiFake:
@@ -35,7 +39,9 @@ class OpenAiFake:
         body = request.get_json()
         self.bodies.append(body)
         if body["messages"][-1]["role"] == "tool":
-            return completion_response({"role": "assistant", "content": ANSWER}, stream=True)
+            return completion_response(
+                {"role": "assistant", "content": ANSWER}, stream=True, delay_s=PACE_S
+            )
         call = {
             "id": "call_1",
             "type": "function",
@@ -110,6 +116,7 @@ class AnthropicFake:
         )
         if answered:
             text = anthropic_sse([{"type": "text", "text": ANSWER}], "end_turn")
+            return sse_response(text, PACE_S)
         else:
             call = {"type": "tool_use", "id": "toolu_1", "name": "calculator",
                     "input": {"expression": "6 * 7"}}  # fmt: skip

@@ -1,0 +1,182 @@
+"""A streamed model call publishes the model's text from inside the call and
+keeps the model's input out of history: a session whose LiteLLM model streams
+(an OpenAI-compatible fake over HTTP) gets its text in pieces, and the turn's
+history holds neither the tool schemas nor the earlier conversation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import uuid
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+from werkzeug import Request, Response
+
+from bench.history import count_actions, turn_slice
+from meshkit.mesh import Mesh
+from orchestrator.contract import SEND_MESSAGE
+from orchestrator.model_stream import STREAMED_CALL_ACTIVITY
+from orchestrator.models.streamed_call import TextBatches
+from orchestrator.session import Session
+from orchestrator.session_client import SessionClient
+from tests.fakes import completion_response
+
+pytestmark = pytest.mark.asyncio
+
+MODEL = "openai/gpt-4o-mini"
+EARLIER = "calc the first thing, marker-earlier-9137"
+ANSWER = "The answer is 42, as the calculator says, and that is all there is to it."
+
+
+class CalculatorFake:
+    """Asks for the calculator, then answers from its result; streams when asked."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.hold = threading.Event()
+        self.held = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, request: Request) -> Response:
+        body = request.get_json()
+        self.bodies.append(body)
+        if self.hold.is_set():
+            self.hold.clear()
+            self.held.set()
+            self.release.wait(30)
+        stream = bool(body.get("stream"))
+        if body["messages"][-1]["role"] == "tool":
+            # Written over about half a second: a few batches of text.
+            return completion_response(
+                {"role": "assistant", "content": ANSWER}, stream=stream, delay_s=0.04
+            )
+        call = {
+            "id": f"call_{uuid.uuid4().hex[:6]}",
+            "type": "function",
+            "function": {"name": "calculator", "arguments": json.dumps({"expression": "6 * 7"})},
+        }
+        return completion_response(
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            "tool_calls",
+            stream=stream,
+        )
+
+
+async def open_session(client: Client, mesh: Mesh, stream: bool) -> Session:
+    return await SessionClient(client, mesh).open(
+        f"lean-{uuid.uuid4().hex[:8]}", model=MODEL, stream=stream
+    )
+
+
+async def nth_turn(handle: Session, n: int) -> list[Any]:
+    """The history of the session's ``n``-th turn (from 0), without the others."""
+    events = list((await handle.handle.fetch_history()).events)
+    accepted = [
+        i
+        for i, e in enumerate(events)
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+        and e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+        == SEND_MESSAGE
+    ]
+    turn, _ = turn_slice(events[accepted[n] :])
+    return turn[: turn_end(turn)]
+
+
+def turn_end(turn: list[Any]) -> int:
+    """Where the first turn of ``turn`` ends (after its Update's completion)."""
+    first = turn[0].workflow_execution_update_accepted_event_attributes.accepted_request.meta
+    for i, e in enumerate(turn):
+        completed = e.workflow_execution_update_completed_event_attributes
+        if (
+            e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED
+            and completed.meta.update_id == first.update_id
+        ):
+            return i + 1
+    return len(turn)
+
+
+def history_bytes(events: list[Any]) -> int:
+    return sum(e.ByteSize() for e in events)
+
+
+async def test_a_streamed_turn_publishes_its_text_and_keeps_the_models_input_out_of_history(
+    client: Client, running_mesh: Mesh, httpserver: HTTPServer
+) -> None:
+    fake = CalculatorFake()
+    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_handler(fake)
+    streamed = await open_session(client, running_mesh, stream=True)
+    plain = await open_session(client, running_mesh, stream=False)
+    pieces: list[str] = []
+    for handle in (streamed, plain):
+        assert (await handle.send(EARLIER, 60)).ok
+        reply = await handle.send(
+            "and again", 60, on_text=pieces.append if handle is streamed else None
+        )
+        assert reply.ok and reply.text == ANSWER, reply.text
+        assert [(t.name, t.ok) for t in reply.tools] == [("calculator", True)]
+        assert (await handle.send("calc once more", 60)).ok
+
+    # The text reached the client in pieces, published from inside the call,
+    # in fewer pieces than the provider sent.
+    assert 1 < len(pieces) < len(ANSWER) / 8 and "".join(pieces) == ANSWER
+    assert [bool(body.get("stream")) for body in fake.bodies] == [True] * 6 + [False] * 6
+
+    turn = await nth_turn(streamed, 1)
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in turn
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert scheduled == [STREAMED_CALL_ACTIVITY, "calculator", STREAMED_CALL_ACTIVITY]
+    # What the model was sent (the earlier turn, every tool's schema) is not in history.
+    sent = fake.bodies[2]
+    description = sent["tools"][0]["function"]["description"]
+    assert EARLIER in json.dumps(sent["messages"]) and description
+    recorded = b"".join(event.SerializeToString() for event in turn)
+    assert EARLIER.encode() not in recorded
+    assert description.encode() not in recorded
+    assert b'"parameters"' not in recorded and b"params_json_schema" not in recorded
+    # Text goes out in a few batches, a Signal each, not one per piece; the
+    # last one with the response, published by the session (no Signal).
+    assert len(pieces) - 1 <= count_actions(turn)["signals"] <= len(pieces)
+
+    # The plugin's streamed activity kept each call's input (what the provider
+    # was sent) in history, and every stream event: far more than this.
+    streamed_bytes = history_bytes(await nth_turn(streamed, 2))
+    plain_bytes = history_bytes(await nth_turn(plain, 2))
+    inputs = sum(len(json.dumps(body)) for body in fake.bodies[4:6])
+    assert streamed_bytes * 2 < plain_bytes + inputs, (streamed_bytes, plain_bytes, inputs)
+
+
+async def test_an_interrupt_cancels_a_streamed_model_call_in_flight(
+    client: Client, running_mesh: Mesh, httpserver: HTTPServer
+) -> None:
+    fake = CalculatorFake()
+    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_handler(fake)
+    handle = await open_session(client, running_mesh, stream=True)
+    fake.hold.set()
+    turn = asyncio.ensure_future(handle.send("calc slowly", 60))
+    await asyncio.to_thread(fake.held.wait, 30)
+    assert "interrupted" in await handle.interrupt()
+    reply = await turn
+    fake.release.set()
+    assert reply.interrupted and not reply.ok
+    events = [e async for e in handle.handle.fetch_history_events()]
+    assert any(e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED for e in events)
+    # The session goes on.
+    after = await handle.send("calc again", 60)
+    assert after.ok and after.text == ANSWER
+
+
+async def test_text_is_published_in_batches_of_what_came_since_the_last() -> None:
+    batches = TextBatches()
+    assert batches.take() is None
+    for piece in ("The ", "answer ", "", "is 42."):
+        batches.add(piece)
+    assert batches.take() == "The answer is 42."
+    assert batches.take() is None
