@@ -122,7 +122,7 @@ def test_every_relative_link_resolves(page: Path) -> None:
 # Where the project's files live: a code span starting with one of these
 # names a file or folder of the checkout, and `python -m x.y` names a module.
 PROJECT_DIRS = ("bench", "deploy", "docs", "meshdev", "meshkit", "orchestrator", "scripts")
-PROJECT_DIRS += ("services", "tests", "workers")
+PROJECT_DIRS += ("services", "soak", "tests", "workers")
 MODULE = re.compile(r"python -m ([\w.]+)")
 
 

@@ -60,9 +60,14 @@ RULES = {
     ("meshdev", "orchestrator"): "the harness runs components by module name, never by import",
     ("meshdev", "services"): "the harness runs components by module name, never by import",
     ("meshdev", "bench"): "the benchmark sits beside the product",
+    ("meshkit", "soak"): "the chaos soak sits beside the product",
+    ("orchestrator", "soak"): "the chaos soak sits beside the product",
+    ("services", "soak"): "the chaos soak sits beside the product",
+    ("meshdev", "soak"): "the chaos soak sits beside the product",
+    ("bench", "soak"): "the chaos soak sits beside the product",
 }
-PACKAGES = ("meshkit", "meshdev", "orchestrator", "services", "workers", "bench", "tests")
-CYCLE_FREE = ("meshkit", "meshdev", "orchestrator", "services", "workers", "bench")
+PACKAGES = ("meshkit", "meshdev", "orchestrator", "services", "workers", "bench", "soak", "tests")
+CYCLE_FREE = ("meshkit", "meshdev", "orchestrator", "services", "workers", "bench", "soak")
 """The project's packages, in which no import cycle is allowed."""
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
