@@ -155,7 +155,7 @@ async def floor_level(
             )
 
             async def call() -> str:
-                result: str = await handles[index].execute_update(FloorWorkflow.composed_turn, turn)
+                result: str = await handles[index].execute_update("turn", turn, result_type=str)
                 return result
 
             try:

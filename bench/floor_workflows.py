@@ -72,26 +72,54 @@ class FloorWorkflow:
 
     @workflow.update(name="activity")
     async def one_activity(self, text: str) -> str:
+        return await self._activity(text)
+
+    @workflow.update(name="local_activity")
+    async def one_local_activity(self, text: str) -> str:
+        return await self._local_activity(text)
+
+    @workflow.update(name="nexus_sync")
+    async def one_nexus_sync(self, text: str) -> str:
+        return await self._nexus_sync(text)
+
+    @workflow.update(name="nexus_workflow")
+    async def one_nexus_workflow(self, text: str) -> str:
+        return await self._nexus_workflow(text)
+
+    @workflow.update(name="turn")
+    async def composed_turn(self, turn: FloorTurn) -> str:
+        # A turn of the mesh with nothing but its primitives: the model call
+        # that asks for the tools, the tools in parallel, the model call that
+        # reads their results (one model call when there is no tool).
+        await self._local_activity(turn.text)
+        if not turn.tools:
+            return turn.text
+        primitives = {
+            "activity": self._activity,
+            "nexus_sync": self._nexus_sync,
+            "nexus_workflow": self._nexus_workflow,
+        }
+        await asyncio.gather(*(primitives[tool](turn.text) for tool in turn.tools))
+        return await self._local_activity(turn.text)
+
+    async def _activity(self, text: str) -> str:
         # The same options a local tool uses (orchestrator/tools.py).
         return await workflow.execute_activity(
             noop, text, schedule_to_close_timeout=timedelta(seconds=60)
         )
 
-    @workflow.update(name="local_activity")
-    async def one_local_activity(self, text: str) -> str:
+    async def _local_activity(self, text: str) -> str:
         # What a model call that is not streamed is (orchestrator/model_calls.py).
         return await workflow.execute_local_activity(
             noop, text, start_to_close_timeout=timedelta(seconds=60)
         )
 
-    @workflow.update(name="nexus_sync")
-    async def one_nexus_sync(self, text: str) -> str:
+    async def _nexus_sync(self, text: str) -> str:
         return await self._nexus().execute_operation(
             BenchService.echo, text, schedule_to_close_timeout=timedelta(seconds=120)
         )
 
-    @workflow.update(name="nexus_workflow")
-    async def one_nexus_workflow(self, text: str) -> str:
+    async def _nexus_workflow(self, text: str) -> str:
         return await self._nexus().execute_operation(
             BenchService.echo_workflow, text, schedule_to_close_timeout=timedelta(seconds=120)
         )
@@ -110,22 +138,6 @@ class FloorWorkflow:
                 workflow.info().workflow_id, call_id=update.id if update else None
             ),
         )
-
-    @workflow.update(name="turn")
-    async def composed_turn(self, turn: FloorTurn) -> str:
-        # A turn of the mesh with nothing but its primitives: the model call
-        # that asks for the tools, the tools in parallel, the model call that
-        # reads their results (one model call when there is no tool).
-        await self.one_local_activity(turn.text)
-        if not turn.tools:
-            return turn.text
-        primitives = {
-            "activity": self.one_activity,
-            "nexus_sync": self.one_nexus_sync,
-            "nexus_workflow": self.one_nexus_workflow,
-        }
-        await asyncio.gather(*(primitives[tool](turn.text) for tool in turn.tools))
-        return await self.one_local_activity(turn.text)
 
     @workflow.update
     async def finish(self) -> None:

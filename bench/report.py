@@ -24,7 +24,14 @@ from bench.stats import Summary, cpu_ms_per, ms_text
 from bench.streaming_report import render_streaming
 from bench.tracing import TracingResult
 from bench.tracing_report import render_tracing, tracing_figures
-from bench.turns import BY_NAME, LevelResult, TurnResults, composed_floor, ratio
+from bench.turns import (
+    BY_NAME,
+    UNAVAILABLE_WHILE_ALIVE,
+    LevelResult,
+    TurnResults,
+    composed_floor,
+    ratio,
+)
 
 MB = 1024 * 1024
 MAX_LISTED_ERRORS = 20
@@ -137,6 +144,8 @@ def figures(
             for w in workers
         },
         "errors": {"count": len(errors), "first": errors[:MAX_LISTED_ERRORS]},
+        # Turns whose reply left out a team although every worker was alive (must be 0).
+        "unavailable_while_alive": sum(UNAVAILABLE_WHILE_ALIVE in e for e in errors),
     }
 
 
@@ -374,6 +383,10 @@ def render(data: dict[str, Any], console: Console) -> None:
         f" · `import agents` {startup['import_agents_s']:.2f} s"
     )
 
+    console.print(
+        "Turns that reported a team unavailable while its worker was alive: "
+        f"{data.get('unavailable_while_alive', 0)}"
+    )
     errors = data["errors"]
     if errors["count"]:
         console.print(f"[red]{errors['count']} error(s)[/], first ones:")

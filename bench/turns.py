@@ -72,6 +72,9 @@ def reply_problem(kind: TurnKind, reply: ChatReply) -> str | None:
     return None
 
 
+UNAVAILABLE_WHILE_ALIVE = "team reported unavailable while its worker was alive:"
+
+
 @dataclass
 class TurnResults:
     latencies: list[float] = field(default_factory=list)
@@ -89,6 +92,9 @@ class TurnResults:
             self.errors.append(f"{kind.name}: {problem}")
         else:
             self.latencies.append(elapsed)
+        if reply is not None and reply.unavailable:
+            # Every worker of the bench is alive throughout: any such report is wrong.
+            self.errors.append(f"{kind.name}: {UNAVAILABLE_WHILE_ALIVE} {reply.unavailable}")
 
 
 def new_session_id(label: str) -> str:

@@ -2,18 +2,43 @@
 
 Fetching is a Nexus operation of the session, so it is in the session's
 history and replays deterministically; the result is kept in the session's
-state, across continue-as-new, and used until it is older than the session's
-TTL. All due teams are asked at once, at a turn's start.
+state, across continue-as-new, and fetched again when older than the
+session's TTL. All due teams are asked at once, at a turn's start.
 
-The rule for a team that does not answer: it is unavailable for that turn.
-Its tools are left out, even if an older catalog is cached, because a call to
-a team whose worker does not answer would only wait for its timeout; the model
-and the chat are told. It is asked again after ``catalog_retry_s``.
+A slow team is not a dead one. Inside the workflow the only evidence is the
+failure's type (never its text), and on Temporal 1.29 a worker that answers
+late, a team whose handler keeps raising a retryable error (``UNAVAILABLE``,
+``INTERNAL``: the server retries it until the deadline) and a task queue with
+no poller at all look the same to the caller: a ``TimeoutError`` after
+``catalog_timeout_s`` (a team's worker that cannot reach Temporal is, to the
+caller, a queue with no poller). Only a final handler error arrives at once.
+So the rule is by what the session already holds:
+
+- the team answered: its catalog is used and cached;
+- the team refused (a failure that is not a timeout, e.g. a non-retryable
+  ``HandlerError``): it said it cannot serve, and it is left out of the turn;
+- the fetch timed out and no catalog is cached: left out (nothing to offer);
+- the fetch timed out and a catalog is cached: the cached catalog is still
+  offered (stale-while-revalidate), until ``catalog_misses`` fetches in a row
+  have timed out; then the team counts as unreachable and is left out.
+
+A team left out is asked again after ``catalog_retry_s``; the turn in which it
+answers uses it again. Since the ``CATALOG_PATCH`` change, a due refresh of a
+team whose cached catalog is offered does not hold the turn up at all: it runs
+beside the turn, with the longer ``catalog_refresh_timeout_s`` (nobody waits
+for it, and a team busy under load answers in seconds, not in 3), and its
+result is used in this turn if it comes within ``catalog_wait_s`` (0.5 s), else
+from the next turn on. A team with nothing cached, a team left out, or a
+catalog a tool call found out of date is still waited for, at most
+``catalog_timeout_s``. The MCP gateway's ``McpCatalogs`` applies the same rule
+with the catalogs the gateway last fetched. docs/sessions.md has the measured
+cases and costs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
@@ -30,29 +55,50 @@ with workflow.unsafe.imports_passed_through():
     from orchestrator.failures import root_message, timed_out
     from orchestrator.session_types import CatalogState
 
+CATALOG_PATCH = "catalog-refresh-beside-the-turn"
+"""Runs that passed it refresh cached catalogs without the turn waiting."""
 
-async def refresh(config: SessionConfig, cache: dict[str, CatalogState]) -> dict[str, str]:
-    """Fetch the catalogs that are due; returns the unavailable teams with the reason."""
-    now = workflow.now()
-    due = [team for team in config.teams if _due(cache.get(team), config)]
+
+async def refresh(
+    config: SessionConfig,
+    cache: dict[str, CatalogState],
+    refreshing: dict[str, asyncio.Task[None]] | None = None,
+) -> dict[str, str]:
+    """Fetch the catalogs that are due; returns the teams left out, with the reason.
+
+    With ``refreshing`` (the session's fetches in flight), a team whose cached
+    catalog is offered is fetched beside the turn: its task is kept there until
+    it has updated ``cache``.
+    """
+    due = [
+        team
+        for team in config.teams
+        if team not in (refreshing or {}) and _due(cache.get(team), config)
+    ]
+    waited, beside = due, []
+    if refreshing is not None:
+        waited = [team for team in due if not _offers_cache(cache.get(team))]
+        beside = [team for team in due if team not in waited]
+        for team in beside:
+            refreshing[team] = asyncio.create_task(_refresh_beside(team, config, cache, refreshing))
+    timeout_s = config.catalog_timeout_s
     results = await asyncio.gather(
-        *(_fetch(team, config.teams[team], config) for team in due), return_exceptions=True
+        *(_fetch(team, config.teams[team], timeout_s) for team in waited), return_exceptions=True
     )
-    for team, result in zip(due, results, strict=True):
+    for team, result in zip(waited, results, strict=True):
         if isinstance(result, asyncio.CancelledError):
             raise result
-        previous = cache.get(team) or CatalogState()
-        metrics.catalog_refresh(team, not isinstance(result, BaseException))
-        if isinstance(result, BaseException):
-            reason = root_message(result)
-            if timed_out(result):
-                reason = f"no answer within {config.catalog_timeout_s:g} s; is its worker running?"
-            workflow.logger.warning("catalog of team %s not fetched: %s", team, reason)
-            cache[team] = previous.model_copy(
-                update={"failed_at": now, "error": reason, "stale": False}
+        _record(team, result, config, cache, timeout_s)
+    if beside and refreshing is not None and config.catalog_wait_s > 0:
+        # A team that answers at once is used in this turn (a new tool reaches
+        # the session within its TTL); a slow one costs the turn this much.
+        running = refreshing
+        with contextlib.suppress(asyncio.TimeoutError):
+            await workflow.wait_condition(
+                lambda: not any(team in running for team in beside),
+                timeout=timedelta(seconds=config.catalog_wait_s),
+                timeout_summary="catalogs: use the cached ones",
             )
-        else:
-            cache[team] = CatalogState(catalog=_checked(result), fetched_at=now)
     return {
         team: cache[team].error or "its catalog could not be fetched"
         for team in config.teams
@@ -60,26 +106,91 @@ async def refresh(config: SessionConfig, cache: dict[str, CatalogState]) -> dict
     }
 
 
+async def _refresh_beside(
+    team: str,
+    config: SessionConfig,
+    cache: dict[str, CatalogState],
+    refreshing: dict[str, asyncio.Task[None]],
+) -> None:
+    # Nobody waits for it: it may take as long as a busy team needs.
+    timeout_s = config.catalog_refresh_timeout_s
+    try:
+        result: ToolCatalog | BaseException = await _fetch(team, config.teams[team], timeout_s)
+    except asyncio.CancelledError:
+        raise
+    except Exception as err:
+        result = err
+    finally:
+        refreshing.pop(team, None)
+    _record(team, result, config, cache, timeout_s)
+
+
+def _record(
+    team: str,
+    result: ToolCatalog | BaseException,
+    config: SessionConfig,
+    cache: dict[str, CatalogState],
+    timeout_s: float,
+) -> None:
+    now = workflow.now()
+    previous = cache.get(team) or CatalogState()
+    metrics.catalog_refresh(team, not isinstance(result, BaseException))
+    if not isinstance(result, BaseException):
+        cache[team] = CatalogState(catalog=_checked(result), fetched_at=now)
+        return
+    misses = previous.misses + 1
+    slow = timed_out(result)
+    # Only a timeout may be slowness; any other failure is the team's own answer.
+    kept = slow and misses < config.catalog_misses and _offers_cache(previous, stale_ok=True)
+    if not slow:
+        reason = root_message(result)
+    elif kept or misses == 1:
+        reason = f"no answer within {timeout_s:g} s; is its worker running?"
+    else:
+        reason = (
+            f"no answer within {timeout_s:g} s, {misses} times in a row; is its worker running?"
+        )
+    workflow.logger.warning(
+        "catalog of team %s not fetched: %s%s",
+        team, reason, "; its cached catalog is still offered" if kept else "",
+    )  # fmt: skip
+    cache[team] = previous.model_copy(
+        update={
+            "failed_at": now,
+            "error": reason,
+            "stale": False,
+            "misses": misses,
+            "serving_cached": kept,
+        }
+    )
+
+
+def _offers_cache(state: CatalogState | None, stale_ok: bool = False) -> bool:
+    """Whether the team's cached catalog is offered now (and not known to be out of date)."""
+    return state is not None and state.available and (stale_ok or not state.stale)
+
+
 def _due(state: CatalogState | None, config: SessionConfig) -> bool:
     if state is None or state.stale:
         return True
     now = workflow.now()
-    if not state.available:
-        assert state.failed_at is not None
+    if state.failed_at is not None and (
+        state.fetched_at is None or state.failed_at >= state.fetched_at
+    ):
+        # The last fetch failed: ask again after the retry delay, whether the
+        # team is left out or still offered from its cache.
         return now - state.failed_at >= timedelta(seconds=config.catalog_retry_s)
     assert state.fetched_at is not None
     return now - state.fetched_at >= timedelta(seconds=config.catalog_ttl_s)
 
 
-async def _fetch(team: str, route: TeamRoute, config: SessionConfig) -> ToolCatalog:
+async def _fetch(team: str, route: TeamRoute, timeout_s: float) -> ToolCatalog:
     client = workflow.create_nexus_client(service=route.service, endpoint=route.endpoint)
     return await client.execute_operation(
         CATALOG_OPERATION,
         None,
         output_type=ToolCatalog,
-        # Short: a team whose worker does not answer is left out of the turn
-        # rather than holding it up.
-        schedule_to_close_timeout=timedelta(seconds=config.catalog_timeout_s),
+        schedule_to_close_timeout=timedelta(seconds=timeout_s),
         summary=f"{team}: catalog",
         headers=call_headers(workflow.info().workflow_id),
     )

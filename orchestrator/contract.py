@@ -91,8 +91,29 @@ class SessionConfig(BaseModel):
     catalog_timeout_s: float = Field(
         default=3.0,
         gt=0,
-        description="How long a catalog fetch may take; a team that does not answer in time "
-        "is unavailable for that turn.",
+        description="How long a catalog fetch may take. A team that does not answer in time "
+        "is unavailable for that turn when no catalog of it is cached; otherwise its cached "
+        "catalog is still offered (see catalog_misses).",
+    )
+    catalog_wait_s: float = Field(
+        default=0.5,
+        ge=0,
+        description="How long a turn waits for the refresh of a team whose cached catalog "
+        "is offered before it goes on with the cache (the answer is used from the next "
+        "turn on). 0: never waits.",
+    )
+    catalog_refresh_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a refresh of a team whose cached catalog is offered may take; "
+        "it runs beside the turns, which do not wait for it.",
+    )
+    catalog_misses: int = Field(
+        default=2,
+        ge=1,
+        description="A team whose catalog fetches time out this many times in a row is "
+        "unavailable; until then its cached catalog is offered. 1: left out at the first "
+        "timeout.",
     )
     catalog_retry_s: float = Field(
         default=10.0,
@@ -327,7 +348,8 @@ class SessionStatus(BaseModel):
     tools_by_location: dict[str, int]
     teams: dict[str, str] = Field(
         default_factory=dict,
-        description="Each team's state: 'available', 'unavailable: <reason>' or 'not fetched'.",
+        description="Each team's state: 'available', 'available from its cached catalog: "
+        "<why the last fetch failed>', 'unavailable: <reason>' or 'not fetched'.",
     )
     tool_limit: list[str] | None = None
     compacted_turns: int

@@ -29,13 +29,22 @@ class CatalogState(BaseModel):
     stale: bool = Field(
         default=False, description="A call found the catalog out of date: fetch it again."
     )
+    misses: int = Field(default=0, description="Failed fetches since the last success.")
+    serving_cached: bool = Field(
+        default=False,
+        description="The last fetches timed out, fewer times in a row than the session's "
+        "catalog_misses: the cached catalog is still offered.",
+    )
 
     @property
     def available(self) -> bool:
-        """Whether the team answered the last time it was asked."""
+        """Whether the team's tools are offered: it answered the last time it was
+        asked, or it was only slow and its cached catalog is still served."""
         if self.failed_at is None:
             return self.catalog is not None
-        return self.fetched_at is not None and self.fetched_at > self.failed_at
+        if self.fetched_at is not None and self.fetched_at > self.failed_at:
+            return True
+        return self.serving_cached and self.catalog is not None
 
 
 class ModelPlan(BaseModel):

@@ -136,6 +136,8 @@ class ChatSessionWorkflow:
         self._built_tools: tuple[Any, list[Any], dict[str, Any]] | None = None
         # Inputs of streamed model calls in flight: their activity reads them by Query.
         self._model_inputs = ModelInputs()
+        # Catalog fetches running beside the turns, by team (catalogs.CATALOG_PATCH).
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
         # Messages of this run not answered yet, by Update id: where their
         # turn started, or None while they wait for the turn before them.
         self._unanswered: dict[str, AnsweredMessage | None] = {}
@@ -154,6 +156,9 @@ class ChatSessionWorkflow:
             # the session to its next run, or see it end), then let in-flight
             # Updates return their replies before the run closes.
             self._stream.detach_pollers()
+            # Catalog fetches beside the turns are not waited for: with turns
+            # arriving back to back one is nearly always in flight, and a new run
+            # fetches again what its state does not hold.
             await workflow.wait_condition(workflow.all_handlers_finished)
             if self._ended:
                 return SessionResult(turns=self._state.turn_count)
@@ -408,6 +413,8 @@ class ChatSessionWorkflow:
                 team: (
                     "not fetched"
                     if (known := self._state.catalogs.get(team)) is None
+                    else f"available from its cached catalog: {known.error}"
+                    if known.available and known.serving_cached
                     else "available"
                     if known.available
                     else f"unavailable: {known.error}"
@@ -570,9 +577,15 @@ class ChatSessionWorkflow:
         self._unanswered[message_id] = AnsweredMessage(turn=number, offset=offset)
         self._publish("turn_started", number, text=text)
         unavailable: dict[str, str] = {}
+        # Asked before the turn's first await, in the task that accepted the
+        # message: on replay, Temporal reports a patch marker with the workflow
+        # task it was recorded in, and a call made after a local activity can
+        # land in an earlier task than the marker (a nondeterminism error).
+        beside = self._refreshing if workflow.patched(catalogs.CATALOG_PATCH) else None
+        lean_streams = workflow.patched(STREAM_PATCH)
         try:
             plan = await self._model_plan()
-            unavailable = await catalogs.refresh(config, self._state.catalogs)
+            unavailable = await catalogs.refresh(config, self._state.catalogs, beside)
             tools, hints = self._tools()
         except asyncio.CancelledError:
             if not self._interrupting:
@@ -600,7 +613,7 @@ class ChatSessionWorkflow:
             tools=tools,
             model_settings=settings,
         )
-        streams_lean = plan is not None and plan.stream and workflow.patched(STREAM_PATCH)
+        streams_lean = plan is not None and plan.stream and lean_streams
         if streams_lean:
             agent.model = streamed_model(config.model, self._model_inputs, self._publish_text)
         elif plan is not None:

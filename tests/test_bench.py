@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 
+from bench.turns import TOOL_KINDS, UNAVAILABLE_WHILE_ALIVE, TurnResults
+from orchestrator.contract import ChatReply, ToolCall
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = ("it", "finance", "orchestrator")
 TURN_KINDS = ("no_tool", "local_tool", "nexus_sync", "nexus_workflow", "three_tools")
@@ -156,6 +159,21 @@ def test_the_checker_rejects_missing_and_non_positive_figures() -> None:
     assert any(p.startswith("tracing.spans_per_turn = 2.0") for p in problems(untraced))
 
 
+def test_a_reply_that_leaves_out_a_team_counts_as_unavailable_while_alive() -> None:
+    # In the bench every worker is alive throughout, so every such reply is wrong,
+    # even one whose tools were right.
+    kind = TOOL_KINDS[0]
+    calls = [ToolCall(call_id=str(n), name=name, location="x", ok=True)
+             for n, name in enumerate(kind.tools)]  # fmt: skip
+    results = TurnResults()
+    results.record(kind, ChatReply(turn=1, text="", ok=True, tools=calls), 1.0)
+    results.record(
+        kind, ChatReply(turn=2, text="", ok=True, tools=calls, unavailable={"it": "no"}), 1.0
+    )
+    assert len(results.latencies) == 2 and len(results.errors) == 1
+    assert sum(UNAVAILABLE_WHILE_ALIVE in e for e in results.errors) == 1
+
+
 @pytest.mark.timeout(300)
 def test_tiny_benchmark_reports_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
@@ -170,6 +188,7 @@ def test_tiny_benchmark_reports_every_figure(tmp_path: Path) -> None:
     assert problems(data) == []
     assert data["meta"]["mode"] == "tiny"
     assert data["errors"]["count"] == 0, data["errors"]
+    assert data["unavailable_while_alive"] == 0
     assert [row["sessions"] for row in data["concurrency"]] == data["meta"]["config"]["levels"]
     assert data["long"]["turns"] == data["meta"]["config"]["long_turns"]
     samples = data["meta"]["config"]["tracing_samples"]

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from meshkit.toolkit.catalog import ToolCatalog
 from meshkit.toolkit.policy import ApprovalRecord
 from orchestrator.contract import TeamRoute
+from orchestrator.session_types import CatalogState
 
 CALL_WORKFLOW = "McpToolCall"
 CATALOGS_WORKFLOW = "McpCatalogs"
@@ -56,13 +57,21 @@ class CallOutcome(BaseModel):
 class CatalogRequest(BaseModel):
     teams: dict[str, TeamRoute]
     timeout_s: float = Field(default=3.0, gt=0, description="How long each team may take.")
+    cached: dict[str, CatalogState] = Field(
+        default_factory=dict,
+        description="What the gateway last learned of each team's catalog: a team that "
+        "only answers late is listed from it, as a session does (orchestrator.catalogs).",
+    )
 
 
 class GatewayCatalogs(BaseModel):
-    """The catalogs of the teams that answered, and why the others did not."""
+    """The catalogs of the teams that are listed, and why the others are not."""
 
     catalogs: dict[str, ToolCatalog] = Field(default_factory=dict)
     unavailable: dict[str, str] = Field(default_factory=dict)
+    states: dict[str, CatalogState] = Field(
+        default_factory=dict, description="Each team's catalog state, for the next request."
+    )
 
 
 def call_workflow_id(user: str, key: str) -> str:

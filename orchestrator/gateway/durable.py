@@ -31,6 +31,7 @@ from orchestrator.gateway.calls import (
     GatewayCatalogs,
     call_workflow_id,
 )
+from orchestrator.session_types import CatalogState
 
 # A call's workflow waits for the team's operation; this bounds the workflow
 # itself beyond the operation's own timeout, so a lost worker cannot hold a
@@ -72,24 +73,40 @@ class DurableCalls:
         except WorkflowFailureError as err:
             return CallOutcome(ok=False, error=f"the call did not finish: {root_message(err)}")
 
-    async def catalogs(self, teams: dict[str, TeamRoute], timeout_s: float) -> GatewayCatalogs:
+    async def catalogs(
+        self,
+        teams: dict[str, TeamRoute],
+        timeout_s: float,
+        cached: dict[str, CatalogState] | None = None,
+    ) -> GatewayCatalogs:
         """Every team's catalog; a team that does not answer within ``timeout_s`` is
-        named in ``unavailable``. Each team is asked by a workflow of its own: an
-        endpoint the server does not know fails that workflow's task until it times
-        out, and must not hold up the other teams."""
+        named in ``unavailable``, unless ``cached`` holds its catalog and it has not
+        timed out too often (see :mod:`orchestrator.catalogs`). Each team is asked by
+        a workflow of its own: an endpoint the server does not know fails that
+        workflow's task until it times out, and must not hold up the other teams."""
         asked = await asyncio.gather(
-            *(self._catalog(team, route, timeout_s) for team, route in teams.items())
+            *(
+                self._catalog(team, route, timeout_s, (cached or {}).get(team))
+                for team, route in teams.items()
+            )
         )
         merged = GatewayCatalogs()
         for one in asked:
             merged.catalogs.update(one.catalogs)
             merged.unavailable.update(one.unavailable)
+            merged.states.update(one.states)
         return merged
 
-    async def _catalog(self, team: str, route: TeamRoute, timeout_s: float) -> GatewayCatalogs:
+    async def _catalog(
+        self, team: str, route: TeamRoute, timeout_s: float, cached: CatalogState | None
+    ) -> GatewayCatalogs:
         handle = await self.client.start_workflow(
             CATALOGS_WORKFLOW,
-            CatalogRequest(teams={team: route}, timeout_s=timeout_s),
+            CatalogRequest(
+                teams={team: route},
+                timeout_s=timeout_s,
+                cached={team: cached} if cached else {},
+            ),
             id=f"{CATALOGS_PREFIX}{team}-{uuid.uuid4().hex[:12]}",
             task_queue=self.task_queue,
             result_type=GatewayCatalogs,

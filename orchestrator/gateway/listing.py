@@ -5,7 +5,9 @@ The gateway keeps the catalogs of the teams that answered (fetched through
 lists each of their tools as the team publishes it: its description, its
 strict input schema, its output schema, a title naming the team, and hints
 that follow the team's policy (read-only, or destructive when a call needs
-approval). A team that does not answer is not listed.
+approval). A team that does not answer is not listed, unless it only answers late while
+its last catalog is known (:mod:`orchestrator.catalogs` says how each case is
+told apart).
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ class Catalogs:
         self.ttl_s = ttl_s
         self.timeout_s = timeout_s
         self._current: GatewayCatalogs | None = None
+        self._asked: dict[str, TeamRoute] = {}
         self._fetched = 0.0
         self._lock = asyncio.Lock()
 
@@ -123,7 +126,12 @@ class Catalogs:
         async with self._lock:
             age = time.monotonic() - self._fetched
             if fresh or self._current is None or age >= self.ttl_s:
-                self._current = await self._calls.catalogs(dict(self._routes()), self.timeout_s)
+                routes = dict(self._routes())
+                # What the last fetch learned, for teams whose route is unchanged.
+                known = self._current.states if self._current else {}
+                cached = {t: s for t, s in known.items() if self._asked.get(t) == routes.get(t)}
+                self._current = await self._calls.catalogs(routes, self.timeout_s, cached)
+                self._asked = routes
                 self._fetched = time.monotonic()
                 for team, reason in self._current.unavailable.items():
                     log.warning("team %s is not listed: %s", team, reason)

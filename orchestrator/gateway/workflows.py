@@ -77,7 +77,13 @@ class McpCatalogs:
     @workflow.run
     async def run(self, request: CatalogRequest) -> GatewayCatalogs:
         config = SessionConfig(teams=request.teams, catalog_timeout_s=request.timeout_s)
-        cache: dict[str, Any] = {}
+        # Every team is asked (stale: due now); one that only times out keeps
+        # the catalog the gateway had, until catalog_misses timeouts in a row.
+        cache = {
+            team: state.model_copy(update={"stale": True})
+            for team, state in request.cached.items()
+            if team in request.teams
+        }
         unavailable = await catalogs.refresh(config, cache)
         return GatewayCatalogs(
             catalogs={
@@ -86,6 +92,7 @@ class McpCatalogs:
                 if state.available and state.catalog is not None
             },
             unavailable=unavailable,
+            states=cache,
         )
 
 

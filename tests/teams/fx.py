@@ -59,6 +59,10 @@ HINTS = {{
 '''
 
 HANDLER = """
+import asyncio
+from pathlib import Path
+
+from nexusrpc import HandlerError, HandlerErrorType
 from nexusrpc.handler import StartOperationContext, service_handler, sync_operation
 
 from meshkit.toolkit import TeamServiceHandler, bad_request
@@ -76,7 +80,23 @@ def rate_of(base: str, quote: str) -> float:
 
 @service_handler(service=FxService)
 class FxServiceHandler(TeamServiceHandler):
+{catalog}
 {handlers}
+"""
+
+# A catalog that answers late while the test's file holds a delay in seconds
+# (a team that is alive but slow, as under load), and refuses for good while
+# it holds "refuse".
+SLOW_CATALOG = """    @sync_operation
+    async def catalog(self, ctx: StartOperationContext, input: None) -> ToolCatalog:
+        delay = Path({flag!r})
+        if delay.exists():
+            if delay.read_text() == "refuse":
+                raise HandlerError(
+                    "fx is closed", type=HandlerErrorType.UNAVAILABLE, retryable_override=False
+                )
+            await asyncio.sleep(float(delay.read_text()))
+        return self.served_catalog()
 """
 
 TEAM = """
@@ -113,8 +133,11 @@ OPERATIONS = {
 }
 
 
-def write_team(root: Path, package: str, operations: list[str]) -> None:
-    """Write the team's package ``root/package`` offering ``operations``."""
+def write_team(
+    root: Path, package: str, operations: list[str], catalog_delay: Path | None = None
+) -> None:
+    """Write the team's package ``root/package`` offering ``operations``; with
+    ``catalog_delay``, its catalog waits the seconds that file holds, if it exists."""
     directory = root / package
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "__init__.py").write_text('"""A test-only team."""\n')
@@ -122,5 +145,8 @@ def write_team(root: Path, package: str, operations: list[str]) -> None:
     handlers = "\n".join(OPERATIONS[name][1] for name in operations)
     hints = "\n".join(OPERATIONS[name][2] for name in operations)
     (directory / "contract.py").write_text(CONTRACT.format(operations=declared, hints=hints))
-    (directory / "handler.py").write_text(HANDLER.format(package=package, handlers=handlers))
+    catalog = SLOW_CATALOG.format(flag=str(catalog_delay)) if catalog_delay else ""
+    (directory / "handler.py").write_text(
+        HANDLER.format(package=package, handlers=handlers, catalog=catalog)
+    )
     (directory / "team.py").write_text(TEAM.format(package=package))
