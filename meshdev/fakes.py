@@ -53,9 +53,11 @@ class FakeServer:
         self.faulted_requests = 0
         """Requests answered 503 or held by a fault."""
         outer = self
+        local = self._local = threading.local()
 
         class Handler(BaseHTTPRequestHandler):
             def _serve(self) -> None:
+                local.peer = self.client_address
                 parts = urlsplit(self.path)
                 query = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 length = int(self.headers.get("Content-Length") or 0)
@@ -115,6 +117,12 @@ class FakeServer:
         self.fault = None
         self.healed.set()
 
+    @property
+    def peer_port(self) -> int:
+        """The client's port of the request this thread serves (inside ``app``):
+        which process made it, for a test that kills that one."""
+        return int(self._local.peer[1])
+
     def close(self) -> None:
         self.heal()
         self.server.shutdown()
@@ -159,6 +167,8 @@ class FakeExpenses:
         self.records: dict[str, dict[str, Any]] = {}
         self.requests: list[str] = []
         self.first_request = threading.Event()
+        self.first_peer = 0
+        """The client port of the last new claim's request."""
         self.gate = threading.Event()
         self.gate.set()
         self.held = threading.Event()
@@ -192,6 +202,8 @@ class FakeExpenses:
                     **body,
                 }
             record = self.records[key]
+            if first:
+                self.first_peer = self.http.peer_port
         self.first_request.set()
         if first and self.ack_delay_s:
             time.sleep(self.ack_delay_s)
@@ -213,6 +225,8 @@ class FakeJira:
         self.issues: list[dict[str, Any]] = []
         self.auth: list[str | None] = []
         self.created = threading.Event()
+        self.created_peer = 0
+        """The client port of the last new issue's request."""
         self._lock = threading.Lock()
         self.http = FakeServer(self._app)
         self.url = self.http.url
@@ -233,6 +247,7 @@ class FakeJira:
                 fields = body["fields"]
                 key = f"{fields['project']['key']}-{len(self.issues) + 1}"
                 self.issues.append({"key": key, "fields": fields})
+                self.created_peer = self.http.peer_port
             self.created.set()
             if self.ack_delay_s:
                 time.sleep(self.ack_delay_s)

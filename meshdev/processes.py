@@ -5,7 +5,8 @@ component of the mesh (``orchestrator`` or a team of the mesh file) exactly
 as deployed: ``python -m workers.orchestrator`` or ``python -m workers.team
 <team>``. A worker is ready when it logs that it polls.
 
-Command line (used by scripts/demo)::
+Command line (one process; scripts/demo starts its replicas with
+:mod:`meshdev.replicas`)::
 
     python -m meshdev.processes <component> --log FILE --pidfile FILE
 """

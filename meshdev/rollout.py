@@ -6,9 +6,12 @@ Used by ``scripts/demo deploy|rollback <component>``::
     python -m meshdev.rollout deploy finance [--build-id B] [--ramp 25 --ramp 50] [--hotfix]
     python -m meshdev.rollout rollback finance
 
-The demo keeps each worker's pid in ``<run dir>/<component>.pid`` (the current
-build's worker) and, while an older build drains, ``<component>@<build>.pid``.
-A new build's worker runs from this checkout; a rollback to a build that is a
+The demo keeps each replica's pid in ``<run dir>/<component>.pid`` and
+``<component>-<n>.pid`` (the current build's workers, :mod:`meshdev.replicas`)
+and, while an older build drains, ``<component>[-<n>]@<build>.pid``. The new
+build runs as many replicas as the current one (``--replicas`` changes that),
+all polling before the rollout starts; every replica of the old build stops
+once it has drained. A new build's workers run from this checkout; a rollback to a build that is a
 commit of this repository and no longer runs starts it from a git worktree
 of that commit under ``<run dir>/builds/``. Where a platform runs the workers,
 ``python -m meshkit.rollout promote|wait-drained`` takes the steps instead.
@@ -16,9 +19,8 @@ of that commit under ``<run dir>/builds/``. Where a platform runs the workers,
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import os
-import signal
 import subprocess
 from pathlib import Path
 from typing import Annotated
@@ -26,9 +28,21 @@ from typing import Annotated
 import typer
 from temporalio.common import WorkerDeploymentVersion
 
-from meshdev.processes import ROOT, running, spawn_worker
+from meshdev.processes import ROOT, components
+from meshdev.replicas import (
+    SPEC_ENV,
+    Replica,
+    ReplicaError,
+    free_ports,
+    parse_replicas,
+    read_pid,
+    replica_files,
+    running_replicas,
+    start_replica,
+    stop_pid,
+    takeover_env,
+)
 from meshkit.mesh import NamespaceConfig, connect, load_mesh, mesh_path
-from meshkit.polling import poll_until
 from meshkit.rollout import RolloutError, previous_build, rollout
 from meshkit.rollout.cli import DrainTimeout, Hotfix, Ramp, RampWait, run
 from meshkit.versioning import BUILD_ID_ENV, build_id, routing
@@ -37,46 +51,12 @@ cli = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True)
 
 RunDir = Annotated[Path, typer.Option(help="The demo's run directory (pids, logs).")]
 DEFAULT_RUN_DIR = ROOT / ".run"
-
-
-class Pids:
-    """The demo's pidfiles of one component."""
-
-    def __init__(self, run_dir: Path, component: str) -> None:
-        self.run_dir, self.component = run_dir, component
-
-    def current(self) -> Path:
-        return self.run_dir / f"{self.component}.pid"
-
-    def of(self, build: str) -> Path:
-        return self.run_dir / f"{self.component}@{build}.pid"
-
-    def log(self, build: str) -> Path:
-        return self.run_dir / "logs" / f"{self.component}@{build}.log"
-
-
-def read_pid(path: Path) -> int | None:
-    try:
-        pid = int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if running(pid) else None
-
-
-async def stop_pid(pid: int, timeout_s: float = 30) -> None:
-    """SIGTERM (the worker's graceful shutdown), then SIGKILL if it hangs."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    try:
-        await poll_until(
-            lambda: not running(pid), timeout_s=timeout_s, interval_s=0.1, what=f"{pid} stopped"
-        )
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        await poll_until(
-            lambda: not running(pid), timeout_s=10, interval_s=0.1, what=f"{pid} killed"
-        )
+Replicas = Annotated[
+    int | None,
+    typer.Option(
+        min=1, max=16, help="Replicas of the new build; default: as many as the current one runs."
+    ),
+]
 
 
 def worktree(run_dir: Path, build: str) -> Path | None:
@@ -93,17 +73,38 @@ def worktree(run_dir: Path, build: str) -> Path | None:
     return path if done.returncode == 0 else None
 
 
-async def start_build(component: str, build: str, pids: Pids, cwd: Path | None = None) -> int:
-    """Start ``component``'s worker as ``build`` and wait until it polls."""
-    env = {BUILD_ID_ENV: build, "MESH_FILE": str(mesh_path().resolve())}
-    worker = spawn_worker(component, env, pids.log(build), cwd=cwd)
-    try:
-        await worker.wait_ready(90)
-    except BaseException:
-        worker.stop(5)
-        raise
-    pids.of(build).write_text(f"{worker.pid}\n")
-    return worker.pid
+async def start_builds(
+    component: str, build: str, run_dir: Path, count: int, cwd: Path | None = None
+) -> None:
+    """Start ``count`` replicas of ``component`` as ``build`` (those not running
+    yet), beside the current build's, and wait until every one polls."""
+    env = {
+        BUILD_ID_ENV: build,
+        "MESH_FILE": str(mesh_path().resolve()),
+        **takeover_env(component, count),
+    }
+    known = components(tuple(load_mesh().teams))
+    runs = running_replicas(run_dir, component, build)
+    starts, taken = [], set[int]()
+    for n in range(1, count + 1):
+        if n in runs:
+            continue
+        replica = Replica(component, n)
+        ports = free_ports(run_dir, known, exclude=taken)
+        taken |= set(ports.values())
+        typer.echo(f"{component}: starting build {build} (log {replica.log(run_dir, build)})")
+        starts.append(start_replica(run_dir, replica, ports, env, build=build, cwd=cwd))
+    await asyncio.gather(*starts)
+
+
+def _move(run_dir: Path, component: str, source: str | None, target: str | None) -> None:
+    """Rename the pidfiles of ``component``'s replicas from one build's names to
+    another's (``None``: the current build's names)."""
+    for n, path in replica_files(run_dir, component, source).items():
+        pid = read_pid(path)
+        path.unlink(missing_ok=True)
+        if pid is not None:
+            Replica(component, n).pidfile(run_dir, target).write_text(f"{pid}\n")
 
 
 async def _deploy(
@@ -115,11 +116,11 @@ async def _deploy(
     drain_timeout: float,
     run_dir: Path,
     rollback: bool = False,
+    replicas: int | None = None,
 ) -> None:
     mesh = load_mesh()
     config: NamespaceConfig = mesh.component(component)
     client = await connect(mesh, config, require_namespace=True)
-    pids = Pids(run_dir, component)
     state = await routing(client, config.deployment_name)
     old = state.current if state else None
     if rollback:
@@ -136,9 +137,9 @@ async def _deploy(
             f"{component}: build {new} is already current; change the code (or pass "
             "--build-id) to deploy a new build, or use `scripts/demo restart`"
         )
-    new_pid = read_pid(pids.of(new))
+    new_runs = running_replicas(run_dir, component, new)
     cwd = None
-    if new_pid is None and rollback and build != build_id():
+    if not new_runs and rollback and build != build_id():
         cwd = worktree(run_dir, new)
         if cwd is None:
             raise RolloutError(
@@ -146,23 +147,31 @@ async def _deploy(
                 f"repository; start it with {BUILD_ID_ENV}={new} and its code, then "
                 "run the rollback again"
             )
-    # The running worker of the current build moves to its versioned pidfile.
-    old_pid = read_pid(pids.current())
-    if old and old_pid:
-        pids.of(old).write_text(f"{old_pid}\n")
-        pids.current().unlink(missing_ok=True)
+    # The new build runs the replicas asked for (--replicas, MESH_REPLICAS), else
+    # as many as the current one (at least one).
+    try:
+        asked = parse_replicas(os.environ.get(SPEC_ENV, ""), components(tuple(mesh.teams)))
+    except ReplicaError as err:
+        raise RolloutError(str(err)) from None
+    count = replicas or asked.get(component) or max(len(running_replicas(run_dir, component)), 1)
+    # The running replicas of the current build move to their versioned pidfiles.
+    if old:
+        _move(run_dir, component, None, old)
 
     async def stop_old() -> None:
-        if old is not None and (pid := read_pid(pids.of(old))) is not None:
+        if old is None:
+            return
+        # Every replica of the old build stops once the new build is current.
+        for n, pid in running_replicas(run_dir, component, old).items():
             await stop_pid(pid)
-            pids.of(old).unlink(missing_ok=True)
+            Replica(component, n).pidfile(run_dir, old).unlink(missing_ok=True)
 
     try:
-        if new_pid is not None:
-            typer.echo(f"{component}: the worker of build {new} runs already (pid {new_pid})")
+        if len(new_runs) >= count:
+            pids = ", ".join(str(pid) for pid in new_runs.values())
+            typer.echo(f"{component}: the workers of build {new} run already (pid {pids})")
         else:
-            typer.echo(f"{component}: starting build {new} (log {pids.log(new)})")
-            await start_build(component, new, pids, cwd)
+            await start_builds(component, new, run_dir, count, cwd)
         await rollout(
             client,
             component,
@@ -175,11 +184,10 @@ async def _deploy(
             report=typer.echo,
         )
     finally:
-        # Whatever happened, the current build's worker is the component's pid.
+        # Whatever happened, the current build's workers are the component's pids.
         state = await routing(client, config.deployment_name)
-        if state and state.current and (pid := read_pid(pids.of(state.current))):
-            pids.current().write_text(f"{pid}\n")
-            pids.of(state.current).unlink(missing_ok=True)
+        if state and state.current and running_replicas(run_dir, component, state.current):
+            _move(run_dir, component, state.current, None)
 
 
 @cli.command()
@@ -193,9 +201,15 @@ def deploy(
     hotfix: Hotfix = False,
     drain_timeout: DrainTimeout = 600.0,
     run_dir: RunDir = DEFAULT_RUN_DIR,
+    replicas: Replicas = None,
 ) -> None:
     """Start the new build beside the old, make it current, drain and stop the old."""
-    run(_deploy(component, build_id, ramp or [], ramp_wait, hotfix, drain_timeout, run_dir))
+    run(
+        _deploy(
+            component, build_id, ramp or [], ramp_wait, hotfix, drain_timeout, run_dir,
+            replicas=replicas,
+        )
+    )  # fmt: skip
 
 
 @cli.command()
@@ -203,9 +217,15 @@ def rollback(
     component: Annotated[str, typer.Argument(help="'orchestrator' or a team of the mesh file.")],
     drain_timeout: DrainTimeout = 600.0,
     run_dir: RunDir = DEFAULT_RUN_DIR,
+    replicas: Replicas = None,
 ) -> None:
     """Make the build that was current before the current one current again."""
-    run(_deploy(component, None, [], 0, False, drain_timeout, run_dir, rollback=True))
+    run(
+        _deploy(
+            component, None, [], 0, False, drain_timeout, run_dir,
+            rollback=True, replicas=replicas,
+        )
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -42,13 +42,16 @@ async def run_worker(
     *,
     version: WorkerDeploymentVersion | None = None,
     health_port: int | None = None,
+    warm_up: Callable[[], Coroutine[Any, Any, None]] | None = None,
 ) -> None:
     """Run ``worker`` until ``stop`` is set, or SIGINT/SIGTERM when ``stop`` is None.
 
     A versioned worker (``version``) makes itself its deployment's current
     version when there is none yet (the first deploy); later versions wait for
     a rollout. With ``health_port`` or ``MESH_HEALTH_PORT`` it answers health
-    checks (:mod:`meshkit.health`). Shutdown is graceful: polling stops, and
+    checks (:mod:`meshkit.health`). ``warm_up`` runs once the worker polls,
+    beside it (slow imports a first task would otherwise wait for); a failure
+    there is logged, and the worker runs on. Shutdown is graceful: polling stops, and
     running tasks get the worker's graceful-shutdown timeout to finish before
     they are cancelled.
     """
@@ -74,13 +77,25 @@ async def run_worker(
             worker.client.namespace,
             f" as {version.deployment_name} build {version.build_id}" if version else "",
         )
+        warming = asyncio.create_task(_warm(name, warm_up)) if warm_up else None
         try:
             await stop.wait()
             log.info("%s worker shutting down", name)
         finally:
+            if warming is not None:
+                warming.cancel()
             if health is not None:
                 health.stop()
     log.info("%s worker stopped", name)
+
+
+async def _warm(name: str, warm_up: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    try:
+        await warm_up()
+    except Exception:
+        log.warning(
+            "%s worker: warming up failed; its first task will try again", name, exc_info=True
+        )
 
 
 def polled_task_types(worker: Worker) -> set[int]:

@@ -19,7 +19,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from meshkit import observability
+from meshkit import failover, observability
 from meshkit.mesh import Mesh, MeshError, connect, load_mesh
 from meshkit.runtime import run_worker
 from meshkit.toolkit.catalog import ToolEntry
@@ -140,6 +140,9 @@ async def main(
             graceful_shutdown_timeout=timedelta(seconds=10),
             deployment_config=deployment,
             **pollers.worker_options(),
+            # A replica takes over a dead one's calls within seconds (meshkit.failover).
+            interceptors=[failover.Heartbeats()],
+            **failover.worker_options(),
             # meshkit's modules (the MCP tool workflow among them) are loaded once,
             # not per workflow run: the package's import runs code the sandbox forbids.
             workflow_runner=SandboxedWorkflowRunner(

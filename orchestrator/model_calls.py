@@ -34,6 +34,7 @@ from temporalio.openai_agents import ModelActivityParameters
 from temporalio.openai_agents._temporal_model_stub import _TemporalModelStub
 
 from orchestrator.contract import MODEL_TOPIC
+from orchestrator.failover import MODEL_CALL_HEARTBEAT
 from orchestrator.model_stream import ModelInputs, StreamedModel
 from orchestrator.session_types import ModelPlan
 
@@ -43,11 +44,12 @@ PLAN_PATCH = "model-plan-per-session"
 the worker-wide way (streamed regular activities) until their next run."""
 
 START_TO_CLOSE = timedelta(seconds=90)
-HEARTBEAT = timedelta(seconds=10)
+HEARTBEAT = MODEL_CALL_HEARTBEAT
 """A regular model activity heartbeats at half this: a call whose worker died
-is retried after 10 s rather than 90, and an interrupted turn's cancellation
-reaches the call in flight. Local activities cannot heartbeat; one whose
-worker died is retried when its workflow task times out (10 s, the default)."""
+is retried on another replica after 2 s rather than 90, and an interrupted
+turn's cancellation reaches the call in flight. Local activities cannot
+heartbeat; one whose worker died is retried when its workflow task times out
+(``orchestrator.failover.session_task_timeout``)."""
 RETRY = RetryPolicy(
     # A model outage is retried with backoff, but not forever: after the last
     # attempt the turn ends with a clear reply instead.

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from orchestrator.contract import (
     SessionSummary,
     UnknownTool,
 )
+from orchestrator.failover import session_task_timeout
 from orchestrator.session import Session
 from orchestrator.session_types import SessionState
 
@@ -58,8 +60,17 @@ class SessionClient:
     to it reaches the next new session without a restart.
     """
 
-    def __init__(self, client: Client, mesh: Mesh, *, mesh_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        mesh: Mesh,
+        *,
+        mesh_file: Path | None = None,
+        task_timeout: timedelta | None = None,
+    ) -> None:
         self.client = client
+        self.task_timeout = task_timeout or session_task_timeout()
+        """The workflow task timeout of the sessions it starts (orchestrator.failover)."""
         self._mesh = mesh
         self._mesh_file = mesh_file
         self._mesh_stamp = _stamp(mesh_file) if mesh_file else None
@@ -127,6 +138,8 @@ class SessionClient:
                 SessionState(config=config, owner=owner),
                 id=workflow_id,
                 task_queue=mesh.orchestrator.task_queue,
+                # How soon another replica retries a turn whose worker died mid-task.
+                task_timeout=self.task_timeout,
                 memo={"owner": owner} if owner else None,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 # An ended session's id is never silently reused for a new, empty one.

@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from meshkit.toolkit.policy import ApprovalPolicy, ApprovalRecord, arguments_digest
     from orchestrator.activities import CALCULATOR_HINTS, CalculatorRequest, CalculatorResult
     from orchestrator.contract import SessionConfig, ToolCall
+    from orchestrator.failover import LOCAL_TOOL_HEARTBEAT
     from orchestrator.failures import root_message
     from orchestrator.memory import truncate_output
     from orchestrator.weather import HINTS as WEATHER_HINTS
@@ -199,8 +200,10 @@ def _local_tool(spec: LocalTool, config: SessionConfig, host: ToolHost) -> Funct
             arg,
             result_type=spec.output_type,
             schedule_to_close_timeout=timedelta(seconds=config.activity_timeout_s),
-            # Bounds one attempt, so an attempt lost with its worker is retried soon.
+            # Bounds one attempt; an attempt lost with its worker is retried on
+            # another replica once its heartbeats stop.
             start_to_close_timeout=timedelta(seconds=20),
+            heartbeat_timeout=LOCAL_TOOL_HEARTBEAT,
             retry_policy=RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=10)),
             summary=spec.activity,
         )

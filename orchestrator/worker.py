@@ -23,7 +23,7 @@ from temporalio.plugin import SimplePlugin
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from meshkit import observability
+from meshkit import failover, observability
 from meshkit.mesh import Mesh, connect
 from meshkit.runtime import run_worker
 from meshkit.tuning import PollerSettings
@@ -133,13 +133,27 @@ async def main(
         graceful_shutdown_timeout=timedelta(seconds=10),
         deployment_config=deployment,
         **pollers.worker_options(),
+        # A replica takes over a dead one's sessions within seconds (meshkit.failover).
+        interceptors=[failover.Heartbeats()],
+        **failover.worker_options(),
         workflow_runner=(
             SandboxedWorkflowRunner() if settings.workflow_sandbox else UnsandboxedWorkflowRunner()
         ),
     )
+
+    async def warm_up() -> None:
+        # A LiteLLM model imports LiteLLM when first asked for (seconds): ask
+        # once the worker polls, so that neither its first turn nor a turn it
+        # takes over from a dead replica waits for the import.
+        await asyncio.to_thread(provider.get_model, llm.model)
+
     try:
         await run_worker(
-            worker, "orchestrator", stop, version=deployment.version if deployment else None
+            worker,
+            "orchestrator",
+            stop,
+            version=deployment.version if deployment else None,
+            warm_up=warm_up,
         )
     finally:
         telemetry.shutdown()

@@ -165,7 +165,9 @@ class ChatSessionWorkflow:
             if self._history_is_large():
                 self._state.runs += 1
                 self._state.stream = self._retained_stream()
-                workflow.continue_as_new(self._state)
+                # The next run keeps the session's workflow task timeout, chosen
+                # where it started (orchestrator.failover); not a replayed command.
+                workflow.continue_as_new(self._state, task_timeout=workflow.info().task_timeout)
 
     # --- chat -------------------------------------------------------------------------
 

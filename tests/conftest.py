@@ -179,7 +179,7 @@ async def _wait_for_server(mesh: Mesh) -> None:
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
     """The reliability summary: what the suite put the mesh through."""
-    from tests.reliability import LABELS, RECOVERY, TALLY
+    from tests.reliability import LABELS, RECOVERY, TALLY, recovery_line
 
     failures = len(terminalreporter.stats.get("failed", [])) + len(
         terminalreporter.stats.get("error", [])
@@ -188,10 +188,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # ty
     terminalreporter.write_sep("=", "reliability summary")
     terminalreporter.write_line(", ".join([*parts, f"failures: {failures}"]))
     if RECOVERY:
-        # From the kill to the turn's reply, the worker's restart included.
+        # From the kill to the turn's reply: a lone worker's restart included; with
+        # replicas, the time a surviving one took to take over.
         terminalreporter.write_line(
             "recovery after kill -9 (s): "
-            + ", ".join(f"{fault} {seconds:.1f}" for fault, seconds in RECOVERY.items())
+            + ", ".join(recovery_line(fault, seconds) for fault, seconds in RECOVERY.items())
         )
 
 

@@ -50,6 +50,8 @@ class FakeLLM:
         self.auth: list[str | None] = []
         self.holding = threading.Event()
         self.held = threading.Event()
+        self.held_peer = 0
+        """The client port of the request held last."""
         self.release = threading.Event()
         self.http = FakeServer(self._app)
         self.url = self.http.url + "/v1"
@@ -68,6 +70,7 @@ class FakeLLM:
         self.auth.append(headers.get("authorization"))
         if self.holding.is_set():
             self.holding.clear()
+            self.held_peer = self.http.peer_port
             self.held.set()
             self.release.wait(60)
         answer = self._answer(body)

@@ -113,10 +113,42 @@ class OwnMesh:
         await worker.start(timeout_s)
         return worker
 
-    async def start_all(self, each: Mapping[str, Mapping[str, str]] | None = None) -> None:
-        """Start every component at once, each with ``each[component]`` added."""
+    async def start_all(
+        self,
+        each: Mapping[str, Mapping[str, str]] | None = None,
+        *,
+        replicas: int | Mapping[str, int] = 1,
+    ) -> None:
+        """Start every component at once, each with ``each[component]`` added,
+        and ``replicas`` processes of each (or of those named; others get one).
+
+        A component run once is labelled by its name; replicas are
+        ``<component>-1``, ``<component>-2``, ...
+        """
         each = each or {}
-        await asyncio.gather(*(self.start(name, each.get(name)) for name in self.components))
+        counts = (
+            replicas if isinstance(replicas, Mapping) else dict.fromkeys(self.components, replicas)
+        )
+        unknown = set(counts) - set(self.components)
+        if unknown or any(n < 1 for n in counts.values()):
+            raise ValueError(f"replicas must be >= 1 per component of {self.components}: {counts}")
+        starts = []
+        for name in self.components:
+            n = counts.get(name, 1)
+            labels = [name] if n == 1 else [f"{name}-{i}" for i in range(1, n + 1)]
+            starts += [self.start(name, each.get(name), label=label) for label in labels]
+        await asyncio.gather(*starts)
+
+    def replicas(self, component: str) -> list[str]:
+        """The labels of the running workers of ``component``."""
+        return [label for label, w in self.workers.items() if w.name == component and w.alive()]
+
+    def label_of(self, pid: int) -> str:
+        """The label of the running worker whose process is ``pid``."""
+        for label, worker in self.workers.items():
+            if worker.alive() and worker.pid == pid:
+                return label
+        raise LookupError(f"no worker of this mesh runs as pid {pid}")
 
     def logs(self) -> str:
         return "\n".join(w.log.read_text() for w in self.workers.values() if w.log.exists())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections import Counter
 
 from temporalio.client import WorkflowHandle
@@ -16,12 +18,22 @@ LABELS = {
 }
 
 
-RECOVERY: dict[str, float] = {}
-"""Seconds from a kill -9 to the turn's reply, per fault."""
+RECOVERY: dict[str, list[float]] = {}
+"""Seconds from a kill -9 to the turn's reply, per fault (one per round)."""
 
 
 def recovered(fault: str, seconds: float) -> None:
-    RECOVERY[fault] = seconds
+    RECOVERY.setdefault(fault, []).append(seconds)
+
+
+def recovery_line(fault: str, seconds: list[float]) -> str:
+    """``fault 3.1`` for one sample; median, p95 and max of several."""
+    if len(seconds) == 1:
+        return f"{fault} {seconds[0]:.1f}"
+    ordered = sorted(seconds)
+    p95 = ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
+    median = statistics.median(ordered)
+    return f"{fault} p50 {median:.1f} p95 {p95:.1f} max {ordered[-1]:.1f} (n={len(ordered)})"
 
 
 def count(kind: str, n: int = 1) -> None:

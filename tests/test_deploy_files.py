@@ -43,7 +43,9 @@ import pytest
 import yaml
 
 from meshdev.dev_server import DYNAMIC_CONFIG
-from meshkit.mesh import DEFAULT_MESH_FILE, Mesh, load_mesh
+from meshkit.mesh import DEFAULT_MESH_FILE, Mesh, MeshError, load_mesh
+from services.finance.team import register as finance
+from services.it.team import register as it
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -621,3 +623,44 @@ def test_the_compose_server_carries_the_dev_server_settings() -> None:
         assert config[key] == [{"value": expected}], key
     for key, value in COMPOSE_OVERRIDES.items():
         assert config[key] == [{"value": value}], key
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_component_runs_replicas_that_take_over_in_seconds(overlay: str) -> None:
+    deployments = of_kind(rendered(overlay), "Deployment")
+    for name in [*WORKERS, "api"]:
+        deployment = deployments[name]
+        local_team = overlay == "local" and name not in {"orchestrator", "api"}
+        assert deployment["spec"]["replicas"] == (1 if local_team else 2), name
+        if name == "api":
+            assert env(deployment).get("MESH_SESSION_TASK_TIMEOUT_S") == "3"
+            continue
+        sticky = env(deployment).get("MESH_STICKY_TIMEOUT_S")
+        assert sticky == ("10" if local_team else "1"), name
+        spread = pod(deployment).get("topologySpreadConstraints", [])
+        assert any(c["topologyKey"] == "kubernetes.io/hostname" for c in spread), name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_a_team_run_on_two_pods_refuses_its_local_store(overlay: str) -> None:
+    deployments = of_kind(rendered(overlay), "Deployment")
+    for name in WORKERS:
+        if name == "orchestrator":
+            continue
+        deployment = deployments[name]
+        stores = env(deployment).get("MESH_LOCAL_STORES")
+        assert stores == ("on" if deployment["spec"]["replicas"] == 1 else "off"), name
+
+
+def test_a_team_worker_without_its_backend_refuses_to_start_where_local_stores_are_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MESH_LOCAL_STORES", "off")
+    monkeypatch.delenv("JIRA_URL", raising=False)
+    monkeypatch.delenv("EXPENSES_URL", raising=False)
+    with pytest.raises(MeshError, match="IT's tickets need JIRA_URL"):
+        it()
+    with pytest.raises(MeshError, match="Finance's expense claims need EXPENSES_URL"):
+        finance()
+    monkeypatch.setenv("JIRA_URL", "https://jira.example.com")
+    assert it().workflows

@@ -15,7 +15,8 @@ modules of its own layer or of lower ones, never of a higher one:
 
 1. **base**: the mesh file and connections (``mesh``), the process's Temporal
    runtime (``temporal_runtime``), settings errors (``settings``), waiting
-   (``polling``). They import nothing else of meshkit.
+   (``polling``), the takeover timeouts of replicas (``failover``). They
+   import nothing else of meshkit.
 2. **observability**: traces, metrics, logs.
 3. **toolkit**: what a team builds its service on (the door logs and counts
    through observability).
@@ -74,6 +75,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "base",
         (
             "meshkit",
+            "meshkit.failover",
             "meshkit.mesh",
             "meshkit.polling",
             "meshkit.settings",

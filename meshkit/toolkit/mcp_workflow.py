@@ -17,6 +17,8 @@ from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from meshkit.failover import ACTIVITY_HEARTBEAT
+
 MCP_TOOL_ACTIVITY = "call_mcp_tool"
 """Activity the team worker registers for the tools of its MCP servers."""
 
@@ -44,6 +46,8 @@ class McpToolWorkflow:
             result_type=dict,
             schedule_to_close_timeout=timedelta(seconds=call.timeout_s),
             start_to_close_timeout=timedelta(seconds=min(call.attempt_timeout_s, call.timeout_s)),
+            # A call whose worker died is retried on another replica this soon.
+            heartbeat_timeout=ACTIVITY_HEARTBEAT,
             # A tool's own refusal is final (non-retryable ApplicationError); a
             # server that died or did not answer is tried again on a new process.
             retry_policy=RetryPolicy(

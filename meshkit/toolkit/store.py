@@ -14,7 +14,28 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from meshkit.mesh import MeshError
+
 STATE_DIR_ENV = "MESH_STATE_DIR"
+LOCAL_STORES_ENV = "MESH_LOCAL_STORES"
+
+
+def require_backend(backend: str | None, variable: str, what: str) -> None:
+    """Refuse to fall back to a local store where ``MESH_LOCAL_STORES=off``.
+
+    A local store is one file per machine: replicas on one machine share it,
+    but a call retried on another pod would not find the first pod's record
+    and would make a second one. Deployments that run a team's worker on
+    several pods turn local stores off, so that a worker without its backend
+    stops at start with this error instead."""
+    setting = os.environ.get(LOCAL_STORES_ENV, "on").strip().lower()
+    if setting not in {"on", "off"}:
+        raise MeshError(f"{LOCAL_STORES_ENV} must be 'on' or 'off', got {setting!r}")
+    if setting == "off" and not backend:
+        raise MeshError(
+            f"{what} need {variable}: local stores are off ({LOCAL_STORES_ENV}=off, for "
+            "replicas on several machines), so set the backend or turn them on"
+        )
 
 
 def state_dir() -> Path:

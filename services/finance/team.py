@@ -7,6 +7,7 @@ unset), expenses from ``EXPENSES_*``; see README.
 from __future__ import annotations
 
 from meshkit.toolkit import TeamRegistration
+from meshkit.toolkit.store import require_backend
 from services.finance.contract import HINTS, POLICIES
 from services.finance.expenses import ExpenseSettings
 from services.finance.handler import FinanceServiceHandler
@@ -23,7 +24,9 @@ def register(
     market: MarketDataSettings | None = None, expenses: ExpenseSettings | None = None
 ) -> TeamRegistration:
     quotes = MarketActivities(market or MarketDataSettings())
-    claims = ExpenseActivities(expenses or ExpenseSettings())
+    expenses = expenses or ExpenseSettings()
+    require_backend(expenses.url, "EXPENSES_URL", "Finance's expense claims")
+    claims = ExpenseActivities(expenses)
     return TeamRegistration(
         handler=FinanceServiceHandler,
         policies=POLICIES,

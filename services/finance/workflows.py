@@ -8,6 +8,7 @@ from temporalio import activity, workflow
 from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
+    from meshkit.failover import ACTIVITY_HEARTBEAT
     from meshkit.toolkit.errors import backend_retry
     from services.finance.contract import (
         Expense,
@@ -50,6 +51,8 @@ class StockPriceWorkflow:
             MarketActivities.fetch_stock_quote,
             request,
             start_to_close_timeout=timedelta(seconds=15),
+            # A call whose worker died is retried on another replica this soon.
+            heartbeat_timeout=ACTIVITY_HEARTBEAT,
             schedule_to_close_timeout=timedelta(minutes=2),
             retry_policy=QUOTE_RETRY,
         )
@@ -82,8 +85,9 @@ class SubmitExpenseWorkflow:
         return await workflow.execute_activity_method(
             ExpenseActivities.submit_expense,
             order,
-            # Short, so a claim whose worker died mid-call is retried soon.
             start_to_close_timeout=timedelta(seconds=10),
+            # A claim whose worker died mid-call is retried on another replica this soon.
+            heartbeat_timeout=ACTIVITY_HEARTBEAT,
             schedule_to_close_timeout=timedelta(minutes=5),
             retry_policy=BACKEND_RETRY,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from meshkit.toolkit import TeamRegistration
 from meshkit.toolkit.mcp_servers import McpServer
+from meshkit.toolkit.store import require_backend
 from services.it.contract import HINTS, POLICIES
 from services.it.handler import ItServiceHandler
 from services.it.jira import JiraSettings
@@ -38,6 +39,7 @@ def register(
     jira: JiraSettings | None = None, tickets: TicketSettings | None = None
 ) -> TeamRegistration:
     jira = jira or JiraSettings()
+    require_backend(jira.url, "JIRA_URL", "IT's tickets")
     metrics = JiraActivities(jira)
     creation = TicketActivities(jira, tickets or TicketSettings())
     return TeamRegistration(

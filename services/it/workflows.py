@@ -8,6 +8,7 @@ from temporalio import activity, workflow
 from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
+    from meshkit.failover import ACTIVITY_HEARTBEAT
     from meshkit.toolkit.errors import backend_retry
     from services.it.contract import CreateTicketRequest, JiraMetrics, JiraMetricsRequest, Ticket
     from services.it.jira import JiraSettings, fetch_metrics
@@ -44,6 +45,8 @@ class JiraMetricsWorkflow:
             JiraActivities.fetch_jira_metrics,
             request,
             start_to_close_timeout=timedelta(seconds=15),
+            # A call whose worker died is retried on another replica this soon.
+            heartbeat_timeout=ACTIVITY_HEARTBEAT,
             # The caller's Nexus schedule-to-close timeout bounds the whole
             # operation; this bounds the workflow on its own if run directly.
             schedule_to_close_timeout=timedelta(minutes=2),
@@ -79,6 +82,7 @@ class CreateTicketWorkflow:
             TicketActivities.create_ticket,
             order,
             start_to_close_timeout=timedelta(seconds=15),
+            heartbeat_timeout=ACTIVITY_HEARTBEAT,
             schedule_to_close_timeout=timedelta(minutes=5),
             retry_policy=BACKEND_RETRY,
         )
