@@ -14,7 +14,7 @@ and the chat are told. It is asked again after ``catalog_retry_s``.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 
@@ -31,10 +31,13 @@ with workflow.unsafe.imports_passed_through():
     from orchestrator.session_types import CatalogState
 
 
-async def refresh(config: SessionConfig, cache: dict[str, CatalogState]) -> dict[str, str]:
-    """Fetch the catalogs that are due; returns the unavailable teams with the reason."""
-    now = workflow.now()
-    due = [team for team in config.teams if _due(cache.get(team), config)]
+async def refresh(
+    config: SessionConfig, cache: dict[str, CatalogState], now: datetime | None = None
+) -> dict[str, str]:
+    """Fetch the catalogs that are due at ``now`` (the turn's clock; by default
+    ``workflow.now()``); returns the unavailable teams with the reason."""
+    now = now or workflow.now()
+    due = [team for team in config.teams if _due(cache.get(team), config, now)]
     results = await asyncio.gather(
         *(_fetch(team, config.teams[team], config) for team in due), return_exceptions=True
     )
@@ -60,10 +63,9 @@ async def refresh(config: SessionConfig, cache: dict[str, CatalogState]) -> dict
     }
 
 
-def _due(state: CatalogState | None, config: SessionConfig) -> bool:
+def _due(state: CatalogState | None, config: SessionConfig, now: datetime) -> bool:
     if state is None or state.stale:
         return True
-    now = workflow.now()
     if not state.available:
         assert state.failed_at is not None
         return now - state.failed_at >= timedelta(seconds=config.catalog_retry_s)
