@@ -173,7 +173,10 @@ class ChatSessionWorkflow:
             if self._history_is_large():
                 self._state.runs += 1
                 self._state.stream = self._retained_stream()
-                workflow.continue_as_new(self._state)
+                # Every field, also those only changed in place (catalogs,
+                # turns, answered ids): the Agents plugin's converter leaves
+                # out the fields of a model that were never assigned.
+                workflow.continue_as_new(self._state.model_copy(update=dict(self._state)))
 
     # --- chat -------------------------------------------------------------------------
 
