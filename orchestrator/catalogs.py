@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 
@@ -63,8 +63,11 @@ async def refresh(
     config: SessionConfig,
     cache: dict[str, CatalogState],
     refreshing: dict[str, asyncio.Task[None]] | None = None,
+    now: datetime | None = None,
 ) -> dict[str, str]:
-    """Fetch the catalogs that are due; returns the teams left out, with the reason.
+    """Fetch the catalogs that are due at ``now`` (the turn's clock, see
+    ``orchestrator.workflow.TURN_CLOCK_PATCH``; by default ``workflow.now()``);
+    returns the teams left out, with the reason.
 
     With ``refreshing`` (the session's fetches in flight), a team whose cached
     catalog is offered is fetched beside the turn: its task is kept there until
@@ -73,7 +76,7 @@ async def refresh(
     due = [
         team
         for team in config.teams
-        if team not in (refreshing or {}) and _due(cache.get(team), config)
+        if team not in (refreshing or {}) and _due(cache.get(team), config, now or workflow.now())
     ]
     waited, beside = due, []
     if refreshing is not None:
@@ -88,7 +91,7 @@ async def refresh(
     for team, result in zip(waited, results, strict=True):
         if isinstance(result, asyncio.CancelledError):
             raise result
-        _record(team, result, config, cache, timeout_s)
+        _record(team, result, config, cache, timeout_s, now)
     if beside and refreshing is not None and config.catalog_wait_s > 0:
         # A team that answers at once is used in this turn (a new tool reaches
         # the session within its TTL); a slow one costs the turn this much.
@@ -131,8 +134,12 @@ def _record(
     config: SessionConfig,
     cache: dict[str, CatalogState],
     timeout_s: float,
+    now: datetime | None = None,
 ) -> None:
-    now = workflow.now()
+    # A fetch the turn waited for is timed by the turn's clock when it has one;
+    # one beside the turn by the task that got its answer (a Nexus result always
+    # comes in a task of its own, so that time replays the same).
+    now = now or workflow.now()
     previous = cache.get(team) or CatalogState()
     metrics.catalog_refresh(team, not isinstance(result, BaseException))
     if not isinstance(result, BaseException):
@@ -170,10 +177,9 @@ def _offers_cache(state: CatalogState | None, stale_ok: bool = False) -> bool:
     return state is not None and state.available and (stale_ok or not state.stale)
 
 
-def _due(state: CatalogState | None, config: SessionConfig) -> bool:
+def _due(state: CatalogState | None, config: SessionConfig, now: datetime) -> bool:
     if state is None or state.stale:
         return True
-    now = workflow.now()
     if state.failed_at is not None and (
         state.fetched_at is None or state.failed_at >= state.fetched_at
     ):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -102,6 +102,19 @@ try again later."""
 
 log = logging.getLogger("orchestrator.turns")
 
+TURN_CLOCK_PATCH = "turn-clock-at-acceptance"
+"""A turn's time-based decisions (is a team's catalog due, is the model plan
+due) and the times it records for them use the time its message was accepted,
+not ``workflow.now()`` read after an await. ``workflow.now()`` read right after
+a local activity (the model plan, a model call) can differ between the run and
+its replay: when a Query arrives with the workflow task that runs the local
+activity, the worker answers it by completing the task early and hands the
+local activity's result to the workflow in the next task, at that task's start
+time; a replay hands it over in the first task, at the activity's completion
+time (temporalio 1.35). A decision near a TTL's edge then differs, and the
+replay fails with "Missing associated machine for LocalActivity(n)". Histories
+recorded before this keep the old clock."""
+
 FAREWELL = "Session ended. Goodbye!"
 INTERRUPTED = "(turn interrupted by the user before it finished)"
 
@@ -165,9 +178,15 @@ class ChatSessionWorkflow:
             if self._history_is_large():
                 self._state.runs += 1
                 self._state.stream = self._retained_stream()
-                # The next run keeps the session's workflow task timeout, chosen
-                # where it started (orchestrator.failover); not a replayed command.
-                workflow.continue_as_new(self._state, task_timeout=workflow.info().task_timeout)
+                # Every field, also those only changed in place (catalogs,
+                # turns, answered ids): the Agents plugin's converter leaves
+                # out the fields of a model that were never assigned. The next
+                # run keeps the session's workflow task timeout, chosen where
+                # it started (orchestrator.failover); not a replayed command.
+                workflow.continue_as_new(
+                    self._state.model_copy(update=dict(self._state)),
+                    task_timeout=workflow.info().task_timeout,
+                )
 
     # --- chat -------------------------------------------------------------------------
 
@@ -185,6 +204,9 @@ class ChatSessionWorkflow:
     # The lookup issues no command, so histories recorded before it replay.
     @workflow.update(name=SEND_MESSAGE)
     async def send_message(self, request: ChatRequest) -> ChatReply:
+        # The turn's clock (see TURN_CLOCK_PATCH): read here, before any await,
+        # it is the start of the workflow task that delivered the message.
+        accepted_at = workflow.now()
         message_id = _update_id()
         answered = self._state.answered.get(message_id)
         if answered is not None:
@@ -193,7 +215,7 @@ class ChatSessionWorkflow:
         try:
             async with self._turn_lock:
                 self._turn_task = asyncio.create_task(
-                    self._run_turn(request.text.strip(), message_id)
+                    self._run_turn(request.text.strip(), message_id, accepted_at)
                 )
                 try:
                     return await self._turn_task
@@ -308,9 +330,11 @@ class ChatSessionWorkflow:
         Returns the tool names the limit allows now. An unknown name fails the
         Update and leaves the limit as it was.
         """
+        # Before the first await, as every patch check of a turn (see _turn).
+        clock = workflow.now() if workflow.patched(TURN_CLOCK_PATCH) else None
         async with self._turn_lock:
             config = self._state.config
-            await catalogs.refresh(config, self._state.catalogs)
+            await catalogs.refresh(config, self._state.catalogs, now=clock)
             try:
                 allowed = allowed_names(check_tool_names(names), self._catalogs(), config.teams)
             except (UnknownToolError, ValueError) as err:
@@ -525,7 +549,7 @@ class ChatSessionWorkflow:
         """The number of the turn in flight (or of the next one)."""
         return self._state.turn_count + 1
 
-    async def _run_turn(self, text: str, message_id: str) -> ChatReply:
+    async def _run_turn(self, text: str, message_id: str, accepted_at: datetime) -> ChatReply:
         """One turn, as a span of the message's trace, a metric and a log line."""
         number = self.turn
         info = workflow.info()
@@ -540,7 +564,7 @@ class ChatSessionWorkflow:
                 "gen_ai.request.model": model,
             },
         ) as turn_span:
-            reply = await self._turn(number, text, message_id)
+            reply = await self._turn(number, text, message_id, accepted_at)
             outcome = "ok" if reply.ok else "interrupted" if reply.interrupted else "failed"
             usage = reply.usage
             turn_span.set_attributes(
@@ -570,7 +594,9 @@ class ChatSessionWorkflow:
             )
         return reply
 
-    async def _turn(self, number: int, text: str, message_id: str) -> ChatReply:
+    async def _turn(
+        self, number: int, text: str, message_id: str, accepted_at: datetime
+    ) -> ChatReply:
         self._calls = []
         config = self._state.config
         offset = workflow.get_query_handler(STREAM_OFFSET_QUERY)()  # type: ignore[misc]
@@ -583,9 +609,10 @@ class ChatSessionWorkflow:
         # land in an earlier task than the marker (a nondeterminism error).
         beside = self._refreshing if workflow.patched(catalogs.CATALOG_PATCH) else None
         lean_streams = workflow.patched(STREAM_PATCH)
+        clock = accepted_at if workflow.patched(TURN_CLOCK_PATCH) else None
         try:
-            plan = await self._model_plan()
-            unavailable = await catalogs.refresh(config, self._state.catalogs, beside)
+            plan = await self._model_plan(clock)
+            unavailable = await catalogs.refresh(config, self._state.catalogs, beside, clock)
             tools, hints = self._tools()
         except asyncio.CancelledError:
             if not self._interrupting:
@@ -664,8 +691,9 @@ class ChatSessionWorkflow:
         self._record(text, reply)
         return reply
 
-    async def _model_plan(self) -> ModelPlan | None:
-        """How this turn's model calls run, asked of the worker when due.
+    async def _model_plan(self, clock: datetime | None) -> ModelPlan | None:
+        """How this turn's model calls run, asked of the worker when due at
+        ``clock`` (the turn's clock; ``workflow.now()`` in older histories).
 
         None for a run that began before sessions planned their model calls:
         it keeps the worker-wide way until it continues as new.
@@ -674,7 +702,7 @@ class ChatSessionWorkflow:
             return None
         config = self._state.config
         known = self._state.model_plan
-        now = workflow.now()
+        now = clock or workflow.now()
         if (
             known is None
             or known.asked_at is None
