@@ -194,9 +194,11 @@ class ChatSessionWorkflow:
     # The lookup issues no command, so histories recorded before it replay.
     @workflow.update(name=SEND_MESSAGE)
     async def send_message(self, request: ChatRequest) -> ChatReply:
-        # The turn's clock (see TURN_CLOCK_PATCH): read here, before any await,
-        # it is the start of the workflow task that delivered the message.
-        accepted_at = workflow.now()
+        # The turn's clock (TURN_CLOCK_PATCH), read here, before any await, in
+        # the activation that delivered the message (also whether it applies:
+        # a patch read after a local activity's result could be read in
+        # another task on replay).
+        clock = workflow.now() if workflow.patched(TURN_CLOCK_PATCH) else None
         message_id = _update_id()
         answered = self._state.answered.get(message_id)
         if answered is not None:
@@ -205,7 +207,7 @@ class ChatSessionWorkflow:
         try:
             async with self._turn_lock:
                 self._turn_task = asyncio.create_task(
-                    self._run_turn(request.text.strip(), message_id, accepted_at)
+                    self._run_turn(request.text.strip(), message_id, clock)
                 )
                 try:
                     return await self._turn_task
@@ -320,10 +322,9 @@ class ChatSessionWorkflow:
         Returns the tool names the limit allows now. An unknown name fails the
         Update and leaves the limit as it was.
         """
-        accepted_at = workflow.now()
+        clock = workflow.now() if workflow.patched(TURN_CLOCK_PATCH) else None
         async with self._turn_lock:
             config = self._state.config
-            clock = accepted_at if workflow.patched(TURN_CLOCK_PATCH) else None
             await catalogs.refresh(config, self._state.catalogs, clock)
             try:
                 allowed = allowed_names(check_tool_names(names), self._catalogs(), config.teams)
@@ -537,7 +538,7 @@ class ChatSessionWorkflow:
         """The number of the turn in flight (or of the next one)."""
         return self._state.turn_count + 1
 
-    async def _run_turn(self, text: str, message_id: str, accepted_at: datetime) -> ChatReply:
+    async def _run_turn(self, text: str, message_id: str, clock: datetime | None) -> ChatReply:
         """One turn, as a span of the message's trace, a metric and a log line."""
         number = self.turn
         info = workflow.info()
@@ -552,7 +553,7 @@ class ChatSessionWorkflow:
                 "gen_ai.request.model": model,
             },
         ) as turn_span:
-            reply = await self._turn(number, text, message_id, accepted_at)
+            reply = await self._turn(number, text, message_id, clock)
             outcome = "ok" if reply.ok else "interrupted" if reply.interrupted else "failed"
             usage = reply.usage
             turn_span.set_attributes(
@@ -583,7 +584,7 @@ class ChatSessionWorkflow:
         return reply
 
     async def _turn(
-        self, number: int, text: str, message_id: str, accepted_at: datetime
+        self, number: int, text: str, message_id: str, clock: datetime | None
     ) -> ChatReply:
         self._calls = []
         config = self._state.config
@@ -592,7 +593,6 @@ class ChatSessionWorkflow:
         self._publish("turn_started", number, text=text)
         unavailable: dict[str, str] = {}
         try:
-            clock = accepted_at if workflow.patched(TURN_CLOCK_PATCH) else None
             plan = await self._model_plan(clock)
             unavailable = await catalogs.refresh(config, self._state.catalogs, clock)
             tools, hints = self._tools()
