@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -204,9 +205,12 @@ class ChatSessionWorkflow:
     # The lookup issues no command, so histories recorded before it replay.
     @workflow.update(name=SEND_MESSAGE)
     async def send_message(self, request: ChatRequest) -> ChatReply:
-        # The turn's clock (see TURN_CLOCK_PATCH): read here, before any await,
-        # it is the start of the workflow task that delivered the message.
-        accepted_at = workflow.now()
+        # The turn's clock (TURN_CLOCK_PATCH) and every patch the turn asks,
+        # read here, before any await, in the activation that delivered the
+        # message: read after a local activity's result (the turn before this
+        # one ending with a model call), a time or a patch could be read in
+        # another task on replay.
+        switches = _TurnSwitches.now()
         message_id = _update_id()
         answered = self._state.answered.get(message_id)
         if answered is not None:
@@ -215,7 +219,7 @@ class ChatSessionWorkflow:
         try:
             async with self._turn_lock:
                 self._turn_task = asyncio.create_task(
-                    self._run_turn(request.text.strip(), message_id, accepted_at)
+                    self._run_turn(request.text.strip(), message_id, switches)
                 )
                 try:
                     return await self._turn_task
@@ -549,7 +553,7 @@ class ChatSessionWorkflow:
         """The number of the turn in flight (or of the next one)."""
         return self._state.turn_count + 1
 
-    async def _run_turn(self, text: str, message_id: str, accepted_at: datetime) -> ChatReply:
+    async def _run_turn(self, text: str, message_id: str, switches: _TurnSwitches) -> ChatReply:
         """One turn, as a span of the message's trace, a metric and a log line."""
         number = self.turn
         info = workflow.info()
@@ -564,7 +568,7 @@ class ChatSessionWorkflow:
                 "gen_ai.request.model": model,
             },
         ) as turn_span:
-            reply = await self._turn(number, text, message_id, accepted_at)
+            reply = await self._turn(number, text, message_id, switches)
             outcome = "ok" if reply.ok else "interrupted" if reply.interrupted else "failed"
             usage = reply.usage
             turn_span.set_attributes(
@@ -595,7 +599,7 @@ class ChatSessionWorkflow:
         return reply
 
     async def _turn(
-        self, number: int, text: str, message_id: str, accepted_at: datetime
+        self, number: int, text: str, message_id: str, switches: _TurnSwitches
     ) -> ChatReply:
         self._calls = []
         config = self._state.config
@@ -603,13 +607,9 @@ class ChatSessionWorkflow:
         self._unanswered[message_id] = AnsweredMessage(turn=number, offset=offset)
         self._publish("turn_started", number, text=text)
         unavailable: dict[str, str] = {}
-        # Asked before the turn's first await, in the task that accepted the
-        # message: on replay, Temporal reports a patch marker with the workflow
-        # task it was recorded in, and a call made after a local activity can
-        # land in an earlier task than the marker (a nondeterminism error).
-        beside = self._refreshing if workflow.patched(catalogs.CATALOG_PATCH) else None
-        lean_streams = workflow.patched(STREAM_PATCH)
-        clock = accepted_at if workflow.patched(TURN_CLOCK_PATCH) else None
+        beside = self._refreshing if switches.catalogs_beside else None
+        lean_streams = switches.lean_streams
+        clock = switches.clock
         try:
             plan = await self._model_plan(clock)
             unavailable = await catalogs.refresh(config, self._state.catalogs, beside, clock)
@@ -829,6 +829,26 @@ class ChatSessionWorkflow:
         return (
             info.is_continue_as_new_suggested()
             or info.get_current_history_size() > self._state.config.max_run_history_bytes
+        )
+
+
+@dataclass(frozen=True)
+class _TurnSwitches:
+    """What a turn decided when its message was delivered (see send_message)."""
+
+    clock: datetime | None
+    """The turn's clock, or None where ``workflow.now()`` still times a turn."""
+    catalogs_beside: bool
+    lean_streams: bool
+
+    @classmethod
+    def now(cls) -> _TurnSwitches:
+        # On replay, Temporal reports a patch marker with the workflow task it
+        # was recorded in: each patch is asked at one fixed point.
+        return cls(
+            clock=workflow.now() if workflow.patched(TURN_CLOCK_PATCH) else None,
+            catalogs_beside=workflow.patched(catalogs.CATALOG_PATCH),
+            lean_streams=workflow.patched(STREAM_PATCH),
         )
 
 
