@@ -29,6 +29,7 @@ from temporalio.client import (
     WorkflowUpdateStage,
 )
 from temporalio.contrib.workflow_streams import WorkflowStreamClient, WorkflowStreamItem
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from meshkit.observability.tracing import span, untraced
@@ -124,8 +125,14 @@ class Session:
                 # Nothing to follow: one call that waits for the reply.
                 deadline = asyncio.get_running_loop().time() + timeout_s
                 message_id = update_id("message", key)
-                done = await self._start(text, message_id, deadline, WorkflowUpdateStage.COMPLETED)
-                reply = await _reply(done)
+
+                async def complete() -> ChatReply:
+                    done = await self._start(
+                        text, message_id, deadline, WorkflowUpdateStage.COMPLETED
+                    )
+                    return await done.result()
+
+                reply = await _settled(_until(deadline, complete))
                 traced.set_attributes(
                     {"mesh.turn": reply.turn, "mesh.outcome": "ok" if reply.ok else "failed"}
                 )
@@ -167,14 +174,20 @@ class Session:
         # events all come after this offset; if it has (a repeat, or a quick
         # start), its progress says where they begin.
         before = await _until(deadline, self.offset)
-        accepted = await self._start(text, message_id, deadline, WorkflowUpdateStage.ACCEPTED)
-        # An accepted message is known to the session from the moment its
-        # handler starts (in the task that accepted it); a rejected one never is,
-        # and its handle already holds the rejection, which result() raises.
-        progress = await _until(deadline, lambda: self.progress(message_id))
-        if progress is None:
-            await _reply(accepted)
-            raise SessionError(f"message {message_id} was not accepted")
+
+        async def accept() -> tuple[WorkflowUpdateHandle[ChatReply], MessageProgress]:
+            accepted = await self._start(text, message_id, deadline, WorkflowUpdateStage.ACCEPTED)
+            # An accepted message is known to the session from the moment its
+            # handler starts (in the task that accepted it); a rejected one
+            # never is, and its handle already holds the rejection, which
+            # result() raises.
+            progress = await _until(deadline, lambda: self.progress(message_id))
+            if progress is None:
+                await accepted.result()
+                raise SessionError(f"message {message_id} was not accepted")
+            return accepted, progress
+
+        accepted, progress = await _settled(_until(deadline, accept))
         after = before - 1 if progress.offset is None else progress.offset - 1
         return Sent(self, message_id, after, accepted, deadline)
 
@@ -376,6 +389,26 @@ async def _reply(update: WorkflowUpdateHandle[ChatReply]) -> ChatReply:
         raise error_from(err.cause) from None
 
 
+UNPROCESSED = "UnprocessedUpdate"
+"""The type of the server's rejection of an Update that no worker processed:
+the workflow task that carried it was lost (its worker died, the server
+restarted) or completed before it. The Update never ran, so it is sent again
+with its id."""
+
+
+def _unprocessed(err: WorkflowUpdateFailedError) -> bool:
+    cause = err.cause
+    return isinstance(cause, ApplicationError) and cause.type == UNPROCESSED
+
+
+async def _settled(outcome: Awaitable[T]) -> T:
+    """``outcome``, with a refusal by the session as its typed error."""
+    try:
+        return await outcome
+    except WorkflowUpdateFailedError as err:
+        raise error_from(err.cause) from None
+
+
 def _rpc_error(session: str, err: RPCError) -> BaseException:
     if err.status == RPCStatusCode.NOT_FOUND:
         return SessionEnded(f"session {session} has ended or does not exist")
@@ -411,6 +444,9 @@ async def _until(deadline: float, call: Callable[[], Awaitable[T]]) -> T:
             raise NoReply(_NO_REPLY) from None
         except WorkflowUpdateRPCTimeoutOrCancelledError:
             pass  # the server's long poll ended before the Update got there: ask again
+        except WorkflowUpdateFailedError as err:
+            if not _unprocessed(err):
+                raise
         except RPCError as err:
             if err.status not in _TRANSIENT:
                 raise

@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from orchestrator.contract import NoReply
-from orchestrator.session import _until
+from orchestrator.session import UNPROCESSED, _until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -51,8 +52,11 @@ def deadline(seconds: float) -> float:
         rpc(RPCStatusCode.FAILED_PRECONDITION),
         rpc(RPCStatusCode.RESOURCE_EXHAUSTED),
         WorkflowUpdateRPCTimeoutOrCancelledError(),
+        # The server's answer to an Update whose workflow task was lost before
+        # a worker processed it: it never ran (seen in the chaos soak).
+        WorkflowUpdateFailedError(ApplicationError("not processed", type=UNPROCESSED)),
     ],
-    ids=["unavailable", "task-failing", "exhausted", "long-poll-ended"],
+    ids=["unavailable", "task-failing", "exhausted", "long-poll-ended", "unprocessed"],
 )
 async def test_a_passing_refusal_is_sent_again_until_it_is_answered(error: BaseException) -> None:
     call = Flaky(error, error)
@@ -76,3 +80,13 @@ async def test_refusals_past_the_deadline_end_in_no_reply() -> None:
     with pytest.raises(NoReply):
         await _until(deadline(0.5), call)
     assert 1 < call.calls < 100
+
+
+async def test_a_message_the_session_refused_is_not_sent_again() -> None:
+    refused = WorkflowUpdateFailedError(
+        ApplicationError("this session has ended", type="SessionEnded")
+    )
+    call = Flaky(refused)
+    with pytest.raises(WorkflowUpdateFailedError):
+        await _until(deadline(10), call)
+    assert call.calls == 1
