@@ -45,6 +45,15 @@ DYNAMIC_CONFIG = (
     # catch up; the dev server's SQLite visibility is current at once.
     'matching.wv.VersionDrainageStatusVisibilityGracePeriod="2s"',
     'matching.wv.VersionDrainageStatusRefreshInterval="1s"',
+    # The server sends Nexus requests through a circuit breaker per caller
+    # namespace and endpoint: after 6 failed requests in a row (a team's
+    # workers all down, or cut off) it sends none to that endpoint for 60 s,
+    # and the calls held back wait with a growing backoff. So a team back after
+    # a 5 s outage stayed unanswered for a minute more, and sessions left it
+    # out although its worker was alive and polling (scripts/soak counted
+    # them). Half-open after 2 s: one request is let through, and its success
+    # closes the breaker.
+    'history.outboundQueue.circuitBreakerSettings={"Timeout": "2s"}',
 )
 
 
