@@ -13,7 +13,8 @@ event loops and the same task slots as the mesh: the floor's throughput at
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Literal
+from enum import StrEnum
+from typing import Annotated
 
 import typer
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -29,15 +30,22 @@ HANDLER_NAMESPACE = "it"
 """The team namespace that hosts the bench Nexus service."""
 
 
-async def serve(role: Literal["caller", "handler"], task_queue: str) -> None:
+class Role(StrEnum):
+    CALLER = "caller"
+    """Runs the floor's sessions, in the orchestrator's namespace."""
+    HANDLER = "handler"
+    """Hosts the bench Nexus service, in a team's namespace."""
+
+
+async def serve(role: Role, task_queue: str) -> None:
     mesh = load_mesh()
     target = (
         NamespaceConfig(namespace=mesh.orchestrator.namespace, task_queue=task_queue)
-        if role == "caller"
+        if role is Role.CALLER
         else NamespaceConfig(namespace=HANDLER_NAMESPACE, task_queue=task_queue)
     )
     client = await connect(mesh, target, data_converter=pydantic_data_converter)
-    if role == "caller":
+    if role is Role.CALLER:
         worker = Worker(
             client,
             task_queue=task_queue,
@@ -57,17 +65,15 @@ async def serve(role: Literal["caller", "handler"], task_queue: str) -> None:
             graceful_shutdown_timeout=timedelta(seconds=5),
             **PollerSettings().worker_options(),
         )
-    await run_worker(worker, f"floor {role}")
+    await run_worker(worker, f"floor {role.value}")
 
 
 def main(
-    role: Annotated[str, typer.Argument(help="'caller' or 'handler'.")],
+    role: Annotated[Role, typer.Argument(help="Which of the floor's two workers to run.")],
     task_queue: Annotated[str, typer.Argument(help="The task queue to poll.")],
 ) -> None:
-    if role not in ("caller", "handler"):
-        raise typer.BadParameter("the role is 'caller' or 'handler'")
     configure_logging()
-    cli_main(f"floor {role}", lambda: serve(role, task_queue))  # type: ignore[arg-type]
+    cli_main(f"floor {role.value}", lambda: serve(role, task_queue))
 
 
 if __name__ == "__main__":

@@ -130,6 +130,10 @@ def figures(
         "startup": {
             "first_turn_ms": startup.first_turn_ms,
             "import_agents_s": startup.import_agents_s,
+            # Spawn until the worker's pollers are open (what a restarted
+            # replica needs before it serves) ...
+            "worker_first_poll_s": {w.name: round(w.first_poll_s, 3) for w in workers},
+            # ... and until it serves: on a first deploy, once its version is current.
             "worker_startup_s": {w.name: round(w.startup_s, 3) for w in workers},
             "orchestrator_rss_mb": next(
                 (round(w.last_rss / MB, 1) for w in workers if w.name == "orchestrator"), None
@@ -139,6 +143,7 @@ def figures(
             w.name: {
                 "rss_mb": round(w.last_rss / MB, 1),
                 "peak_rss_mb": round(w.peak_rss / MB, 1),
+                "first_poll_s": round(w.first_poll_s, 3),
                 "startup_s": round(w.startup_s, 3),
             }
             for w in workers
@@ -368,17 +373,26 @@ def render(data: dict[str, Any], console: Console) -> None:
     render_mcp(data["mcp"], console)
 
     footprint = Table(title="Workers (separate processes)", title_justify="left")
-    for column in ("worker", "start-up s", "RSS MB", "peak RSS MB"):
+    for column in ("worker", "first poll s", "serving s", "RSS MB", "peak RSS MB"):
         footprint.add_column(column, justify="left" if column == "worker" else "right")
     for name, w in data["workers"].items():
         footprint.add_row(
-            name, f"{w['startup_s']:.2f}", f"{w['rss_mb']:.0f}", f"{w['peak_rss_mb']:.0f}"
+            name,
+            f"{w.get('first_poll_s', 0):.2f}",
+            f"{w['startup_s']:.2f}",
+            f"{w['rss_mb']:.0f}",
+            f"{w['peak_rss_mb']:.0f}",
         )
     console.print(footprint)
     startup = data["startup"]
     console.print(
         "[bold]Start-up[/]: each worker spawn to first poll "
+        + ", ".join(
+            f"{name} {s:.2f} s" for name, s in startup.get("worker_first_poll_s", {}).items()
+        )
+        + " (serving, its version made current on this first deploy: "
         + ", ".join(f"{name} {s:.2f} s" for name, s in startup["worker_startup_s"].items())
+        + ")"
         + f" · first turn after the start (three tools) {ms_text(startup['first_turn_ms'])} ms"
         f" · `import agents` {startup['import_agents_s']:.2f} s"
     )

@@ -29,7 +29,11 @@ from meshkit.polling import poll_until, poll_until_blocking
 
 ROOT = Path(__file__).resolve().parent.parent
 READY = "worker polling"
-"""What a worker logs once it polls its task queue (meshkit.runtime.run_worker)."""
+"""What a worker logs once it serves its task queue (meshkit.runtime.run_worker):
+it polls, and its version is current."""
+POLLING = "worker opened its pollers"
+"""What a worker logs once its pollers are open. For a first deploy, READY
+follows when its version is made current; for a restart, at once."""
 ORCHESTRATOR = "orchestrator"
 
 
@@ -55,6 +59,9 @@ class WorkerProcess:
     spawned_at: float
     log_offset: int = 0
     startup_s: float = 0.0
+    """Spawn until it serves (READY)."""
+    first_poll_s: float = 0.0
+    """Spawn until its pollers are open (POLLING)."""
     peak_rss: int = 0
     last_rss: int = 0
     _ps: psutil.Process | None = field(default=None, repr=False)
@@ -67,17 +74,23 @@ class WorkerProcess:
         return self.process.poll() is None
 
     def ready(self) -> bool:
-        """Whether this process has logged that it polls (earlier runs' lines ignored)."""
+        """Whether this process has logged that it serves (earlier runs' lines ignored)."""
+        return READY.encode() in self._logged()
+
+    def _logged(self) -> bytes:
         try:
             with self.log.open("rb") as f:
                 f.seek(self.log_offset)
-                return READY.encode() in f.read()
+                return f.read()
         except OSError:
-            return False
+            return b""
 
     def _ready(self) -> bool:
-        """Whether it polls (its start-up time is then recorded); an exit is an error."""
-        if self.ready():
+        """Whether it serves (its start-up times are then recorded); an exit is an error."""
+        logged = self._logged()
+        if not self.first_poll_s and POLLING.encode() in logged:
+            self.first_poll_s = time.perf_counter() - self.spawned_at
+        if READY.encode() in logged:
             self.startup_s = time.perf_counter() - self.spawned_at
             self.sample()
             return True

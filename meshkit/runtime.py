@@ -19,6 +19,7 @@ from meshkit.health import serve_health
 from meshkit.mesh import MeshError
 from meshkit.observability.logs import configure_logging as configure
 from meshkit.observability.settings import ObservabilitySettings
+from meshkit.polling import poll_until
 from meshkit.settings import setting_problems
 from meshkit.versioning import become_current_if_first, promotion
 
@@ -62,6 +63,15 @@ async def run_worker(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
     async with worker:
+        # The worker checks its namespace, then opens its pollers: the moment
+        # a restarted replica (its version already current) starts serving.
+        await poll_until(
+            lambda: worker.is_running,
+            timeout_s=60,
+            interval_s=0.005,
+            what=f"the {name} worker did not start polling",
+        )
+        log.info("%s worker opened its pollers", name)
         if version is not None:
             await become_current_if_first(
                 worker.client,

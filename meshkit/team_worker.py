@@ -12,6 +12,7 @@ import asyncio
 import importlib
 from collections.abc import Mapping
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from nexusrpc import get_service_definition
 from temporalio.common import VersioningBehavior
@@ -24,12 +25,12 @@ from meshkit.mesh import Mesh, MeshError, connect, load_mesh
 from meshkit.runtime import run_worker
 from meshkit.toolkit.catalog import ToolEntry
 from meshkit.toolkit.door import TeamDoor
-from meshkit.toolkit.mcp_operations import with_imported_tools
-from meshkit.toolkit.mcp_servers import McpActivities, McpLink, close_servers, open_servers
-from meshkit.toolkit.mcp_workflow import McpToolWorkflow
 from meshkit.toolkit.team import TeamContext, TeamRegistration, TeamServiceHandler
 from meshkit.tuning import PollerSettings
 from meshkit.versioning import deployment_config
+
+if TYPE_CHECKING:
+    from meshkit.toolkit.mcp_servers import McpLink
 
 
 def load_registration(mesh: Mesh, team: str) -> TeamRegistration:
@@ -73,7 +74,14 @@ async def serve_mcp_tools(
 ) -> tuple[TeamServiceHandler, dict[str, McpLink]]:
     """The team's handler with the tools of its MCP servers added, and the
     servers' links (started; the caller closes them). The catalog is built
-    once here, so a policy or hint that fits no tool stops the worker at start."""
+    once here, so a policy or hint that fits no tool stops the worker at start.
+
+    The MCP client is imported here, not with this module: importing it costs
+    a worker about a second of its start, and only a team with servers needs it.
+    """
+    from meshkit.toolkit.mcp_operations import with_imported_tools
+    from meshkit.toolkit.mcp_servers import close_servers, open_servers
+
     context = team_context(mesh, team, registration)
     base = registration.handler(context) if registration.handler else TeamServiceHandler(context)
     definition = get_service_definition(type(base))
@@ -125,6 +133,9 @@ async def main(
     links: dict[str, McpLink] = {}
     try:
         if registration.mcp_servers:
+            from meshkit.toolkit.mcp_servers import McpActivities
+            from meshkit.toolkit.mcp_workflow import McpToolWorkflow
+
             handler, links = await serve_mcp_tools(mesh, team, registration)
             workflows.append(McpToolWorkflow)
             activities.append(McpActivities(links).call_mcp_tool)
@@ -151,7 +162,10 @@ async def main(
         )
         await run_worker(worker, team, stop, version=deployment.version if deployment else None)
     finally:
-        await close_servers(links)
+        if links:
+            from meshkit.toolkit.mcp_servers import close_servers
+
+            await close_servers(links)
         telemetry.shutdown()
 
 

@@ -53,8 +53,13 @@ REQUIRED = [
             "turn_followed_p50_ms",
         )
     ),
-    *(f"workers.{name}.{figure}" for name in WORKERS for figure in ("rss_mb", "startup_s")),
+    *(
+        f"workers.{name}.{figure}"
+        for name in WORKERS
+        for figure in ("rss_mb", "first_poll_s", "startup_s")
+    ),
     *(f"startup.worker_startup_s.{name}" for name in WORKERS),
+    *(f"startup.worker_first_poll_s.{name}" for name in WORKERS),
     "startup.first_turn_ms",
     "startup.import_agents_s",
     "startup.orchestrator_rss_mb",
@@ -191,6 +196,9 @@ def test_tiny_benchmark_reports_every_figure(tmp_path: Path) -> None:
     assert data["unavailable_while_alive"] == 0
     assert [row["sessions"] for row in data["concurrency"]] == data["meta"]["config"]["levels"]
     assert data["long"]["turns"] == data["meta"]["config"]["long_turns"]
+    # A worker opens its pollers before it serves (its version made current).
+    for name, worker in data["workers"].items():
+        assert worker["first_poll_s"] <= worker["startup_s"], (name, worker)
     samples = data["meta"]["config"]["tracing_samples"]
     for kind in TURN_KINDS:
         traced = data["tracing"]["kind"][kind]
