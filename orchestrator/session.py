@@ -430,6 +430,11 @@ _NO_REPLY = (
 )
 
 
+def _seen(attempt: asyncio.Future[Any]) -> None:
+    if not attempt.cancelled():
+        attempt.exception()
+
+
 async def _until(deadline: float, call: Callable[[], Awaitable[T]]) -> T:
     """``call()``, retried while the server is unreachable, until ``deadline``."""
     loop = asyncio.get_running_loop()
@@ -438,8 +443,12 @@ async def _until(deadline: float, call: Callable[[], Awaitable[T]]) -> T:
         remaining = deadline - loop.time()
         if remaining <= 0:
             raise NoReply(_NO_REPLY)
+        attempt = asyncio.ensure_future(call())
+        # When the caller is cancelled mid-attempt, the SDK turns the attempt's
+        # cancellation into an error nobody awaits: mark it seen, not "never retrieved".
+        attempt.add_done_callback(_seen)
         try:
-            return await asyncio.wait_for(call(), remaining)
+            return await asyncio.wait_for(attempt, remaining)
         except TimeoutError:
             raise NoReply(_NO_REPLY) from None
         except WorkflowUpdateRPCTimeoutOrCancelledError:

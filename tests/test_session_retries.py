@@ -11,6 +11,7 @@ caller's deadline; a refusal that another attempt cannot change is not.
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
@@ -90,3 +91,35 @@ async def test_a_message_the_session_refused_is_not_sent_again() -> None:
     with pytest.raises(WorkflowUpdateFailedError):
         await _until(deadline(10), call)
     assert call.calls == 1
+
+
+async def test_a_caller_cancelled_mid_attempt_leaves_no_unretrieved_error() -> None:
+    # The SDK answers the cancellation of an Update's RPC with its own error;
+    # when the caller was cancelled (an outer timeout), nobody awaits it, and
+    # asyncio used to log "Task exception was never retrieved" at each failover.
+    started = asyncio.Event()
+
+    async def attempt() -> str:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            raise WorkflowUpdateRPCTimeoutOrCancelledError() from None
+        return "answered"
+
+    unretrieved: list[dict[str, object]] = []
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: unretrieved.append(context))
+    try:
+        caller = asyncio.ensure_future(_until(deadline(30), attempt))
+        await started.wait()
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        del caller
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    assert unretrieved == []
