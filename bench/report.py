@@ -182,6 +182,14 @@ def _level(ours: LevelResult, floor: LevelResult) -> dict[str, Any]:
         "orchestrator_cpu_ms_per_turn": round(orchestrator_cpu * 1000 / ours.turns, 2)
         if orchestrator_cpu is not None and ours.turns
         else float("nan"),
+        # p95 / p50 within each turn kind: how evenly sessions asking the same
+        # thing are served, without the spread that the mix of kinds adds.
+        "p95_over_p50_by_kind": {
+            kind: div(s.p95_ms, s.p50_ms) for kind, s in sorted(ours.by_kind.items())
+        },
+        "floor_p95_over_p50_by_kind": {
+            kind: div(s.p95_ms, s.p50_ms) for kind, s in sorted(floor.by_kind.items())
+        },
         "floor_turns": floor.turns,
         "floor_turns_per_s": floor.turns_per_s,
         "floor_p50_ms": floor.latency.p50_ms,
@@ -195,6 +203,10 @@ def _level(ours: LevelResult, floor: LevelResult) -> dict[str, Any]:
         "turns_per_s_over_floor": div(ours.turns_per_s, floor.turns_per_s),
         "p95_over_floor_p95": div(ours.latency.p95_ms, floor.latency.p95_ms),
     }
+
+
+def _ratio_text(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:.2f}"
 
 
 def _turn(name: str, result: TurnResults, floors: dict[str, Summary]) -> dict[str, Any]:
@@ -336,6 +348,17 @@ def render(data: dict[str, Any], console: Console) -> None:
             str(row["errors"] + row["floor_errors"]),
         )
     console.print(sweep)
+    for row in data["concurrency"]:
+        within = row.get("p95_over_p50_by_kind") or {}
+        if row["sessions"] > 1 and within:
+            floor_within = row.get("floor_p95_over_p50_by_kind") or {}
+            console.print(
+                f"p95/p50 within each kind at {row['sessions']} sessions: "
+                + ", ".join(
+                    f"{kind} {_ratio_text(r)} (floor {_ratio_text(floor_within.get(kind))})"
+                    for kind, r in within.items()
+                )
+            )
 
     long = data["long"]
     failed = (

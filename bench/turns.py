@@ -78,6 +78,8 @@ UNAVAILABLE_WHILE_ALIVE = "team reported unavailable while its worker was alive:
 @dataclass
 class TurnResults:
     latencies: list[float] = field(default_factory=list)
+    by_kind: dict[str, list[float]] = field(default_factory=dict)
+    """The same latencies, by turn kind."""
     errors: list[str] = field(default_factory=list)
     cpu_s: dict[str, float] = field(default_factory=dict)
     """CPU seconds per process over the measured turns only."""
@@ -92,6 +94,7 @@ class TurnResults:
             self.errors.append(f"{kind.name}: {problem}")
         else:
             self.latencies.append(elapsed)
+            self.by_kind.setdefault(kind.name, []).append(elapsed)
         if reply is not None and reply.unavailable:
             # Every worker of the bench is alive throughout: any such report is wrong.
             self.errors.append(f"{kind.name}: {UNAVAILABLE_WHILE_ALIVE} {reply.unavailable}")
@@ -176,6 +179,9 @@ class LevelResult:
     errors: list[str]
     cpu_s: dict[str, float] = field(default_factory=dict)
     """CPU seconds per process while the turns ran."""
+    by_kind: dict[str, Summary] = field(default_factory=dict)
+    """Latency by turn kind: a spread between kinds is the mix (a turn of
+    more steps waits in more queues); a spread within one is unfairness."""
 
 
 Send = Callable[[int, TurnKind, TurnResults], Awaitable[object]]
@@ -209,6 +215,7 @@ async def run_level(
         latency=Summary.of(results.latencies),
         errors=results.errors,
         cpu_s=cpu,
+        by_kind={kind: Summary.of(values) for kind, values in results.by_kind.items()},
     )
 
 

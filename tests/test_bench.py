@@ -196,6 +196,16 @@ def test_tiny_benchmark_reports_every_figure(tmp_path: Path) -> None:
     assert data["unavailable_while_alive"] == 0
     assert [row["sessions"] for row in data["concurrency"]] == data["meta"]["config"]["levels"]
     assert data["long"]["turns"] == data["meta"]["config"]["long_turns"]
+    # Fairness within each kind, for the mesh and the floor, at every level
+    # (sessions rotate through the tool kinds: a level of at least as many
+    # turns as kinds has every kind).
+    sweep_turns = data["meta"]["config"]["sweep_turns"]
+    for row in data["concurrency"]:
+        for key in ("p95_over_p50_by_kind", "floor_p95_over_p50_by_kind"):
+            kinds = {kind.name for kind in TOOL_KINDS}
+            every = row["sessions"] * sweep_turns >= len(kinds)
+            assert set(row[key]) == kinds if every else set(row[key]) <= kinds, (key, row)
+            assert row[key] and all(value >= 1 for value in row[key].values()), (key, row)
     # A worker opens its pollers before it serves (its version made current).
     for name, worker in data["workers"].items():
         assert worker["first_poll_s"] <= worker["startup_s"], (name, worker)
