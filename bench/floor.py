@@ -166,6 +166,6 @@ async def floor_level(
             if result != turn.text:
                 results.errors.append(f"floor {kind.name}: returned {result!r}")
             else:
-                results.latencies.append(elapsed)
+                results.answered(kind, elapsed)
 
         return await run_level(sessions, send, config, meter)

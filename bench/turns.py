@@ -86,6 +86,11 @@ class TurnResults:
     history: HistoryCost = field(default_factory=HistoryCost)
     """History bytes and actions of the turns (warm-up turns included)."""
 
+    def answered(self, kind: TurnKind, elapsed: float) -> None:
+        """A turn answered as expected, in ``elapsed`` ms."""
+        self.latencies.append(elapsed)
+        self.by_kind.setdefault(kind.name, []).append(elapsed)
+
     def record(
         self, kind: TurnKind, reply: ChatReply | None, elapsed: float, error: str = ""
     ) -> None:
@@ -93,8 +98,7 @@ class TurnResults:
         if problem:
             self.errors.append(f"{kind.name}: {problem}")
         else:
-            self.latencies.append(elapsed)
-            self.by_kind.setdefault(kind.name, []).append(elapsed)
+            self.answered(kind, elapsed)
         if reply is not None and reply.unavailable:
             # Every worker of the bench is alive throughout: any such report is wrong.
             self.errors.append(f"{kind.name}: {UNAVAILABLE_WHILE_ALIVE} {reply.unavailable}")
