@@ -23,7 +23,7 @@ but busy worker mistaken for a dead one sooner. docs/deploy.md has the figures.
   (15 s for a team's backend call). :class:`Heartbeats` heartbeats for every
   activity given a heartbeat timeout, three times per timeout, so that the
   activity's code need not; the worker sends at most one per 80 % of the
-  timeout. It costs a small RPC per 1.6 s of a running call and nothing
+  timeout. It costs a small RPC per 0.8 s of a running call and nothing
   under load, so it is always short.
 - **Workflow task timeout**: only where a workflow runs local activities, the
   orchestrator's session (``orchestrator.failover``); a team's workflows run
@@ -61,10 +61,13 @@ class TakeoverSettings(BaseSettings):
     )
 
 
-ACTIVITY_HEARTBEAT = timedelta(seconds=2)
+ACTIVITY_HEARTBEAT = timedelta(seconds=1)
 """Heartbeat timeout of the teams' backend activities: how long after its
 worker died a call is retried elsewhere (plus the retry policy's first
-backoff, 0.5 s)."""
+backoff, 0.5 s, and the second or so the server takes to notice). 2 s put a
+killed replica's call at 5 s from kill to reply; a worker whose event loop
+stalls longer than about 0.8 s now has its calls retried (with their
+idempotency keys: nothing is done twice)."""
 
 
 REPLICA_STICKY_TIMEOUT_S = 1.0

@@ -48,13 +48,14 @@ def session_task_timeout() -> timedelta:
 REPLICA_SESSION_TASK_TIMEOUT = timedelta(seconds=3)
 """``MESH_SESSION_TASK_TIMEOUT_S`` where the orchestrator runs replicas."""
 
-MODEL_CALL_HEARTBEAT = timedelta(seconds=2)
+MODEL_CALL_HEARTBEAT = timedelta(seconds=1)
 """Heartbeat timeout of a model call run as a regular activity (a streamed
-one): the plugin heartbeats at half of it, so a call whose worker died is
-retried on another replica about this long after the kill, plus the retry
-policy's first backoff (1 s). A heartbeat costs a small RPC per 1.6 s of a
-call; a worker whose event loop stalls longer than about 1.5 s has its call
-retried (the model is called again; a tool call is never repeated by it)."""
+one): it heartbeats at half of it, so a call whose worker died is retried on
+another replica about this long after the kill (plus the second or so the
+server takes to notice, and the retry policy's first backoff, 0.25 s). A
+heartbeat costs a small RPC per 0.8 s of a call; a worker whose event loop
+stalls longer than about 0.8 s has its call retried (the model is called
+again; a tool call is never repeated by it)."""
 
 LOCAL_TOOL_HEARTBEAT = ACTIVITY_HEARTBEAT
 """Heartbeat timeout of the orchestrator's own tools (calculator, weather),

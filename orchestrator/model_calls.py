@@ -46,15 +46,18 @@ the worker-wide way (streamed regular activities) until their next run."""
 START_TO_CLOSE = timedelta(seconds=90)
 HEARTBEAT = MODEL_CALL_HEARTBEAT
 """A regular model activity heartbeats at half this: a call whose worker died
-is retried on another replica after 2 s rather than 90, and an interrupted
+is retried on another replica after about 1 s rather than 90, and an interrupted
 turn's cancellation reaches the call in flight. Local activities cannot
 heartbeat; one whose worker died is retried when its workflow task times out
 (``orchestrator.failover.session_task_timeout``)."""
 RETRY = RetryPolicy(
     # A model outage is retried with backoff, but not forever: after the last
-    # attempt the turn ends with a clear reply instead.
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
+    # attempt the turn ends with a clear reply instead. The first retry comes
+    # soon, because the commonest reason for one is a replica that died under
+    # the call while its user waits; the next ones back off steeply, so the six
+    # attempts still span about 40 s of a provider's outage.
+    initial_interval=timedelta(milliseconds=250),
+    backoff_coefficient=4.0,
     maximum_interval=timedelta(seconds=20),
     maximum_attempts=6,
 )

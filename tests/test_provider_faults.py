@@ -18,6 +18,7 @@ from temporalio.client import Client
 from werkzeug import Request, Response
 
 from meshkit.mesh import Mesh
+from orchestrator.model_calls import RETRY
 from orchestrator.session import Session
 from orchestrator.session_client import SessionClient
 from tests.fakes import completion_response as completion
@@ -106,8 +107,10 @@ async def test_transient_provider_errors_are_retried_with_backoff_and_the_turn_c
     reply = await handle.send("What is 6 * 7?", 90)
     assert reply.ok and reply.text == "It is 42.", reply.text
     assert len(script.requests) == len(answers) + 2
-    # Temporal's retry policy waited between attempts (1 s, then 2 s).
-    assert time.monotonic() - started >= sum(2**i for i in range(len(answers))) * 0.9
+    # Temporal's retry policy waited between attempts (0.25 s, then 1 s).
+    first = RETRY.initial_interval.total_seconds()
+    waited = sum(first * RETRY.backoff_coefficient**i for i in range(len(answers)))
+    assert time.monotonic() - started >= waited * 0.9
     await assert_no_task_failures(handle.handle)
     count("faults", len(answers))
     count("turns")
