@@ -20,7 +20,7 @@ from bench.mcp_report import mcp_figures, render_mcp
 from bench.processes import WorkerProcess
 from bench.push import PushResult
 from bench.startup import StartupResult
-from bench.stats import Summary, cpu_ms_per, ms_text
+from bench.stats import Summary, cpu_ms_per, ms_text, ratio_text
 from bench.streaming_report import render_streaming
 from bench.tracing import TracingResult
 from bench.tracing_report import render_tracing, tracing_figures
@@ -205,10 +205,6 @@ def _level(ours: LevelResult, floor: LevelResult) -> dict[str, Any]:
     }
 
 
-def _ratio_text(value: float | None) -> str:
-    return "-" if value is None or value != value else f"{value:.2f}"
-
-
 def _turn(name: str, result: TurnResults, floors: dict[str, Summary]) -> dict[str, Any]:
     kind = BY_NAME[name]
     # The model calls were local activities when the turns left a marker each.
@@ -336,12 +332,12 @@ def render(data: dict[str, Any], console: Console) -> None:
             str(row["sessions"]),
             f"{row['turns_per_s']:.1f}",
             f"{row['floor_turns_per_s']:.1f}",
-            ms_text(row["turns_per_s_over_floor"]),
+            ratio_text(row["turns_per_s_over_floor"]),
             ms_text(row["p50_ms"]),
             ms_text(row["p95_ms"]),
-            ms_text(row["p95_over_p50"]),
+            ratio_text(row["p95_over_p50"]),
             ms_text(row["floor_p95_ms"]),
-            ms_text(row["p95_over_floor_p95"]),
+            ratio_text(row["p95_over_floor_p95"]),
             ms_text(row["orchestrator_cpu_ms_per_turn"]),
             f"{row['cpu_load']:.0%}",
             _busiest(row["cpu_s"], row["wall_s"]),
@@ -349,14 +345,13 @@ def render(data: dict[str, Any], console: Console) -> None:
         )
     console.print(sweep)
     for row in data["concurrency"]:
-        within = row.get("p95_over_p50_by_kind") or {}
-        if row["sessions"] > 1 and within:
-            floor_within = row.get("floor_p95_over_p50_by_kind") or {}
+        if row["sessions"] > 1:
+            floor_within = row["floor_p95_over_p50_by_kind"]
             console.print(
                 f"p95/p50 within each kind at {row['sessions']} sessions: "
                 + ", ".join(
-                    f"{kind} {_ratio_text(r)} (floor {_ratio_text(floor_within.get(kind))})"
-                    for kind, r in within.items()
+                    f"{kind} {ratio_text(r)} (floor {ratio_text(floor_within.get(kind))})"
+                    for kind, r in row["p95_over_p50_by_kind"].items()
                 )
             )
 
@@ -401,7 +396,7 @@ def render(data: dict[str, Any], console: Console) -> None:
     for name, w in data["workers"].items():
         footprint.add_row(
             name,
-            f"{w.get('first_poll_s', 0):.2f}",
+            f"{w['first_poll_s']:.2f}",
             f"{w['startup_s']:.2f}",
             f"{w['rss_mb']:.0f}",
             f"{w['peak_rss_mb']:.0f}",
@@ -410,9 +405,7 @@ def render(data: dict[str, Any], console: Console) -> None:
     startup = data["startup"]
     console.print(
         "[bold]Start-up[/]: each worker spawn to first poll "
-        + ", ".join(
-            f"{name} {s:.2f} s" for name, s in startup.get("worker_first_poll_s", {}).items()
-        )
+        + ", ".join(f"{name} {s:.2f} s" for name, s in startup["worker_first_poll_s"].items())
         + " (serving, its version made current on this first deploy: "
         + ", ".join(f"{name} {s:.2f} s" for name, s in startup["worker_startup_s"].items())
         + ")"

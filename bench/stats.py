@@ -54,6 +54,11 @@ def cpu_ms_per(cpu_s: dict[str, float], count: int) -> dict[str, float]:
     return {name: round(used * 1000 / count, 1) for name, used in cpu_s.items()} if count else {}
 
 
+def ratio_text(value: float | None) -> str:
+    """A ratio for a table, to two decimals: "-" when there is none."""
+    return "-" if value is None or value != value else f"{value:.2f}"
+
+
 def ms_text(value: float | None) -> str:
     """A figure for a table: "-" when there is none (None, or NaN for no samples)."""
     return "-" if value is None or value != value else f"{value:,.1f}"

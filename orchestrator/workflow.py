@@ -334,8 +334,8 @@ class ChatSessionWorkflow:
         Returns the tool names the limit allows now. An unknown name fails the
         Update and leaves the limit as it was.
         """
-        # Before the first await, as every patch check of a turn (see _turn).
-        clock = workflow.now() if workflow.patched(TURN_CLOCK_PATCH) else None
+        # Before the first await, as every patch check of a turn (see send_message).
+        clock = _turn_clock()
         async with self._turn_lock:
             config = self._state.config
             await catalogs.refresh(config, self._state.catalogs, now=clock)
@@ -608,11 +608,11 @@ class ChatSessionWorkflow:
         self._publish("turn_started", number, text=text)
         unavailable: dict[str, str] = {}
         beside = self._refreshing if switches.catalogs_beside else None
-        lean_streams = switches.lean_streams
-        clock = switches.clock
         try:
-            plan = await self._model_plan(clock)
-            unavailable = await catalogs.refresh(config, self._state.catalogs, beside, clock)
+            plan = await self._model_plan(switches.clock)
+            unavailable = await catalogs.refresh(
+                config, self._state.catalogs, beside, switches.clock
+            )
             tools, hints = self._tools()
         except asyncio.CancelledError:
             if not self._interrupting:
@@ -640,7 +640,7 @@ class ChatSessionWorkflow:
             tools=tools,
             model_settings=settings,
         )
-        streams_lean = plan is not None and plan.stream and lean_streams
+        streams_lean = plan is not None and plan.stream and switches.lean_streams
         if streams_lean:
             agent.model = streamed_model(config.model, self._model_inputs, self._publish_text)
         elif plan is not None:
@@ -846,10 +846,16 @@ class _TurnSwitches:
         # On replay, Temporal reports a patch marker with the workflow task it
         # was recorded in: each patch is asked at one fixed point.
         return cls(
-            clock=workflow.now() if workflow.patched(TURN_CLOCK_PATCH) else None,
+            clock=_turn_clock(),
             catalogs_beside=workflow.patched(catalogs.CATALOG_PATCH),
             lean_streams=workflow.patched(STREAM_PATCH),
         )
+
+
+def _turn_clock() -> datetime | None:
+    """The time a turn's decisions use (TURN_CLOCK_PATCH): now, asked where the
+    message or request is delivered; None in runs recorded before the patch."""
+    return workflow.now() if workflow.patched(TURN_CLOCK_PATCH) else None
 
 
 def _update_id() -> str:
