@@ -17,7 +17,13 @@ So the rule is by what the session already holds:
 - the team answered: its catalog is used and cached;
 - the team refused (a failure that is not a timeout, e.g. a non-retryable
   ``HandlerError``): it said it cannot serve, and it is left out of the turn;
-- the fetch timed out and no catalog is cached: left out (nothing to offer);
+- the fetch timed out and no catalog is cached: left out (nothing to offer).
+  A team the session has never heard from (``FIRST_CONTACT_PATCH``) is given
+  one fetch as long as ``catalog_misses`` timeouts in a row, and a timeout
+  counts as that many: on its first turn at a busy hour a new session cannot
+  tell a slow team from a dead one, and one short timeout left live teams out
+  under load (a catalog answers in milliseconds on a quiet mesh, but was
+  measured past 3 s with 100 sessions opening at once on 2 cores);
 - the fetch timed out and a catalog is cached: the cached catalog is still
   offered (stale-while-revalidate), until ``catalog_misses`` fetches in a row
   have timed out; then the team counts as unreachable and is left out.
@@ -58,6 +64,9 @@ with workflow.unsafe.imports_passed_through():
 CATALOG_PATCH = "catalog-refresh-beside-the-turn"
 """Runs that passed it refresh cached catalogs without the turn waiting."""
 
+FIRST_CONTACT_PATCH = "catalog-first-contact-waits-longer"
+"""Runs that passed it wait longer for a team they have never heard from."""
+
 
 async def refresh(
     config: SessionConfig,
@@ -84,14 +93,19 @@ async def refresh(
         beside = [team for team in due if team not in waited]
         for team in beside:
             refreshing[team] = asyncio.create_task(_refresh_beside(team, config, cache, refreshing))
-    timeout_s = config.catalog_timeout_s
+    weights = _weights(waited, config, cache)
     results = await asyncio.gather(
-        *(_fetch(team, config.teams[team], timeout_s) for team in waited), return_exceptions=True
+        *(
+            _fetch(team, config.teams[team], config.catalog_timeout_s * weights[team])
+            for team in waited
+        ),
+        return_exceptions=True,
     )
     for team, result in zip(waited, results, strict=True):
         if isinstance(result, asyncio.CancelledError):
             raise result
-        _record(team, result, config, cache, timeout_s, now)
+        weight = weights[team]
+        _record(team, result, config, cache, config.catalog_timeout_s * weight, now, weight)
     if beside and refreshing is not None and config.catalog_wait_s > 0:
         # A team that answers at once is used in this turn (a new tool reaches
         # the session within its TTL); a slow one costs the turn this much.
@@ -128,6 +142,21 @@ async def _refresh_beside(
     _record(team, result, config, cache, timeout_s)
 
 
+def _weights(
+    waited: list[str], config: SessionConfig, cache: dict[str, CatalogState]
+) -> dict[str, int]:
+    """How many timeouts in a row each waited fetch stands for: ``catalog_misses``
+    for a team the session has never heard from, else one."""
+    first = [team for team in waited if _never_heard_from(cache.get(team))]
+    if first and config.catalog_misses > 1 and workflow.patched(FIRST_CONTACT_PATCH):
+        return {team: config.catalog_misses if team in first else 1 for team in waited}
+    return dict.fromkeys(waited, 1)
+
+
+def _never_heard_from(state: CatalogState | None) -> bool:
+    return state is None or (state.catalog is None and state.failed_at is None)
+
+
 def _record(
     team: str,
     result: ToolCatalog | BaseException,
@@ -135,6 +164,7 @@ def _record(
     cache: dict[str, CatalogState],
     timeout_s: float,
     now: datetime | None = None,
+    weight: int = 1,
 ) -> None:
     # A fetch the turn waited for is timed by the turn's clock when it has one;
     # one beside the turn by the task that got its answer (a Nexus result always
@@ -145,13 +175,13 @@ def _record(
     if not isinstance(result, BaseException):
         cache[team] = CatalogState(catalog=_checked(result), fetched_at=now)
         return
-    misses = previous.misses + 1
     slow = timed_out(result)
+    misses = previous.misses + (weight if slow else 1)
     # Only a timeout may be slowness; any other failure is the team's own answer.
     kept = slow and misses < config.catalog_misses and _offers_cache(previous, stale_ok=True)
     if not slow:
         reason = root_message(result)
-    elif kept or misses == 1:
+    elif kept or misses == weight:
         reason = f"no answer within {timeout_s:g} s; is its worker running?"
     else:
         reason = (

@@ -93,7 +93,8 @@ class SessionConfig(BaseModel):
         gt=0,
         description="How long a catalog fetch may take. A team that does not answer in time "
         "is unavailable for that turn when no catalog of it is cached; otherwise its cached "
-        "catalog is still offered (see catalog_misses).",
+        "catalog is still offered (see catalog_misses). A team the session has never heard "
+        "from is given catalog_misses times as long, once.",
     )
     catalog_wait_s: float = Field(
         default=0.5,

@@ -163,11 +163,15 @@ async def test_a_team_without_a_worker_is_left_out_and_used_again_when_it_is_bac
         reply = await handle.send(RATE, 60)
         assert set(reply.unavailable) == {"fx"} and reply.tools == [], reply
         assert "times in a row" in reply.unavailable["fx"], reply.unavailable
-        # A session with nothing cached waits one timeout, then leaves it out.
+        # A session that has never heard from fx waits as long as two timeouts
+        # in a row (catalog_misses), once, then leaves it out.
         fresh = await open_session(client, fx, catalog_retry_s=0)
         reply = await fresh.send(RATE, 60)
         assert set(reply.unavailable) == {"fx"} and reply.tools == [], reply
-        assert reply.unavailable["fx"].startswith("no answer within 1 s"), reply.unavailable
+        assert reply.unavailable["fx"].startswith("no answer within 2 s;"), reply.unavailable
+        # Its next fetch is an ordinary one.
+        reply = await fresh.send(RATE, 60)
+        assert reply.unavailable["fx"].startswith("no answer within 1 s,"), reply.unavailable
     finally:
         await fx.worker.start()
 
