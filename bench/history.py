@@ -44,6 +44,10 @@ class HistoryCost:
     turns: int = 0
     bytes: int = 0
     events: int = 0
+    sessions: int = 0
+    first_turn_bytes: int = 0
+    """Of ``bytes``, those of each session's first turn, which also fetches the
+    teams' catalogs and asks the model plan: the session's own set-up."""
     actions: Counter[str] = field(default_factory=Counter)
     """Orchestrator-side actions by kind."""
     team_actions: Counter[str] = field(default_factory=Counter)
@@ -53,6 +57,8 @@ class HistoryCost:
     def add(self, other: HistoryCost) -> None:
         self.turns += other.turns
         self.bytes += other.bytes
+        self.sessions += other.sessions
+        self.first_turn_bytes += other.first_turn_bytes
         self.events += other.events
         self.actions.update(other.actions)
         self.team_actions.update(other.team_actions)
@@ -63,6 +69,8 @@ class HistoryCost:
         return {
             "turns": self.turns,
             "bytes_per_turn": round(self.bytes / n),
+            "bytes_per_later_turn": self.later_turn_bytes(),
+            "first_turn_bytes": round(self.first_turn_bytes / (self.sessions or 1)),
             "events_per_turn": round(self.events / n, 1),
             "actions_per_turn": round(sum(self.actions.values()) / n, 2),
             "actions": {k: round(v / n, 2) for k, v in sorted(self.actions.items())},
@@ -70,6 +78,11 @@ class HistoryCost:
             "team_actions": {k: round(v / n, 2) for k, v in sorted(self.team_actions.items())},
             "team_bytes_per_turn": round(self.team_bytes / n),
         }
+
+    def later_turn_bytes(self) -> int:
+        """Bytes per turn after each session's first (0 with no such turn)."""
+        later = self.turns - self.sessions
+        return round((self.bytes - self.first_turn_bytes) / later) if later > 0 else 0
 
 
 def count_actions(events: list[HistoryEvent]) -> Counter[str]:
@@ -108,6 +121,21 @@ def turn_slice(
     return events[first : last + 1], len(ids)
 
 
+def first_turn(events: list[HistoryEvent]) -> tuple[list[HistoryEvent], list[HistoryEvent]]:
+    """``events`` (a :func:`turn_slice`) split after its first turn's Update completed."""
+    if not events:
+        return [], []
+    meta = events[0].workflow_execution_update_accepted_event_attributes.accepted_request.meta
+    for index, event in enumerate(events):
+        completed = event.workflow_execution_update_completed_event_attributes
+        if (
+            event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED
+            and completed.meta.update_id == meta.update_id
+        ):
+            return events[: index + 1], events[index + 1 :]
+    return events, []
+
+
 class HistoryMeter:
     """Reads sessions' histories, and the teams' handler workflows they started."""
 
@@ -126,11 +154,14 @@ class HistoryMeter:
         """The turns of one session's current run."""
         history = await handle.fetch_history()
         events, turns = turn_slice(list(history.events))
+        first, _ = first_turn(events)
         cost = HistoryCost(
             turns=turns,
             bytes=sum(event.ByteSize() for event in events),
             events=len(events),
             actions=count_actions(events),
+            sessions=1 if turns else 0,
+            first_turn_bytes=sum(event.ByteSize() for event in first),
         )
         for event in events:
             if event.event_type != EventType.EVENT_TYPE_NEXUS_OPERATION_STARTED:

@@ -34,6 +34,11 @@ RATIO_TARGET = 1.2
 MAX_LISTED_ERRORS = 20
 
 
+def kb(size: object) -> float:
+    """Bytes as KB (1,024 bytes), two decimals."""
+    return round(int(size) / 1024, 2)  # type: ignore[call-overload]
+
+
 def streaming_figures(result: StreamingResult) -> dict[str, Any]:
     """Per turn kind, p50 and history per turn both ways, and their ratios."""
     kinds: dict[str, Any] = {}
@@ -49,8 +54,12 @@ def streaming_figures(result: StreamingResult) -> dict[str, Any]:
             "ratio": round(p50_on / p50_off, 3) if p50_off > 0 else math.nan,
             "p95_streamed_ms": round(percentile(on.latencies, 95), 2),
             "p95_unstreamed_ms": round(percentile(off.latencies, 95), 2),
-            "history_kb_per_turn_streamed": round(int(cost_on["bytes_per_turn"]) / 1024, 2),  # type: ignore[call-overload]
-            "history_kb_per_turn_unstreamed": round(int(cost_off["bytes_per_turn"]) / 1024, 2),  # type: ignore[call-overload]
+            "history_kb_per_turn_streamed": kb(cost_on["bytes_per_turn"]),
+            "history_kb_per_turn_unstreamed": kb(cost_off["bytes_per_turn"]),
+            "history_kb_per_later_turn_streamed": kb(cost_on["bytes_per_later_turn"]),
+            "history_kb_per_later_turn_unstreamed": kb(cost_off["bytes_per_later_turn"]),
+            "history_kb_first_turn_streamed": kb(cost_on["first_turn_bytes"]),
+            "history_kb_first_turn_unstreamed": kb(cost_off["first_turn_bytes"]),
             "actions_per_turn_streamed": cost_on["actions_per_turn"],
             "actions_per_turn_unstreamed": cost_off["actions_per_turn"],
             "signals_per_turn_streamed": cost_on["actions"].get("signals", 0.0),  # type: ignore[attr-defined]
@@ -69,6 +78,9 @@ def streaming_figures(result: StreamingResult) -> dict[str, Any]:
         "max_ratio": max(ratios) if ratios else math.nan,
         "max_tool_turn_history_kb_streamed": max(
             (k["history_kb_per_turn_streamed"] for k in tool_kinds), default=math.nan
+        ),
+        "max_later_tool_turn_history_kb_streamed": max(
+            (k["history_kb_per_later_turn_streamed"] for k in tool_kinds), default=math.nan
         ),
         "targets": {"history_kb_per_tool_turn": HISTORY_TARGET_KB, "p50_ratio": RATIO_TARGET},
         "provider_requests": result.requests,
@@ -90,8 +102,8 @@ def add_streaming(data: dict[str, Any], result: StreamingResult) -> None:
 def render_streaming(streaming: dict[str, Any], console: Console) -> None:
     table = Table(
         title="Streaming: the same turns with a LiteLLM model over HTTP, streamed vs not "
-        f"(ms, KB of history per turn; targets: tool turn <= {HISTORY_TARGET_KB:g} KB, "
-        f"ratio <= {RATIO_TARGET:g})",
+        f"(ms; KB of history per turn, all / after the session's first / its first; "
+        f"targets: tool turn <= {HISTORY_TARGET_KB:g} KB, ratio <= {RATIO_TARGET:g})",
         title_justify="left",
     )
     columns = ("kind", "p50 streamed", "p50 not", "ratio", "KB streamed", "KB not", "signals")
@@ -104,8 +116,8 @@ def render_streaming(streaming: dict[str, Any], console: Console) -> None:
             ms_text(k["p50_streamed_ms"]),
             ms_text(k["p50_unstreamed_ms"]),
             "-" if ratio != ratio else f"{ratio:.3f}",
-            f"{k['history_kb_per_turn_streamed']:.1f}",
-            f"{k['history_kb_per_turn_unstreamed']:.1f}",
+            _kb_text(k, "streamed"),
+            _kb_text(k, "unstreamed"),
             f"{k['signals_per_turn_streamed']:.1f}",
         )
     console.print(table)
@@ -114,6 +126,14 @@ def render_streaming(streaming: dict[str, Any], console: Console) -> None:
         f"(peak {ms_text(streaming['orchestrator_peak_rss_mb'])}), both ways in one process · "
         f"model pieces {streaming['chunk_delay_ms']:g} ms apart · "
         f"requests {streaming['provider_requests']}"
+    )
+
+
+def _kb_text(kind: dict[str, Any], side: str) -> str:
+    return (
+        f"{kind[f'history_kb_per_turn_{side}']:.1f} / "
+        f"{kind[f'history_kb_per_later_turn_{side}']:.1f} / "
+        f"{kind[f'history_kb_first_turn_{side}']:.1f}"
     )
 
 

@@ -8,6 +8,11 @@ trying each in turn. The model gets those items as plain dicts either way
 and every other field (model settings, tools, output schema) as the plugin
 declares it. The plugin's result types are unchanged.
 
+A model call's request and response are written without the fields that
+hold their defaults (a response's zero usage details, empty lists, nulls):
+decoding fills them in again, so the value read back is equal, and a tool
+turn's history is some 400 bytes smaller (``scripts/bench``, streaming).
+
 And the converters are built once: the SDK makes a payload converter per
 serialization context (every payload of every activation), and the plugin's
 built a new pydantic converter, with an empty type adapter cache, each time,
@@ -20,6 +25,7 @@ import dataclasses
 import typing
 from typing import Any, Required
 
+from agents import ModelResponse
 from pydantic import TypeAdapter, ValidationError
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import DataConverter, EncodingPayloadConverter
@@ -31,6 +37,8 @@ from temporalio.openai_agents._invoke_model_activity import (
 from temporalio.plugin import SimplePlugin
 from typing_extensions import TypedDict
 
+from orchestrator.model_stream import StreamedCallRequest, StreamedCallResult
+
 JSON = b"json/plain"
 
 
@@ -41,6 +49,11 @@ def _plain_items(model_input: type) -> TypeAdapter[Any]:
     plain = TypedDict(f"Plain{model_input.__name__}", fields, total=False)  # type: ignore[misc]
     return TypeAdapter(plain)
 
+
+COMPACT: dict[type, TypeAdapter[Any]] = {
+    kind: TypeAdapter(kind) for kind in (ModelResponse, StreamedCallRequest, StreamedCallResult)
+}
+"""Types written without their default fields."""
 
 PLAIN_INPUTS = (
     (ActivityModelInput, _plain_items(ActivityModelInput)),
@@ -57,6 +70,11 @@ class _FastJSON(EncodingPayloadConverter):
         return self._inner.encoding
 
     def to_payload(self, value: Any) -> Payload | None:
+        compact = COMPACT.get(type(value))
+        if compact is not None:
+            return Payload(
+                metadata={"encoding": JSON}, data=compact.dump_json(value, exclude_defaults=True)
+            )
         return self._inner.to_payload(value)
 
     def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:

@@ -34,6 +34,7 @@ from orchestrator.gateway.workflows import McpCatalogs, McpToolCall
 from orchestrator.models.provider import LlmSettings, MeshModelProvider
 from orchestrator.models.streamed_call import streamed_call_activity
 from orchestrator.session_types import ModelPlan, ModelPlanRequest
+from orchestrator.span_header import DropSpanHeader
 from orchestrator.weather import WeatherSettings
 from orchestrator.workflow import ChatSessionWorkflow
 
@@ -116,6 +117,7 @@ async def main(
         mesh.orchestrator,
         plugins=agent_plugins(provider, tracing=telemetry.tracing),
         tracing=telemetry.plugins,
+        interceptors=[] if telemetry.tracing else [DropSpanHeader()],
         require_namespace=True,
     )
     tools = LocalTools(weather)

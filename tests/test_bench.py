@@ -78,6 +78,8 @@ REQUIRED = [
             "ratio",
             "history_kb_per_turn_streamed",
             "history_kb_per_turn_unstreamed",
+            "history_kb_per_later_turn_streamed",
+            "history_kb_first_turn_streamed",
         )
     ),
     "streaming.orchestrator_rss_mb",
@@ -219,6 +221,14 @@ def test_tiny_benchmark_reports_every_figure(tmp_path: Path) -> None:
     for kind in TURN_KINDS:
         assert data["streaming"]["kind"][kind]["samples"] == samples, data["streaming"]
     assert data["streaming"]["provider_requests"]["streamed"] > 0
+    # A session's first turn also fetches the teams' catalogs: it is the larger.
+    for kind in TURN_KINDS:
+        figures = data["streaming"]["kind"][kind]
+        first, later = (
+            figures["history_kb_first_turn_streamed"],
+            figures["history_kb_per_later_turn_streamed"],
+        )
+        assert first > later, (kind, figures)
     # Every MCP call and every floor call of the same operation was measured.
     mcp_samples = data["meta"]["config"]["mcp_samples"]
     for kind in MCP_TOOLS:

@@ -19,6 +19,7 @@ from werkzeug import Request, Response
 
 from bench.history import count_actions, turn_slice
 from meshkit.mesh import Mesh
+from orchestrator import span_header
 from orchestrator.contract import SEND_MESSAGE
 from orchestrator.model_stream import STREAMED_CALL_ACTIVITY
 from orchestrator.models.streamed_call import TextBatches
@@ -133,6 +134,13 @@ async def test_a_streamed_turn_publishes_its_text_and_keeps_the_models_input_out
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ]
     assert scheduled == [STREAMED_CALL_ACTIVITY, "calculator", STREAMED_CALL_ACTIVITY]
+    # Tracing is off in this mesh: the plugin's span header is not stored.
+    headers = [
+        dict(e.activity_task_scheduled_event_attributes.header.fields)
+        for e in turn
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert not [h for h in headers if span_header.HEADER in h], headers
     # What the model was sent (the earlier turn, every tool's schema) is not in history.
     sent = fake.bodies[2]
     description = sent["tools"][0]["function"]["description"]
@@ -180,3 +188,9 @@ async def test_text_is_published_in_batches_of_what_came_since_the_last() -> Non
         batches.add(piece)
     assert batches.take() == "The answer is 42."
     assert batches.take() is None
+
+
+async def test_the_span_header_dropped_is_the_one_the_agents_plugin_writes() -> None:
+    from temporalio.openai_agents import _trace_interceptor
+
+    assert _trace_interceptor.HEADER_KEY == span_header.HEADER
