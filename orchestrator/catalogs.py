@@ -18,12 +18,14 @@ So the rule is by what the session already holds:
 - the team refused (a failure that is not a timeout, e.g. a non-retryable
   ``HandlerError``): it said it cannot serve, and it is left out of the turn;
 - the fetch timed out and no catalog is cached: left out (nothing to offer).
-  A team the session has never heard from (``FIRST_CONTACT_PATCH``) is given
-  one fetch as long as ``catalog_misses`` timeouts in a row, and a timeout
-  counts as that many: on its first turn at a busy hour a new session cannot
-  tell a slow team from a dead one, and one short timeout left live teams out
-  under load (a catalog answers in milliseconds on a quiet mesh, but was
-  measured past 3 s with 100 sessions opening at once on 2 cores);
+  A team the session has never heard from (``FIRST_CONTACT_PATCH``) is asked
+  again at once, up to ``catalog_misses`` fetches in a row, before it is left
+  out: at a new session's first turn one timeout does not tell a slow team
+  from a dead one, and on Temporal 1.29 a fast answer can even be lost (the
+  server's matching drops a Nexus task's completion that beats its own
+  bookkeeping: "Nexus task not found on completion" in the team's log; later
+  servers register it before the dispatch, temporalio/temporal#8627). Measured with 100 sessions
+  opening at once on 2 cores, one fetch left live teams out of first turns;
 - the fetch timed out and a catalog is cached: the cached catalog is still
   offered (stale-while-revalidate), until ``catalog_misses`` fetches in a row
   have timed out; then the team counts as unreachable and is left out.
@@ -64,8 +66,8 @@ with workflow.unsafe.imports_passed_through():
 CATALOG_PATCH = "catalog-refresh-beside-the-turn"
 """Runs that passed it refresh cached catalogs without the turn waiting."""
 
-FIRST_CONTACT_PATCH = "catalog-first-contact-waits-longer"
-"""Runs that passed it wait longer for a team they have never heard from."""
+FIRST_CONTACT_PATCH = "catalog-first-contact-asks-again"
+"""Runs that passed it ask a team they have never heard from again after a timeout."""
 
 
 async def refresh(
@@ -93,19 +95,13 @@ async def refresh(
         beside = [team for team in due if team not in waited]
         for team in beside:
             refreshing[team] = asyncio.create_task(_refresh_beside(team, config, cache, refreshing))
-    weights = _weights(waited, config, cache)
+    timeout_s = config.catalog_timeout_s
+    attempts = _attempts(waited, config, cache)
     results = await asyncio.gather(
-        *(
-            _fetch(team, config.teams[team], config.catalog_timeout_s * weights[team])
-            for team in waited
-        ),
-        return_exceptions=True,
+        *(_fetch_waited(team, config.teams[team], timeout_s, attempts[team]) for team in waited)
     )
-    for team, result in zip(waited, results, strict=True):
-        if isinstance(result, asyncio.CancelledError):
-            raise result
-        weight = weights[team]
-        _record(team, result, config, cache, config.catalog_timeout_s * weight, now, weight)
+    for team, (result, misses) in zip(waited, results, strict=True):
+        _record(team, result, config, cache, timeout_s, now, misses)
     if beside and refreshing is not None and config.catalog_wait_s > 0:
         # A team that answers at once is used in this turn (a new tool reaches
         # the session within its TTL); a slow one costs the turn this much.
@@ -142,15 +138,33 @@ async def _refresh_beside(
     _record(team, result, config, cache, timeout_s)
 
 
-def _weights(
+def _attempts(
     waited: list[str], config: SessionConfig, cache: dict[str, CatalogState]
 ) -> dict[str, int]:
-    """How many timeouts in a row each waited fetch stands for: ``catalog_misses``
+    """How many fetches in a row each waited team may time out: ``catalog_misses``
     for a team the session has never heard from, else one."""
     first = [team for team in waited if _never_heard_from(cache.get(team))]
     if first and config.catalog_misses > 1 and workflow.patched(FIRST_CONTACT_PATCH):
         return {team: config.catalog_misses if team in first else 1 for team in waited}
     return dict.fromkeys(waited, 1)
+
+
+async def _fetch_waited(
+    team: str, route: TeamRoute, timeout_s: float, attempts: int
+) -> tuple[ToolCatalog | BaseException, int]:
+    """The team's catalog, or the last failure and how many fetches timed out in a row."""
+    timeouts = 0
+    while True:
+        try:
+            return await _fetch(team, route, timeout_s), timeouts
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            if not timed_out(err):
+                return err, 1
+            timeouts += 1
+            if timeouts >= attempts:
+                return err, timeouts
 
 
 def _never_heard_from(state: CatalogState | None) -> bool:
@@ -164,7 +178,7 @@ def _record(
     cache: dict[str, CatalogState],
     timeout_s: float,
     now: datetime | None = None,
-    weight: int = 1,
+    misses: int = 1,
 ) -> None:
     # A fetch the turn waited for is timed by the turn's clock when it has one;
     # one beside the turn by the task that got its answer (a Nexus result always
@@ -176,12 +190,12 @@ def _record(
         cache[team] = CatalogState(catalog=_checked(result), fetched_at=now)
         return
     slow = timed_out(result)
-    misses = previous.misses + (weight if slow else 1)
+    misses = previous.misses + (misses if slow else 1)
     # Only a timeout may be slowness; any other failure is the team's own answer.
     kept = slow and misses < config.catalog_misses and _offers_cache(previous, stale_ok=True)
     if not slow:
         reason = root_message(result)
-    elif kept or misses == weight:
+    elif kept or misses == 1:
         reason = f"no answer within {timeout_s:g} s; is its worker running?"
     else:
         reason = (

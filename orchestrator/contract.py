@@ -94,7 +94,7 @@ class SessionConfig(BaseModel):
         description="How long a catalog fetch may take. A team that does not answer in time "
         "is unavailable for that turn when no catalog of it is cached; otherwise its cached "
         "catalog is still offered (see catalog_misses). A team the session has never heard "
-        "from is given catalog_misses times as long, once.",
+        "from is asked up to catalog_misses times in a row.",
     )
     catalog_wait_s: float = Field(
         default=0.5,

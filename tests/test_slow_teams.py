@@ -13,6 +13,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from temporalio.client import Client
 
 from meshkit.mesh import Mesh, TeamConfig
 from meshkit.polling import poll_until
-from orchestrator.contract import SessionConfig
+from orchestrator.contract import ChatReply, SessionConfig
 from orchestrator.gateway.durable import DurableCalls
 from orchestrator.gateway.listing import Catalogs
 from orchestrator.session import Session
@@ -163,23 +164,32 @@ async def test_a_team_without_a_worker_is_left_out_and_used_again_when_it_is_bac
         reply = await handle.send(RATE, 60)
         assert set(reply.unavailable) == {"fx"} and reply.tools == [], reply
         assert "times in a row" in reply.unavailable["fx"], reply.unavailable
-        # A session that has never heard from fx waits as long as two timeouts
-        # in a row (catalog_misses), once, then leaves it out.
+        # A session that has never heard from fx asks it twice in a row
+        # (catalog_misses), then leaves it out.
         fresh = await open_session(client, fx, catalog_retry_s=0)
         reply = await fresh.send(RATE, 60)
         assert set(reply.unavailable) == {"fx"} and reply.tools == [], reply
-        assert reply.unavailable["fx"].startswith("no answer within 2 s;"), reply.unavailable
-        # Its next fetch is an ordinary one.
+        assert reply.unavailable["fx"].startswith("no answer within 1 s, 2 times in a row")
+        # Its next fetch is a single one.
         reply = await fresh.send(RATE, 60)
-        assert reply.unavailable["fx"].startswith("no answer within 1 s,"), reply.unavailable
+        assert reply.unavailable["fx"].startswith("no answer within 1 s, 3 times in a row")
     finally:
         await fx.worker.start()
 
+    # Back: each session uses fx again within seconds. (After this many
+    # timeouts in a row the server's Nexus circuit breaker is open for 2 s, so
+    # the first fetch may still time out: docs/sessions.md, "After an outage".)
     for session in (handle, fresh):
-        reply = await session.send(RATE, 60)
-        assert reply.unavailable == {}, reply.unavailable
+        reply = await poll_until(
+            partial(answered_with_fx, session), timeout_s=30, what="fx used again", interval_s=0.5
+        )
         assert [(t.name, t.ok) for t in reply.tools] == [("fx_rate", True)], reply.text
         assert (await session.status()).teams["fx"] == "available"
+
+
+async def answered_with_fx(session: Session) -> ChatReply | None:
+    reply = await session.send(RATE, 60)
+    return reply if not reply.unavailable else None
 
 
 async def test_the_mcp_gateway_keeps_listing_a_team_whose_catalog_is_slow(
