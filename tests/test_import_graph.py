@@ -25,7 +25,8 @@ modules of its own layer or of lower ones, never of a higher one:
 5. **runtime**: running a worker process (``runtime``), which starts health
    checks and promotes its version.
 6. **composition**: a team's worker (``team_worker``), setting up the mesh
-   (``setup``), rollouts (``rollout``).
+   (``setup``), rollouts (``rollout``), workflows whose task keeps failing
+   (``stuck``).
 """
 
 from __future__ import annotations
@@ -87,7 +88,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("toolkit", ("meshkit.toolkit",)),
     ("deployments", ("meshkit.versioning", "meshkit.health")),
     ("runtime", ("meshkit.runtime",)),
-    ("composition", ("meshkit.team_worker", "meshkit.setup", "meshkit.rollout")),
+    (
+        "composition",
+        ("meshkit.team_worker", "meshkit.setup", "meshkit.rollout", "meshkit.stuck"),
+    ),
 )
 
 
