@@ -75,10 +75,13 @@ async def refresh(
     cache: dict[str, CatalogState],
     refreshing: dict[str, asyncio.Task[None]] | None = None,
     now: datetime | None = None,
+    first_contact: bool = False,
 ) -> dict[str, str]:
     """Fetch the catalogs that are due at ``now`` (the turn's clock, see
-    ``orchestrator.workflow.TURN_CLOCK_PATCH``; by default ``workflow.now()``);
-    returns the teams left out, with the reason.
+    ``orchestrator.turn_clock.TURN_CLOCK_PATCH``; by default ``workflow.now()``);
+    returns the teams left out, with the reason. With ``first_contact``
+    (``FIRST_CONTACT_PATCH``, asked by the caller where its message or request
+    was delivered), a team never heard from is asked again after a timeout.
 
     With ``refreshing`` (the session's fetches in flight), a team whose cached
     catalog is offered is fetched beside the turn: its task is kept there until
@@ -96,7 +99,7 @@ async def refresh(
         for team in beside:
             refreshing[team] = asyncio.create_task(_refresh_beside(team, config, cache, refreshing))
     timeout_s = config.catalog_timeout_s
-    attempts = _attempts(waited, config, cache)
+    attempts = _attempts(waited, config, cache, first_contact)
     results = await asyncio.gather(
         *(_fetch_waited(team, config.teams[team], timeout_s, attempts[team]) for team in waited)
     )
@@ -139,14 +142,14 @@ async def _refresh_beside(
 
 
 def _attempts(
-    waited: list[str], config: SessionConfig, cache: dict[str, CatalogState]
+    waited: list[str], config: SessionConfig, cache: dict[str, CatalogState], first_contact: bool
 ) -> dict[str, int]:
     """How many fetches in a row each waited team may time out: ``catalog_misses``
-    for a team the session has never heard from, else one."""
-    first = [team for team in waited if _never_heard_from(cache.get(team))]
-    if first and config.catalog_misses > 1 and workflow.patched(FIRST_CONTACT_PATCH):
-        return {team: config.catalog_misses if team in first else 1 for team in waited}
-    return dict.fromkeys(waited, 1)
+    for a team the session has never heard from (with ``first_contact``), else one."""
+    return {
+        team: config.catalog_misses if first_contact and _never_heard_from(cache.get(team)) else 1
+        for team in waited
+    }
 
 
 async def _fetch_waited(

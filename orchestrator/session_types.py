@@ -47,6 +47,17 @@ class CatalogState(BaseModel):
         return self.serving_cached and self.catalog is not None
 
 
+def team_status(known: CatalogState | None) -> str:
+    """A team as a session's status reports it."""
+    if known is None:
+        return "not fetched"
+    if known.available and known.serving_cached:
+        return f"available from its cached catalog: {known.error}"
+    if known.available:
+        return "available"
+    return f"unavailable: {known.error}"
+
+
 class ModelPlan(BaseModel):
     """How the session's model calls run, as the orchestrator worker decided."""
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,15 +10,11 @@ from temporalio import workflow
 from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
-    from agents import Agent, ModelSettings, Runner
+    from agents import Agent, Runner
     from agents.exceptions import AgentsException, MaxTurnsExceeded
-    from opentelemetry.trace import Status, StatusCode
     from temporalio.contrib.workflow_streams import WorkflowStream
     from temporalio.openai_agents import AgentsWorkflowError
 
-    from meshkit.observability import metrics
-    from meshkit.observability.logs import log_event
-    from meshkit.observability.tracing import span
     from meshkit.toolkit.catalog import ToolCatalog
     from meshkit.toolkit.policy import ApprovalPolicy
     from orchestrator import catalogs
@@ -40,15 +34,12 @@ with workflow.unsafe.imports_passed_through():
         UNDO,
         WORKFLOW_TYPE,
         ApprovalDecision,
-        BadDecision,
         BadMessage,
         ChatReply,
         ChatRequest,
         MessageProgress,
-        NotAwaitingApproval,
         NothingToUndo,
         NoTurnInProgress,
-        PendingApproval,
         SessionActivity,
         SessionEnded,
         SessionEvent,
@@ -69,14 +60,16 @@ with workflow.unsafe.imports_passed_through():
         planned_model,
         streamed_model,
     )
-    from orchestrator.model_stream import STREAM_PATCH, ModelInputs
-    from orchestrator.models.hints import dumped_tools, with_dumped_hints
+    from orchestrator.model_stream import ModelInputs
+    from orchestrator.models.hints import dumped_tools
+    from orchestrator.session_approvals import Approvals
     from orchestrator.session_types import (
         ANSWERED_MESSAGES_KEPT,
         AnsweredMessage,
         ModelPlan,
         ModelPlanRequest,
         SessionState,
+        team_status,
     )
     from orchestrator.tools import (
         Approval,
@@ -85,36 +78,8 @@ with workflow.unsafe.imports_passed_through():
         build_tools,
         tool_hints,
     )
-
-# The tools describe themselves (from the teams' catalogs); the instructions
-# name none, so a team adds or changes a tool without touching the orchestrator.
-INSTRUCTIONS = """\
-You are the assistant of a company whose teams each own some of your tools.
-Whenever one of your tools covers the request, use it instead of answering
-from memory, and answer from its results. When a tool reports an error or the
-user denies a call, tell the user what happened in plain words and what they
-could try instead. Be concise."""
-
-UNAVAILABLE = """
-
-Unavailable right now: {teams}. Their tools are left out of this turn. If the
-user asks for something they provide, say that the team is unavailable and to
-try again later."""
-
-log = logging.getLogger("orchestrator.turns")
-
-TURN_CLOCK_PATCH = "turn-clock-at-acceptance"
-"""A turn's time-based decisions (is a team's catalog due, is the model plan
-due) and the times it records for them use the time its message was accepted,
-not ``workflow.now()`` read after an await. ``workflow.now()`` read right after
-a local activity (the model plan, a model call) can differ between the run and
-its replay: when a Query arrives with the workflow task that runs the local
-activity, the worker answers it by completing the task early and hands the
-local activity's result to the workflow in the next task, at that task's start
-time; a replay hands it over in the first task, at the activity's completion
-time (temporalio 1.35). A decision near a TTL's edge then differs, and the
-replay fails with "Missing associated machine for LocalActivity(n)". Histories
-recorded before this keep the old clock."""
+    from orchestrator.turn_clock import TurnSwitches, turn_clock
+    from orchestrator.turns import observed, turn_agent
 
 FAREWELL = "Session ended. Goodbye!"
 INTERRUPTED = "(turn interrupted by the user before it finished)"
@@ -145,8 +110,7 @@ class ChatSessionWorkflow:
         self._turn_task: asyncio.Task[ChatReply] | None = None
         self._interrupting = False
         self._calls: list[ToolCall] = []
-        self._pending: dict[str, PendingApproval] = {}
-        self._decisions: dict[str, tuple[ApprovalDecision, Any]] = {}
+        self._approvals = Approvals(self._publish)
         self._built_tools: tuple[Any, list[Any], dict[str, Any]] | None = None
         # Inputs of streamed model calls in flight: their activity reads them by Query.
         self._model_inputs = ModelInputs()
@@ -210,7 +174,7 @@ class ChatSessionWorkflow:
         # message: read after a local activity's result (the turn before this
         # one ending with a model call), a time or a patch could be read in
         # another task on replay.
-        switches = _TurnSwitches.now()
+        switches = TurnSwitches.now()
         message_id = _update_id()
         answered = self._state.answered.get(message_id)
         if answered is not None:
@@ -294,38 +258,12 @@ class ChatSessionWorkflow:
         """Approve or deny a tool call waiting for approval."""
         if (again := self._done_before()) is not None:
             return again
-        call_id = decision.call_id or next(iter(self._pending))
-        self._decisions[call_id] = (
-            decision.model_copy(update={"call_id": call_id}),
-            workflow.now(),
-        )
-        pending = self._pending[call_id]
-        self._publish(
-            "approval_decided",
-            call_id=call_id,
-            name=pending.tool,
-            location=pending.location,
-            approve=decision.approve,
-            by=decision.by,
-        )
-        return self._remember_done(
-            f"{pending.tool}: {'approved' if decision.approve else 'denied'}"
-        )
+        return self._remember_done(self._approvals.decide(decision))
 
     @decide.validator
     def _validate_decision(self, decision: ApprovalDecision) -> None:
-        if self._done_before() is not None:
-            return
-        if not self._pending:
-            raise NotAwaitingApproval("no tool call is waiting for approval").failure()
-        if not decision.call_id and len(self._pending) > 1:
-            raise BadDecision(
-                "several calls are waiting: say which call_id you decide on"
-            ).failure()
-        if decision.call_id and decision.call_id not in self._pending:
-            raise NotAwaitingApproval(
-                f"no call {decision.call_id!r} is waiting for approval"
-            ).failure()
+        if self._done_before() is None:
+            self._approvals.check(decision)
 
     @workflow.update(name=LIMIT_TOOLS)
     async def limit_tools(self, names: list[str]) -> list[str]:
@@ -335,10 +273,13 @@ class ChatSessionWorkflow:
         Update and leaves the limit as it was.
         """
         # Before the first await, as every patch check of a turn (see send_message).
-        clock = _turn_clock()
+        clock = turn_clock()
+        first_contact = workflow.patched(catalogs.FIRST_CONTACT_PATCH)
         async with self._turn_lock:
             config = self._state.config
-            await catalogs.refresh(config, self._state.catalogs, now=clock)
+            await catalogs.refresh(
+                config, self._state.catalogs, now=clock, first_contact=first_contact
+            )
             try:
                 allowed = allowed_names(check_tool_names(names), self._catalogs(), config.teams)
             except (UnknownToolError, ValueError) as err:
@@ -432,21 +373,13 @@ class ChatSessionWorkflow:
             state=self._activity(),
             turn=turn,
             tools=list(self._calls),
-            pending_approvals=list(self._pending.values()),
+            pending_approvals=list(self._approvals.pending.values()),
             usage_last_turn=last,
             usage_total=self._state.usage_total,
             usage_by_turn={t.turn: t.usage for t in self._state.turns},
             tools_by_location=dict(self._state.tools_by_location),
             teams={
-                team: (
-                    "not fetched"
-                    if (known := self._state.catalogs.get(team)) is None
-                    else f"available from its cached catalog: {known.error}"
-                    if known.available and known.serving_cached
-                    else "available"
-                    if known.available
-                    else f"unavailable: {known.error}"
-                )
+                team: team_status(self._state.catalogs.get(team))
                 for team in self._state.config.teams
             },
             tool_limit=self._state.config.tools,
@@ -508,43 +441,7 @@ class ChatSessionWorkflow:
         self, call: ToolCall, arguments: dict[str, Any], policy: ApprovalPolicy
     ) -> Approval:
         timeout = timedelta(seconds=self._state.config.approval_timeout_s)
-        pending = PendingApproval(
-            call_id=call.call_id,
-            tool=call.name,
-            location=call.location,
-            arguments=arguments,
-            reason=policy.reason or "this tool's team requires approval",
-            expires_at=workflow.now() + timeout,
-        )
-        self._pending[call.call_id] = pending
-        self._publish(
-            "approval_requested",
-            call_id=call.call_id,
-            name=call.name,
-            location=call.location,
-            arguments=arguments,
-            reason=pending.reason,
-            expires_at=pending.expires_at,
-        )
-        try:
-            await workflow.wait_condition(lambda: call.call_id in self._decisions, timeout=timeout)
-        except TimeoutError:
-            metrics.approval(call.name, call.location, "expired")
-            return Approval(
-                "expired",
-                f"the approval request expired after {timeout.total_seconds():.0f} s with no "
-                "answer from the user; nothing was done",
-            )
-        finally:
-            self._pending.pop(call.call_id, None)
-        decision, decided_at = self._decisions.pop(call.call_id)
-        metrics.approval(call.name, call.location, "approved" if decision.approve else "denied")
-        if decision.approve:
-            return Approval("approved", decision.note, decision.by, decided_at)
-        note = f": {decision.note}" if decision.note else ""
-        return Approval(
-            "denied", f"the user denied this call{note}; nothing was done", decision.by, decided_at
-        )
+        return await self._approvals.wait(call, arguments, policy, timeout)
 
     # --- turns ------------------------------------------------------------------------
 
@@ -553,53 +450,17 @@ class ChatSessionWorkflow:
         """The number of the turn in flight (or of the next one)."""
         return self._state.turn_count + 1
 
-    async def _run_turn(self, text: str, message_id: str, switches: _TurnSwitches) -> ChatReply:
+    async def _run_turn(self, text: str, message_id: str, switches: TurnSwitches) -> ChatReply:
         """One turn, as a span of the message's trace, a metric and a log line."""
         number = self.turn
-        info = workflow.info()
-        model = self._state.config.model
-        started = workflow.time()
-        with span(
-            "chat.turn",
-            attributes={
-                "mesh.session.id": info.workflow_id,
-                "mesh.turn": number,
-                "temporal.namespace": info.namespace,
-                "gen_ai.request.model": model,
-            },
-        ) as turn_span:
-            reply = await self._turn(number, text, message_id, switches)
-            outcome = "ok" if reply.ok else "interrupted" if reply.interrupted else "failed"
-            usage = reply.usage
-            turn_span.set_attributes(
-                {
-                    "mesh.outcome": outcome,
-                    "mesh.tool_calls": len(reply.tools),
-                    "gen_ai.usage.input_tokens": usage.input_tokens,
-                    "gen_ai.usage.output_tokens": usage.output_tokens,
-                }
-            )
-            if not reply.ok:
-                turn_span.set_status(Status(StatusCode.ERROR, outcome))
-            metrics.turn(outcome, model)
-            metrics.tokens(model, usage.input_tokens, usage.output_tokens)
-            log_event(
-                log,
-                f"turn {number} {outcome}",
-                session=info.workflow_id,
-                turn=number,
-                namespace=info.namespace,
-                model=model,
-                tools=len(reply.tools),
-                model_calls=usage.requests,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                duration_ms=round((workflow.time() - started) * 1000, 1),
-            )
-        return reply
+        return await observed(
+            number,
+            self._state.config.model,
+            lambda: self._turn(number, text, message_id, switches),
+        )
 
     async def _turn(
-        self, number: int, text: str, message_id: str, switches: _TurnSwitches
+        self, number: int, text: str, message_id: str, switches: TurnSwitches
     ) -> ChatReply:
         self._calls = []
         config = self._state.config
@@ -611,7 +472,7 @@ class ChatSessionWorkflow:
         try:
             plan = await self._model_plan(switches.clock)
             unavailable = await catalogs.refresh(
-                config, self._state.catalogs, beside, switches.clock
+                config, self._state.catalogs, beside, switches.clock, switches.first_contact
             )
             tools, hints = self._tools()
         except asyncio.CancelledError:
@@ -624,22 +485,7 @@ class ChatSessionWorkflow:
             reply = self._failed(number, text, f"This session's tool limit is wrong: {err}")
             self._record(text, reply)
             return reply
-        instructions = INSTRUCTIONS
-        if unavailable:
-            teams = "; ".join(f"team {team} ({why})" for team, why in unavailable.items())
-            instructions += UNAVAILABLE.format(teams=teams)
-        settings = ModelSettings()
-        if plan is None or plan.hints:
-            # A model that cannot read the instructions (the offline one) gets
-            # the same facts as data; model settings are only the model call's input.
-            settings = with_dumped_hints(settings, hints, unavailable)
-        agent = Agent(
-            name="Mesh assistant",
-            instructions=instructions,
-            model=config.model,
-            tools=tools,
-            model_settings=settings,
-        )
+        agent = turn_agent(config, tools, hints, unavailable, plan)
         streams_lean = plan is not None and plan.stream and switches.lean_streams
         if streams_lean:
             agent.model = streamed_model(config.model, self._model_inputs, self._publish_text)
@@ -816,7 +662,7 @@ class ChatSessionWorkflow:
             return "ended"
         if self._turn_task is None:
             return "idle"
-        if self._pending:
+        if self._approvals.pending:
             return "awaiting_approval"
         if any(call.state == "running" for call in self._calls):
             return "running_tools"
@@ -830,32 +676,6 @@ class ChatSessionWorkflow:
             info.is_continue_as_new_suggested()
             or info.get_current_history_size() > self._state.config.max_run_history_bytes
         )
-
-
-@dataclass(frozen=True)
-class _TurnSwitches:
-    """What a turn decided when its message was delivered (see send_message)."""
-
-    clock: datetime | None
-    """The turn's clock, or None where ``workflow.now()`` still times a turn."""
-    catalogs_beside: bool
-    lean_streams: bool
-
-    @classmethod
-    def now(cls) -> _TurnSwitches:
-        # On replay, Temporal reports a patch marker with the workflow task it
-        # was recorded in: each patch is asked at one fixed point.
-        return cls(
-            clock=_turn_clock(),
-            catalogs_beside=workflow.patched(catalogs.CATALOG_PATCH),
-            lean_streams=workflow.patched(STREAM_PATCH),
-        )
-
-
-def _turn_clock() -> datetime | None:
-    """The time a turn's decisions use (TURN_CLOCK_PATCH): now, asked where the
-    message or request is delivered; None in runs recorded before the patch."""
-    return workflow.now() if workflow.patched(TURN_CLOCK_PATCH) else None
 
 
 def _update_id() -> str:

@@ -669,7 +669,7 @@ async def test_every_unavailable_team_is_named_also_under_the_tools_answers() ->
 
 
 async def test_the_prompt_is_not_read_for_unavailable_teams() -> None:
-    from orchestrator.workflow import INSTRUCTIONS, UNAVAILABLE
+    from orchestrator.turns import INSTRUCTIONS, UNAVAILABLE
 
     response = await OfflineModel().get_response(
         INSTRUCTIONS + UNAVAILABLE.format(teams="team it (down)"),

@@ -10,7 +10,7 @@ at the activity's completion time. A catalog time read there would differ
 between the run and its replay (a recorded soak history failed to replay with
 "Missing associated machine for LocalActivity(19)" when the next fetch of a
 catalog fell due between the two). The turn's clock is the time its message
-was accepted (``orchestrator.workflow.TURN_CLOCK_PATCH``).
+was accepted (``orchestrator.turn_clock.TURN_CLOCK_PATCH``).
 
 The session here fills its history until it continues as new, so its state,
 catalog times included, can be read from the next run's input.

@@ -84,7 +84,8 @@ class McpCatalogs:
             for team, state in request.cached.items()
             if team in request.teams
         }
-        unavailable = await catalogs.refresh(config, cache)
+        first_contact = workflow.patched(catalogs.FIRST_CONTACT_PATCH)
+        unavailable = await catalogs.refresh(config, cache, first_contact=first_contact)
         return GatewayCatalogs(
             catalogs={
                 team: state.catalog
