@@ -24,7 +24,7 @@ So the rule is by what the session already holds:
   from a dead one, and on Temporal 1.29 a fast answer can even be lost (the
   server's matching drops a Nexus task's completion that beats its own
   bookkeeping: "Nexus task not found on completion" in the team's log; later
-  servers register it before the dispatch, temporalio/temporal#8627). Measured with 100 sessions
+  servers register first, temporalio/temporal#8627). With 100 sessions
   opening at once on 2 cores, one fetch left live teams out of first turns;
 - the fetch timed out and a catalog is cached: the cached catalog is still
   offered (stale-while-revalidate), until ``catalog_misses`` fetches in a row
@@ -103,8 +103,8 @@ async def refresh(
     results = await asyncio.gather(
         *(_fetch_waited(team, config.teams[team], timeout_s, attempts[team]) for team in waited)
     )
-    for team, (result, misses) in zip(waited, results, strict=True):
-        _record(team, result, config, cache, timeout_s, now, misses)
+    for team, (result, timeouts) in zip(waited, results, strict=True):
+        _record(team, result, config, cache, timeout_s, now, timeouts)
     if beside and refreshing is not None and config.catalog_wait_s > 0:
         # A team that answers at once is used in this turn (a new tool reaches
         # the session within its TTL); a slow one costs the turn this much.
@@ -181,7 +181,7 @@ def _record(
     cache: dict[str, CatalogState],
     timeout_s: float,
     now: datetime | None = None,
-    misses: int = 1,
+    timeouts: int = 1,
 ) -> None:
     # A fetch the turn waited for is timed by the turn's clock when it has one;
     # one beside the turn by the task that got its answer (a Nexus result always
@@ -193,7 +193,7 @@ def _record(
         cache[team] = CatalogState(catalog=_checked(result), fetched_at=now)
         return
     slow = timed_out(result)
-    misses = previous.misses + (misses if slow else 1)
+    misses = previous.misses + (timeouts if slow else 1)
     # Only a timeout may be slowness; any other failure is the team's own answer.
     kept = slow and misses < config.catalog_misses and _offers_cache(previous, stale_ok=True)
     if not slow:
