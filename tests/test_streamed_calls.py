@@ -17,7 +17,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from werkzeug import Request, Response
 
-from bench.history import count_actions, turn_slice
+from bench.history import count_actions, first_turn, turn_slice
 from meshkit.mesh import Mesh
 from orchestrator import span_header
 from orchestrator.contract import SEND_MESSAGE
@@ -85,20 +85,7 @@ async def nth_turn(handle: Session, n: int) -> list[Any]:
         == SEND_MESSAGE
     ]
     turn, _ = turn_slice(events[accepted[n] :])
-    return turn[: turn_end(turn)]
-
-
-def turn_end(turn: list[Any]) -> int:
-    """Where the first turn of ``turn`` ends (after its Update's completion)."""
-    first = turn[0].workflow_execution_update_accepted_event_attributes.accepted_request.meta
-    for i, e in enumerate(turn):
-        completed = e.workflow_execution_update_completed_event_attributes
-        if (
-            e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED
-            and completed.meta.update_id == first.update_id
-        ):
-            return i + 1
-    return len(turn)
+    return first_turn(turn)[0]
 
 
 def history_bytes(events: list[Any]) -> int:
