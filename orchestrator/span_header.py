@@ -30,7 +30,7 @@ from temporalio.worker import (
 )
 
 HEADER = "__openai_span"
-"""The plugin's header (tests/test_span_header.py checks the plugin still uses it)."""
+"""The plugin's header (tests/test_streamed_calls.py checks the plugin still uses it)."""
 
 
 class DropSpanHeader(client.Interceptor, worker.Interceptor):

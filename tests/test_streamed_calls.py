@@ -181,3 +181,32 @@ async def test_the_span_header_dropped_is_the_one_the_agents_plugin_writes() -> 
     from temporalio.openai_agents import _trace_interceptor
 
     assert _trace_interceptor.HEADER_KEY == span_header.HEADER
+
+
+async def test_a_model_call_is_written_without_its_defaults_and_read_back_equal() -> None:
+    from agents import ModelResponse, Usage
+    from openai.types.responses import ResponseFunctionToolCall
+
+    from orchestrator.model_stream import StreamedCallResult
+    from orchestrator.payloads import MeshPayloadConverter
+
+    call = ResponseFunctionToolCall.model_validate(
+        {
+            "arguments": "{}",
+            "call_id": "call_1",
+            "name": "get_ip",
+            "type": "function_call",
+            "provider_data": {"model": "m", "response_id": "r"},
+        }
+    )
+    result = StreamedCallResult(
+        response=ModelResponse(
+            output=[call], usage=Usage(requests=1, input_tokens=5, total_tokens=5), response_id="x"
+        ),
+        published=3,
+    )
+    converter = MeshPayloadConverter()
+    payload = converter.to_payloads([result])[0]
+    assert b"request_usage_entries" not in payload.data and b"null" not in payload.data
+    assert b"provider_data" in payload.data and b'"input_tokens":5' in payload.data
+    assert converter.from_payloads([payload], [StreamedCallResult])[0] == result
