@@ -121,10 +121,11 @@ def turn_slice(
     return events[first : last + 1], len(ids)
 
 
-def first_turn(events: list[HistoryEvent]) -> tuple[list[HistoryEvent], list[HistoryEvent]]:
-    """``events`` (a :func:`turn_slice`) split after its first turn's Update completed."""
+def first_turn(events: list[HistoryEvent]) -> list[HistoryEvent]:
+    """The events of the first turn of ``events`` (a :func:`turn_slice`), up to its
+    Update's completion."""
     if not events:
-        return [], []
+        return []
     meta = events[0].workflow_execution_update_accepted_event_attributes.accepted_request.meta
     for index, event in enumerate(events):
         completed = event.workflow_execution_update_completed_event_attributes
@@ -132,8 +133,8 @@ def first_turn(events: list[HistoryEvent]) -> tuple[list[HistoryEvent], list[His
             event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED
             and completed.meta.update_id == meta.update_id
         ):
-            return events[: index + 1], events[index + 1 :]
-    return events, []
+            return events[: index + 1]
+    return events
 
 
 class HistoryMeter:
@@ -154,7 +155,7 @@ class HistoryMeter:
         """The turns of one session's current run."""
         history = await handle.fetch_history()
         events, turns = turn_slice(list(history.events))
-        first, _ = first_turn(events)
+        first = first_turn(events)
         cost = HistoryCost(
             turns=turns,
             bytes=sum(event.ByteSize() for event in events),

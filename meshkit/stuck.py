@@ -37,6 +37,7 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from meshkit.mesh import Mesh, MeshError, connect, load_mesh
 from meshkit.runtime import exit_now
@@ -78,7 +79,12 @@ async def find_stuck(
     async def check(workflow_id: str, run_id: str | None) -> StuckWorkflow | None:
         async with limit:
             handle = client.get_workflow_handle(workflow_id, run_id=run_id)
-            description = await handle.describe()
+            try:
+                description = await handle.describe()
+            except RPCError as err:
+                if err.status == RPCStatusCode.NOT_FOUND:
+                    return None  # gone (retention) since it was listed
+                raise
             pending = description.raw_description.pending_workflow_task
             if pending.attempt < min_attempts:
                 return None
@@ -147,7 +153,12 @@ async def check_mesh(
             found.append(stuck)
             typer.echo(f"stuck: {stuck}")
             if reset_them:
-                run_id = await reset(client, stuck, "meshkit.stuck: workflow task kept failing")
+                # One that cannot be reset is said so; the others are still reset.
+                try:
+                    run_id = await reset(client, stuck, "meshkit.stuck: workflow task kept failing")
+                except (MeshError, RPCError) as err:
+                    typer.echo(f"  not reset: {err}")
+                    continue
                 typer.echo(f"  reset to event {stuck.last_completed_task}: new run {run_id}")
     return found
 
@@ -172,7 +183,7 @@ def cli(
         mesh = load_mesh(mesh_file)
         names = component or ["orchestrator", *mesh.teams]
         found = asyncio.run(check_mesh(mesh, names, min_attempts, reset_them))
-    except MeshError as err:
+    except (MeshError, RPCError) as err:
         typer.echo(f"error: {err}", err=True)
         exit_now(2)
         return

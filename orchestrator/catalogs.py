@@ -99,9 +99,19 @@ async def refresh(
         for team in beside:
             refreshing[team] = asyncio.create_task(_refresh_beside(team, config, cache, refreshing))
     timeout_s = config.catalog_timeout_s
-    attempts = _attempts(waited, config, cache, first_contact)
     results = await asyncio.gather(
-        *(_fetch_waited(team, config.teams[team], timeout_s, attempts[team]) for team in waited)
+        *(
+            _fetch_waited(
+                team,
+                config.teams[team],
+                timeout_s,
+                # A team never heard from may time out catalog_misses times in a row.
+                attempts=config.catalog_misses
+                if first_contact and _never_heard_from(cache.get(team))
+                else 1,
+            )
+            for team in waited
+        )
     )
     for team, (result, timeouts) in zip(waited, results, strict=True):
         _record(team, result, config, cache, timeout_s, now, timeouts)
@@ -141,30 +151,18 @@ async def _refresh_beside(
     _record(team, result, config, cache, timeout_s)
 
 
-def _attempts(
-    waited: list[str], config: SessionConfig, cache: dict[str, CatalogState], first_contact: bool
-) -> dict[str, int]:
-    """How many fetches in a row each waited team may time out: ``catalog_misses``
-    for a team the session has never heard from (with ``first_contact``), else one."""
-    return {
-        team: config.catalog_misses if first_contact and _never_heard_from(cache.get(team)) else 1
-        for team in waited
-    }
-
-
 async def _fetch_waited(
     team: str, route: TeamRoute, timeout_s: float, attempts: int
 ) -> tuple[ToolCatalog | BaseException, int]:
-    """The team's catalog, or the last failure and how many fetches timed out in a row."""
+    """The team's catalog, or the last failure and how many fetches timed out in a row
+    (a failure that is not a timeout is the team's answer: not asked again)."""
     timeouts = 0
     while True:
         try:
             return await _fetch(team, route, timeout_s), timeouts
-        except asyncio.CancelledError:
-            raise
         except Exception as err:
             if not timed_out(err):
-                return err, 1
+                return err, timeouts
             timeouts += 1
             if timeouts >= attempts:
                 return err, timeouts

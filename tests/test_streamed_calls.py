@@ -85,7 +85,7 @@ async def nth_turn(handle: Session, n: int) -> list[Any]:
         == SEND_MESSAGE
     ]
     turn, _ = turn_slice(events[accepted[n] :])
-    return first_turn(turn)[0]
+    return first_turn(turn)
 
 
 def history_bytes(events: list[Any]) -> int:

@@ -19,6 +19,7 @@ from temporalio import workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from meshkit.mesh import MeshError
 from meshkit.polling import poll_until
 from meshkit.stuck import StuckWorkflow, find_stuck, reset
 
@@ -90,3 +91,18 @@ async def test_a_workflow_whose_task_keeps_failing_is_found_and_reset(
         assert result == 1
         assert await find_stuck(client, min_attempts=2, query=query) == []
         await healthy.terminate("test over")
+
+
+async def test_a_workflow_that_never_completed_a_task_is_not_reset(client: Client) -> None:
+    never = StuckWorkflow(
+        namespace=client.namespace,
+        workflow_id="never-started",
+        run_id="run",
+        workflow_type="BrittleForStuckTest",
+        attempt=5,
+        since=None,
+        failure="",
+        last_completed_task=None,
+    )
+    with pytest.raises(MeshError, match="never completed a workflow task"):
+        await reset(client, never, "test")

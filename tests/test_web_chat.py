@@ -294,6 +294,9 @@ def dropped_connection(browser: WebDriver, web_api: WebApi) -> None:
             (By.XPATH, "//li[contains(@class,'reply')][contains(.,'345')]")
         )
     )
+    # The reply can arrive on the event stream before the page sends the
+    # message again (it waits 250 ms after the dropped connection): wait for it.
+    wait.until(lambda b: len(b.execute_script("return window.messageKeys")) >= 2)
     keys = browser.execute_script("return window.messageKeys")
     assert len(keys) == 2 and keys[0] and keys[0] == keys[1], keys  # sent again, same key
 
