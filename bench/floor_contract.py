@@ -14,4 +14,4 @@ class BenchService:
     echo: nexusrpc.Operation[str, str]
     """Sync operation: returns its input at once."""
     echo_workflow: nexusrpc.Operation[str, str]
-    """Workflow-backed operation: starts BenchEcho, which returns its input at once."""
+    """Workflow-backed operation: starts BenchEcho, which returns its input from one activity."""

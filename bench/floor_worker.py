@@ -61,6 +61,7 @@ async def serve(role: Role, task_queue: str) -> None:
             client,
             task_queue=task_queue,
             workflows=[BenchEchoWorkflow],
+            activities=[noop],
             nexus_service_handlers=[BenchServiceHandler(task_queue)],
             graceful_shutdown_timeout=timedelta(seconds=5),
             **PollerSettings().worker_options(),

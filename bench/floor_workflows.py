@@ -45,11 +45,20 @@ async def noop(text: str) -> str:
 
 @workflow.defn(name="BenchEcho")
 class BenchEchoWorkflow:
-    """The workflow behind the workflow-backed operation: returns at once."""
+    """The workflow behind the workflow-backed operation: one activity, on its
+    own task queue, and nothing else.
+
+    A team's workflow-backed tool exists to run its side effect in an activity
+    (Finance's ``StockPriceWorkflow`` fetches the quote in one,
+    ``services/finance/workflows.py``), so that activity is a primitive of the
+    turn; a workflow that returned at once would leave it out of the floor.
+    """
 
     @workflow.run
     async def run(self, text: str) -> str:
-        return text
+        return await workflow.execute_activity(
+            noop, text, schedule_to_close_timeout=timedelta(seconds=60)
+        )
 
 
 @workflow.defn(name="BenchFloor")

@@ -15,6 +15,7 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.common import WorkerDeploymentVersion
 from temporalio.worker import Worker
 
+from meshkit import heap
 from meshkit.health import serve_health
 from meshkit.mesh import MeshError
 from meshkit.observability.logs import configure_logging as configure
@@ -52,7 +53,8 @@ async def run_worker(
     a rollout. With ``health_port`` or ``MESH_HEALTH_PORT`` it answers health
     checks (:mod:`meshkit.health`). ``warm_up`` runs once the worker polls,
     beside it (slow imports a first task would otherwise wait for); a failure
-    there is logged, and the worker runs on. Shutdown is graceful: polling stops, and
+    there is logged, and the worker runs on. Before it polls, the process's
+    garbage collector is set for a long-lived process (:mod:`meshkit.heap`). Shutdown is graceful: polling stops, and
     running tasks get the worker's graceful-shutdown timeout to finish before
     they are cancelled.
     """
@@ -62,6 +64,7 @@ async def run_worker(
     if own_stop:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+    heap.settle(name)
     async with worker:
         # The worker checks its namespace, then opens its pollers: the moment
         # a restarted replica (its version already current) starts serving.

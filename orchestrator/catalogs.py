@@ -50,6 +50,9 @@ import contextlib
 from datetime import datetime, timedelta
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import TimeoutError as TemporalTimeout
+from temporalio.exceptions import TimeoutType
 
 with workflow.unsafe.imports_passed_through():
     from meshkit.observability import metrics
@@ -62,6 +65,15 @@ with workflow.unsafe.imports_passed_through():
     from orchestrator.contract import SessionConfig, TeamRoute
     from orchestrator.failures import root_message, timed_out
     from orchestrator.session_types import CatalogState
+    from orchestrator.shared_catalogs import (
+        ACTIVITY as SHARED_ACTIVITY,
+    )
+    from orchestrator.shared_catalogs import (
+        STORE,
+        SharedCatalog,
+        SharedCatalogRequest,
+        route_key,
+    )
 
 CATALOG_PATCH = "catalog-refresh-beside-the-turn"
 """Runs that passed it refresh cached catalogs without the turn waiting."""
@@ -76,45 +88,51 @@ async def refresh(
     refreshing: dict[str, asyncio.Task[None]] | None = None,
     now: datetime | None = None,
     first_contact: bool = False,
+    shared: bool = False,
 ) -> dict[str, str]:
     """Fetch the catalogs that are due at ``now`` (the turn's clock, see
     ``orchestrator.turn_clock.TURN_CLOCK_PATCH``; by default ``workflow.now()``);
     returns the teams left out, with the reason. With ``first_contact``
     (``FIRST_CONTACT_PATCH``, asked by the caller where its message or request
     was delivered), a team never heard from is asked again after a timeout.
+    With ``shared`` (``SHARED_PATCH``, asked there too), a due team takes a
+    catalog another session of this worker fetched within the TTL, if there is
+    one (``orchestrator.shared_catalogs``), before any team is asked.
 
     With ``refreshing`` (the session's fetches in flight), a team whose cached
     catalog is offered is fetched beside the turn: its task is kept there until
     it has updated ``cache``.
     """
+    clock = now or workflow.now()
     due = [
         team
         for team in config.teams
-        if team not in (refreshing or {}) and _due(cache.get(team), config, now or workflow.now())
+        if team not in (refreshing or {}) and _due(cache.get(team), config, clock)
     ]
     waited, beside = due, []
     if refreshing is not None:
         waited = [team for team in due if not _offers_cache(cache.get(team))]
         beside = [team for team in due if team not in waited]
+    # A team never heard from may time out catalog_misses times in a row.
+    attempts = {
+        team: config.catalog_misses if first_contact and _never_heard_from(cache.get(team)) else 1
+        for team in waited
+    }
+    spent: dict[str, int] = {}
+    if shared and due and config.catalog_ttl_s > 0:  # at 0 no catalog is ever fresh
+        waited, beside, spent = await _take_shared(waited, beside, attempts, config, cache, clock)
+    if refreshing is not None:
         for team in beside:
             refreshing[team] = asyncio.create_task(_refresh_beside(team, config, cache, refreshing))
     timeout_s = config.catalog_timeout_s
     results = await asyncio.gather(
         *(
-            _fetch_waited(
-                team,
-                config.teams[team],
-                timeout_s,
-                # A team never heard from may time out catalog_misses times in a row.
-                attempts=config.catalog_misses
-                if first_contact and _never_heard_from(cache.get(team))
-                else 1,
-            )
+            _fetch_waited(team, config.teams[team], timeout_s, attempts[team] - spent.get(team, 0))
             for team in waited
         )
     )
     for team, (result, timeouts) in zip(waited, results, strict=True):
-        _record(team, result, config, cache, timeout_s, now, timeouts)
+        _record(team, result, config, cache, timeout_s, now, timeouts + spent.get(team, 0))
     if beside and refreshing is not None and config.catalog_wait_s > 0:
         # A team that answers at once is used in this turn (a new tool reaches
         # the session within its TTL); a slow one costs the turn this much.
@@ -157,6 +175,9 @@ async def _fetch_waited(
     """The team's catalog, or the last failure and how many fetches timed out in a row
     (a failure that is not a timeout is the team's answer: not asked again)."""
     timeouts = 0
+    if attempts <= 0:
+        # The worker's fetch this session waited for already timed out as often.
+        return _shared_timeout(team), timeouts
     while True:
         try:
             return await _fetch(team, route, timeout_s), timeouts
@@ -166,6 +187,78 @@ async def _fetch_waited(
             timeouts += 1
             if timeouts >= attempts:
                 return err, timeouts
+
+
+async def _take_shared(
+    waited: list[str],
+    beside: list[str],
+    attempts: dict[str, int],
+    config: SessionConfig,
+    cache: dict[str, CatalogState],
+    now: datetime,
+) -> tuple[list[str], list[str], dict[str, int]]:
+    """Take the catalogs this worker's sessions fetched within the TTL (for a
+    waited team, one another session is fetching now, once it comes); returns
+    the waited and beside teams still to fetch, and per waited team the
+    timeouts of a fetch it waited for, which count as its own. A team this
+    session found out of date is not looked for, nor one fetched before this
+    session's last failed fetch of it."""
+
+    def routes(teams: list[str]) -> dict[str, str]:
+        return {
+            team: route_key(config.teams[team].endpoint, config.teams[team].service)
+            for team in teams
+            if not (team in cache and cache[team].stale)
+        }
+
+    request = SharedCatalogRequest(
+        session=workflow.info().workflow_id,
+        waited=routes(waited),
+        beside=routes(beside),
+        now=now,
+        ttl_s=config.catalog_ttl_s,
+        wait_s=config.catalog_timeout_s * max(attempts.values(), default=1) + 1,
+        after={
+            team: failed
+            for team in [*waited, *beside]
+            if team in cache and (failed := cache[team].failed_at) is not None
+        },
+    )
+    if not request.waited and not request.beside:
+        return waited, beside, {}
+    try:
+        found = await workflow.execute_local_activity(
+            SHARED_ACTIVITY,
+            request,
+            result_type=dict[str, SharedCatalog],
+            start_to_close_timeout=timedelta(seconds=request.wait_s + 5),
+            retry_policy=RetryPolicy(maximum_attempts=1),
+            summary="catalogs: shared by this worker",
+        )
+    except Exception as err:  # never worse than without sharing: ask the teams
+        workflow.logger.warning("shared catalogs not read: %s", root_message(err))
+        return waited, beside, {}
+    spent: dict[str, int] = {}
+    for team, answer in found.items():
+        if answer.catalog is not None and answer.fetched_at is not None:
+            cache[team] = CatalogState(catalog=answer.catalog, fetched_at=answer.fetched_at)
+            metrics.catalog_shared(team)
+        elif answer.timeouts and team in attempts:
+            spent[team] = min(answer.timeouts, attempts[team])
+    taken = {team for team, answer in found.items() if answer.catalog is not None}
+    return (
+        [team for team in waited if team not in taken],
+        [team for team in beside if team not in taken],
+        spent,
+    )
+
+
+def _shared_timeout(team: str) -> BaseException:
+    return TemporalTimeout(
+        f"the catalog of team {team} was not fetched in time by this worker's other sessions",
+        type=TimeoutType.SCHEDULE_TO_CLOSE,
+        last_heartbeat_details=[],
+    )
 
 
 def _never_heard_from(state: CatalogState | None) -> bool:
@@ -187,10 +280,19 @@ def _record(
     now = now or workflow.now()
     previous = cache.get(team) or CatalogState()
     metrics.catalog_refresh(team, not isinstance(result, BaseException))
+    route = config.teams[team]
+    # For the worker's other sessions; never from a replayed, older task.
+    sharing = not workflow.unsafe.is_replaying()
     if not isinstance(result, BaseException):
-        cache[team] = CatalogState(catalog=_checked(result), fetched_at=now)
+        checked = _checked(result)
+        cache[team] = CatalogState(catalog=checked, fetched_at=now)
+        if sharing:
+            STORE.put(route_key(route.endpoint, route.service), checked, now)
         return
     slow = timed_out(result)
+    if sharing:
+        key = route_key(route.endpoint, route.service)
+        STORE.failed(key, workflow.info().workflow_id, timeouts if slow else 0)
     misses = previous.misses + (timeouts if slow else 1)
     # Only a timeout may be slowness; any other failure is the team's own answer.
     kept = slow and misses < config.catalog_misses and _offers_cache(previous, stale_ok=True)

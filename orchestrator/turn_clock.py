@@ -16,6 +16,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from orchestrator.catalogs import CATALOG_PATCH, FIRST_CONTACT_PATCH
     from orchestrator.model_stream import STREAM_PATCH
+    from orchestrator.shared_catalogs import SHARED_PATCH
 
 TURN_CLOCK_PATCH = "turn-clock-at-acceptance"
 """A turn's time-based decisions (is a team's catalog due, is the model plan
@@ -41,6 +42,8 @@ class TurnSwitches:
     lean_streams: bool
     first_contact: bool = False
     """A team the session never heard from is asked again after a timeout."""
+    shared_catalogs: bool = False
+    """A due team's catalog is first looked for among those the worker's sessions fetched."""
 
     @classmethod
     def now(cls) -> TurnSwitches:
@@ -51,6 +54,7 @@ class TurnSwitches:
             catalogs_beside=workflow.patched(CATALOG_PATCH),
             lean_streams=workflow.patched(STREAM_PATCH),
             first_contact=workflow.patched(FIRST_CONTACT_PATCH),
+            shared_catalogs=workflow.patched(SHARED_PATCH),
         )
 
 

@@ -34,6 +34,7 @@ from orchestrator.gateway.workflows import McpCatalogs, McpToolCall
 from orchestrator.models.provider import LlmSettings, MeshModelProvider
 from orchestrator.models.streamed_call import streamed_call_activity
 from orchestrator.session_types import ModelPlan, ModelPlanRequest
+from orchestrator.shared_catalogs import shared_catalogs
 from orchestrator.span_header import DropSpanHeader
 from orchestrator.weather import WeatherSettings
 from orchestrator.workflow import ChatSessionWorkflow
@@ -131,6 +132,7 @@ async def main(
             tools.weather,
             model_plan_activity(provider),
             streamed_call_activity(provider),
+            shared_catalogs,
         ],
         graceful_shutdown_timeout=timedelta(seconds=10),
         deployment_config=deployment,

@@ -71,6 +71,7 @@ with workflow.unsafe.imports_passed_through():
         SessionState,
         team_status,
     )
+    from orchestrator.shared_catalogs import SHARED_PATCH
     from orchestrator.tools import (
         Approval,
         UnknownToolError,
@@ -275,10 +276,11 @@ class ChatSessionWorkflow:
         # Before the first await, as every patch check of a turn (see send_message).
         clock = turn_clock()
         first_contact = workflow.patched(catalogs.FIRST_CONTACT_PATCH)
+        shared = workflow.patched(SHARED_PATCH)
         async with self._turn_lock:
             config = self._state.config
             await catalogs.refresh(
-                config, self._state.catalogs, now=clock, first_contact=first_contact
+                config, self._state.catalogs, now=clock, first_contact=first_contact, shared=shared
             )
             try:
                 allowed = allowed_names(check_tool_names(names), self._catalogs(), config.teams)
@@ -472,7 +474,12 @@ class ChatSessionWorkflow:
         try:
             plan = await self._model_plan(switches.clock)
             unavailable = await catalogs.refresh(
-                config, self._state.catalogs, beside, switches.clock, switches.first_contact
+                config,
+                self._state.catalogs,
+                beside,
+                switches.clock,
+                switches.first_contact,
+                switches.shared_catalogs,
             )
             tools, hints = self._tools()
         except asyncio.CancelledError:

@@ -13,13 +13,15 @@ from openai.types.responses import (
     ResponseOutputMessage,
     ResponseOutputText,
 )
-from temporalio import activity
+from temporalio import activity, workflow
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
+from orchestrator.contract import WORKFLOW_TYPE, SessionResult
 from orchestrator.models.offline import plain
 from orchestrator.models.provider import LlmSettings
+from orchestrator.session_types import SessionState
 from orchestrator.worker import agent_plugins
 from orchestrator.workflow import ChatSessionWorkflow
 from services.finance.workflows import StockPriceWorkflow, SubmitExpenseWorkflow
@@ -97,6 +99,15 @@ class ScriptedModel(Model):
 
     def stream_response(self, *args, **kwargs):  # type: ignore[no-untyped-def,override]
         raise NotImplementedError
+
+
+@workflow.defn(name=WORKFLOW_TYPE)
+class UnversionedSession(ChatSessionWorkflow):
+    """The session, for a worker of no Worker Deployment (its own task queue)."""
+
+    @workflow.run
+    async def run(self, state: SessionState) -> SessionResult:
+        return await super().run(state)
 
 
 def replayer() -> Replayer:

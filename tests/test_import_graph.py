@@ -77,6 +77,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "meshkit",
             "meshkit.failover",
+            "meshkit.heap",
             "meshkit.mesh",
             "meshkit.polling",
             "meshkit.settings",

@@ -26,7 +26,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import pytest_asyncio
-from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHandle, WorkflowHistory
@@ -37,17 +36,15 @@ from orchestrator.contract import (
     END,
     SEND_MESSAGE,
     STATUS,
-    WORKFLOW_TYPE,
     ChatReply,
     ChatRequest,
     SessionConfig,
-    SessionResult,
 )
 from orchestrator.models.provider import LlmSettings, MeshModelProvider
 from orchestrator.session_types import SessionState
+from orchestrator.shared_catalogs import STORE, shared_catalogs
 from orchestrator.worker import agent_plugins, model_plan_activity
-from orchestrator.workflow import ChatSessionWorkflow
-from tests.helpers import replayer
+from tests.helpers import UnversionedSession, replayer
 from tests.reliability import count
 
 pytestmark = pytest.mark.asyncio
@@ -55,15 +52,6 @@ pytestmark = pytest.mark.asyncio
 # Long messages fill the run's history, so that it continues as new after a
 # few turns and its state (with the catalogs' times) is in the next run's input.
 FILLER = "x" * 7_000
-
-
-@workflow.defn(name=WORKFLOW_TYPE)
-class UnversionedSession(ChatSessionWorkflow):
-    """The session, for a worker of no Worker Deployment (its own task queue)."""
-
-    @workflow.run
-    async def run(self, state: SessionState) -> SessionResult:
-        return await super().run(state)
 
 
 def _time(event: HistoryEvent) -> datetime:
@@ -113,6 +101,8 @@ async def recorded(running_mesh: Mesh) -> Recorded:
         model_plan_ttl_s=3600,
         max_run_history_bytes=50_000,
     )
+    # The session fetches its catalogs itself, not from this process's earlier sessions.
+    STORE.clear()
     # No worker polls the queue yet: the message and the Query arrive with
     # the session's first workflow task.
     handle = await client.start_workflow(
@@ -130,7 +120,7 @@ async def recorded(running_mesh: Mesh) -> Recorded:
         client,
         task_queue=queue,
         workflows=[UnversionedSession],
-        activities=[model_plan_activity(provider)],
+        activities=[model_plan_activity(provider), shared_catalogs],
         workflow_runner=UnsandboxedWorkflowRunner(),
     ):
         await query

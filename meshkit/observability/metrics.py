@@ -143,6 +143,14 @@ def catalog_refresh(team: str, ok: bool) -> None:
     )
 
 
+def catalog_shared(team: str) -> None:
+    count(
+        "mesh_catalogs_shared",
+        "Catalogs a session took from another session of its worker instead of asking the team",
+        team=team,
+    )
+
+
 def operation(team: str, operation: str, outcome: str) -> None:
     count(
         "mesh_operations",

@@ -1,0 +1,201 @@
+"""Catalogs shared by the sessions of one orchestrator worker process.
+
+A team's catalog is the same for every session of the orchestrator's namespace
+(the team builds it once, from its contract). Without sharing, each session
+fetched each team's catalog at its first turn and every ``catalog_ttl_s``
+after: a Nexus operation per team and session, each a round trip through the
+server and the team's worker. At 100 sessions opening on 2 cores that was the
+largest cost of the mesh's own (docs/benchmark.md).
+
+So a catalog a session fetches is also kept here, in the worker process, and
+a session that needs a team's catalog first asks, with the local activity
+``shared_catalogs``, for one fetched by any session of its worker within its
+``catalog_ttl_s``. The answer is recorded in the session's history like a
+fetch's result, so a replay (on any replica) takes the same catalogs; a local
+activity always runs in the process that runs its workflow task, the one
+whose sessions filled this store. A team none of them has heard from lately,
+or one the session itself found out of date or failing since, is fetched from
+the team as before (``orchestrator.catalogs``).
+
+Sessions that open together (a deploy, a busy hour) would all miss at once
+and all ask. So the first session to miss a team it waits for *claims* the
+fetch: it asks the team, and the others' local activities wait for its
+answer, up to as long as its fetch may take. A catalog wakes them with it; a
+fetch that timed out wakes them with its timeouts, which count as theirs (a
+team that did not answer the worker does not get asked twice as long); any
+other failure, or no answer by the claim's deadline, sends each to ask the
+team itself. A team whose cached catalog a session still offers (its refresh
+runs beside the turn) takes only a fresh catalog: its turn never waits here.
+
+Workflow code writes here only while it runs a task for the first time, never
+while it replays one, so an old history never puts an old catalog back. The
+write decides nothing in the workflow that writes it; what another session
+reads is recorded in that session's history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, Field
+from temporalio import activity
+
+from meshkit.toolkit.catalog import ToolCatalog
+
+SHARED_PATCH = "catalogs-shared-by-worker"
+"""Runs that passed it take a catalog another session of their worker fetched
+within the TTL instead of asking the team."""
+
+ACTIVITY = "shared_catalogs"
+
+
+class SharedCatalogRequest(BaseModel):
+    """Which teams' catalogs a session would take, and how old they may be."""
+
+    session: str = Field(description="The asking session: the owner of the fetches it claims.")
+    waited: dict[str, str] = Field(
+        default_factory=dict,
+        description="Teams the turn waits for, name to route key (see route_key): the "
+        "session may wait for a fetch another session claimed, or claim it.",
+    )
+    beside: dict[str, str] = Field(
+        default_factory=dict,
+        description="Teams refreshed beside the turn: only a fresh catalog is taken.",
+    )
+    now: datetime = Field(description="The session's clock.")
+    ttl_s: float = Field(gt=0, description="Oldest catalog taken, in seconds before now.")
+    wait_s: float = Field(
+        default=0, ge=0, description="Longest a claimed fetch may take: how long others wait."
+    )
+    after: dict[str, datetime] = Field(
+        default_factory=dict,
+        description="Per team, a time the catalog must have been fetched after: the "
+        "session's own last failed fetch of it.",
+    )
+
+
+class SharedCatalog(BaseModel):
+    """What the worker's sessions know of a team's catalog: the catalog, or that
+    the fetch the asking session waited for timed out."""
+
+    catalog: ToolCatalog | None = None
+    fetched_at: datetime | None = Field(
+        default=None, description="When the session that fetched it got it."
+    )
+    timeouts: int = Field(
+        default=0, description="Without a catalog: times the awaited fetch timed out in a row."
+    )
+
+
+@dataclass
+class _Claim:
+    owner: str
+    deadline: float
+    loop: asyncio.AbstractEventLoop
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    timeouts: int = 0
+
+
+class SharedStore:
+    """The newest catalog fetched per team route, and the fetches in flight.
+
+    Claims are made by the local activity, on the worker's event loop; catalogs
+    and failures arrive from workflow code, in the SDK's workflow threads, and
+    wake the waiting activities through the loop."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, SharedCatalog] = {}
+        self._claims: dict[str, _Claim] = {}
+        self._lock = threading.Lock()
+
+    def put(self, key: str, catalog: ToolCatalog, fetched_at: datetime) -> None:
+        """A session fetched ``catalog`` at ``fetched_at``: keep it if newest, wake waiters."""
+        with self._lock:
+            known = self._entries.get(key)
+            if known is None or known.fetched_at is None or known.fetched_at < fetched_at:
+                self._entries[key] = SharedCatalog(catalog=catalog, fetched_at=fetched_at)
+            claim = self._claims.pop(key, None)
+        if claim is not None:
+            claim.loop.call_soon_threadsafe(claim.done.set)
+
+    def failed(self, key: str, owner: str, timeouts: int) -> None:
+        """``owner``'s fetch failed (``timeouts`` > 0: it timed out that many times):
+        the waiters of its claim stop waiting."""
+        with self._lock:
+            claim = self._claims.get(key)
+            if claim is None or claim.owner != owner:
+                return
+            del self._claims[key]
+            claim.timeouts = timeouts
+        claim.loop.call_soon_threadsafe(claim.done.set)
+
+    def fresh(
+        self, key: str, now: datetime, ttl_s: float, after: datetime | None = None
+    ) -> SharedCatalog | None:
+        entry = self._entries.get(key)
+        if entry is None or entry.fetched_at is None:
+            return None
+        if now - entry.fetched_at >= timedelta(seconds=ttl_s):
+            return None
+        if after is not None and entry.fetched_at <= after:
+            return None
+        return entry
+
+    async def take(
+        self, key: str, request: SharedCatalogRequest, after: datetime | None
+    ) -> SharedCatalog | None:
+        """A fresh catalog; else the outcome of another session's claimed fetch,
+        once it comes; else None, with the fetch claimed for ``request.session``
+        when nobody else holds it."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            entry = self.fresh(key, request.now, request.ttl_s, after)
+            if entry is not None:
+                return entry
+            claim = self._claims.get(key)
+            if claim is None or claim.deadline <= loop.time() or claim.owner == request.session:
+                self._claims[key] = _Claim(request.session, loop.time() + request.wait_s, loop)
+                return None
+        try:
+            await asyncio.wait_for(claim.done.wait(), max(claim.deadline - loop.time(), 0))
+        except TimeoutError:
+            return None
+        entry = self.fresh(key, request.now, request.ttl_s, after)
+        if entry is None and claim.timeouts:
+            return SharedCatalog(timeouts=claim.timeouts)
+        return entry
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._claims.clear()
+
+
+STORE = SharedStore()
+"""This process's store: every orchestrator worker of the process shares it."""
+
+
+def route_key(endpoint: str, service: str) -> str:
+    """Where a catalog came from: the same team reached the same way."""
+    return f"{endpoint}/{service}"
+
+
+@activity.defn(name=ACTIVITY)
+async def shared_catalogs(request: SharedCatalogRequest) -> dict[str, SharedCatalog]:
+    """What this worker's sessions know of the requested teams' catalogs."""
+    found: dict[str, SharedCatalog] = {}
+    for team, key in request.beside.items():
+        entry = STORE.fresh(key, request.now, request.ttl_s, request.after.get(team))
+        if entry is not None:
+            found[team] = entry
+    waited = list(request.waited.items())
+    answers = await asyncio.gather(
+        *(STORE.take(key, request, request.after.get(team)) for team, key in waited)
+    )
+    for (team, _), answer in zip(waited, answers, strict=True):
+        if answer is not None:
+            found[team] = answer
+    return found

@@ -1,0 +1,184 @@
+"""A catalog one session fetched serves the other sessions of its worker.
+
+A new session's first turn takes the teams' catalogs that another session of
+the same worker process fetched within the TTL (the local activity
+``shared_catalogs``) instead of asking every team over Nexus; a team the
+session saw fail since, or found out of date, is still asked. Both sessions'
+histories replay, in the sandbox too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+from meshkit.mesh import Mesh, connect
+from meshkit.toolkit.catalog import CATALOG_OPERATION, ToolCatalog
+from orchestrator.contract import END, SEND_MESSAGE, ChatReply, ChatRequest, SessionConfig
+from orchestrator.models.provider import LlmSettings, MeshModelProvider
+from orchestrator.session_types import SessionState
+from orchestrator.shared_catalogs import (
+    STORE,
+    SharedCatalogRequest,
+    SharedStore,
+    shared_catalogs,
+)
+from orchestrator.worker import agent_plugins, model_plan_activity
+from tests.helpers import UnversionedSession, replayer
+
+NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+
+
+def _catalog(version: str) -> ToolCatalog:
+    return ToolCatalog(team="it", service="ItService", namespace="it", tools=[], version=version)
+
+
+def test_the_store_keeps_the_newest_catalog_and_gives_it_only_within_the_ttl() -> None:
+    store = SharedStore()
+    store.put("it/ItService", _catalog("new"), NOW)
+    store.put("it/ItService", _catalog("old"), NOW - timedelta(seconds=5))  # a slower session
+    entry = store.fresh("it/ItService", NOW + timedelta(seconds=29), ttl_s=30)
+    assert entry is not None and entry.catalog.version == "new"
+    assert store.fresh("it/ItService", NOW + timedelta(seconds=30), ttl_s=30) is None
+    assert store.fresh("finance/FinanceService", NOW, ttl_s=30) is None
+    # Fetched before the asking session's own failed fetch: not evidence the team is back.
+    assert store.fresh("it/ItService", NOW, ttl_s=30, after=NOW) is None
+    assert store.fresh("it/ItService", NOW, ttl_s=30, after=NOW - timedelta(seconds=1))
+
+
+def _request(session: str, **fields: object) -> SharedCatalogRequest:
+    return SharedCatalogRequest.model_validate(
+        {"session": session, "now": NOW, "ttl_s": 30, "wait_s": 5, **fields}
+    )
+
+
+async def test_a_team_refreshed_beside_the_turn_takes_only_a_fresh_catalog() -> None:
+    key = f"beside-{uuid.uuid4().hex[:6]}/ItService"
+    request = _request("s1", beside={"it": key, "finance": key + "x"})
+    assert await shared_catalogs(request) == {}  # nothing, and no waiting: no claim either
+    STORE.put(key, _catalog("v1"), NOW)
+    found = await shared_catalogs(request)
+    assert set(found) == {"it"} and found["it"].fetched_at == NOW
+    failed_since = _request("s1", beside={"it": key}, after={"it": NOW})
+    assert await shared_catalogs(failed_since) == {}
+
+
+async def test_sessions_that_miss_together_wait_for_the_one_fetch_claimed_first() -> None:
+    store = SharedStore()
+    key = "it/ItService"
+    request = _request("s1", waited={"it": key})
+    assert await store.take(key, request, None) is None  # s1 claims the fetch
+    waiters = [
+        asyncio.create_task(store.take(key, _request(f"s{n}", waited={"it": key}), None))
+        for n in (2, 3)
+    ]
+    await asyncio.sleep(0.05)
+    assert not any(w.done() for w in waiters), "a waiter did not wait for the claimed fetch"
+    # The catalog arrives from a workflow thread, as a session's fetch does.
+    await asyncio.to_thread(store.put, key, _catalog("v1"), NOW)
+    for answer in await asyncio.gather(*waiters):
+        assert answer is not None and answer.catalog is not None
+        assert answer.catalog.version == "v1"
+
+
+async def test_a_claimed_fetch_that_timed_out_counts_for_its_waiters() -> None:
+    store = SharedStore()
+    key = "it/ItService"
+    assert await store.take(key, _request("s1"), None) is None
+    waiter = asyncio.create_task(store.take(key, _request("s2"), None))
+    await asyncio.sleep(0.05)
+    store.failed(key, "s2", 2)  # only the session that claimed it ends a claim
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    await asyncio.to_thread(store.failed, key, "s1", 2)
+    answer = await waiter
+    assert answer is not None and answer.catalog is None and answer.timeouts == 2
+    # A refusal (no timeout) sends each waiter to ask the team itself.
+    assert await store.take(key, _request("s1"), None) is None
+    waiter = asyncio.create_task(store.take(key, _request("s2"), None))
+    await asyncio.sleep(0.05)
+    store.failed(key, "s1", 0)
+    assert await waiter is None
+
+
+async def test_a_claim_nobody_answers_is_waited_for_until_its_deadline_then_taken_over() -> None:
+    store = SharedStore()
+    key = "it/ItService"
+    assert await store.take(key, _request("s1", wait_s=0.2), None) is None
+    began = asyncio.get_running_loop().time()
+    assert await store.take(key, _request("s2"), None) is None
+    assert asyncio.get_running_loop().time() - began >= 0.15
+    # The deadline passed: s3 claims the fetch, and s4 waits for s3.
+    assert await store.take(key, _request("s3"), None) is None
+    waiter = asyncio.create_task(store.take(key, _request("s4"), None))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    store.put(key, _catalog("v2"), NOW)
+    answer = await waiter
+    assert answer is not None and answer.catalog is not None
+
+
+def _catalog_fetches(events: list[HistoryEvent]) -> list[str]:
+    return [
+        e.nexus_operation_scheduled_event_attributes.endpoint
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_NEXUS_OPERATION_SCHEDULED
+        and e.nexus_operation_scheduled_event_attributes.operation == CATALOG_OPERATION
+    ]
+
+
+def _local_activities(events: list[HistoryEvent]) -> list[str]:
+    names = []
+    for e in events:
+        details = e.marker_recorded_event_attributes.details
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED and "data" in details:
+            names.append(json.loads(details["data"].payloads[0].data)["activity_type"])
+    return names
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_sessions_opening_together_ask_each_team_once_and_later_ones_not_at_all(
+    running_mesh: Mesh,
+) -> None:
+    provider = MeshModelProvider(LlmSettings(model="offline"))
+    client = await connect(running_mesh, running_mesh.orchestrator, plugins=agent_plugins(provider))
+    queue = f"shared-catalogs-{uuid.uuid4().hex[:6]}"
+    config = SessionConfig.for_mesh(running_mesh, model="offline")
+    STORE.clear()  # nothing from this process's earlier sessions
+
+    async def session(name: str) -> list[HistoryEvent]:
+        handle = await client.start_workflow(
+            UnversionedSession.run, SessionState(config=config), id=name, task_queue=queue
+        )
+        reply = await handle.execute_update(
+            SEND_MESSAGE, ChatRequest(text="What is my IP address?"), id="m0", result_type=ChatReply
+        )
+        assert reply.ok and [(c.name, c.ok) for c in reply.tools] == [("get_ip", True)], reply
+        assert not reply.unavailable, reply
+        await handle.execute_update(END)
+        history = await handle.fetch_history()
+        await replayer().replay_workflow(history)
+        return list(history.events)
+
+    async with Worker(
+        client,
+        task_queue=queue,
+        workflows=[UnversionedSession],
+        activities=[model_plan_activity(provider), shared_catalogs],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        together = await asyncio.gather(*(session(f"{queue}-{n}") for n in range(4)))
+        later = await session(f"{queue}-later")
+    teams = sorted(team.endpoint for team in running_mesh.teams.values())
+    fetches = sorted(endpoint for events in together for endpoint in _catalog_fetches(events))
+    assert fetches == teams, "one fetch per team for the sessions that opened together"
+    assert all("shared_catalogs" in _local_activities(events) for events in together)
+    assert _catalog_fetches(later) == [], "a later session asked the teams again"
+    assert "shared_catalogs" in _local_activities(later)
