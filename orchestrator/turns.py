@@ -45,7 +45,7 @@ log = logging.getLogger("orchestrator.turns")
 def turn_agent(
     config: SessionConfig,
     tools: list[Any],
-    hints: dict[str, Any],
+    hints: str,
     unavailable: dict[str, str],
     plan: ModelPlan | None,
 ) -> Agent[Any]:

@@ -112,7 +112,7 @@ class ChatSessionWorkflow:
         self._interrupting = False
         self._calls: list[ToolCall] = []
         self._approvals = Approvals(self._publish)
-        self._built_tools: tuple[Any, list[Any], dict[str, Any]] | None = None
+        self._built_tools: tuple[Any, list[Any], str] | None = None
         # Inputs of streamed model calls in flight: their activity reads them by Query.
         self._model_inputs = ModelInputs()
         # Catalog fetches running beside the turns, by team (catalogs.CATALOG_PATCH).
@@ -598,7 +598,7 @@ class ChatSessionWorkflow:
             {"type": "response.output_text.delta", "delta": text}
         )
 
-    def _tools(self) -> tuple[list[Any], dict[str, Any]]:
+    def _tools(self) -> tuple[list[Any], str]:
         """The turn's tools and their hints, built again only when a catalog or the
         session's limit changed (not at every turn: both walk every catalog)."""
         config = self._state.config

@@ -87,8 +87,9 @@ async def test_a_one_piece_model_is_called_as_local_activities_and_its_input_sta
     ]
     assert scheduled == ["calculator", "calculator"], "no model activity was scheduled"
     actions = count_actions(plain_events)
-    # Two model calls per turn, and the plan asked once for both turns.
-    assert actions["local_activities"] == 2 * 2 + 1
+    # Two model calls per turn, the plan asked once for both turns, and the
+    # first turn's look for the teams' catalogs among its worker's.
+    assert actions["local_activities"] == 2 * 2 + 1 + 1
     assert actions["signals"] == 0
 
     streamed_events = await turn_events(streamed)
@@ -107,7 +108,9 @@ async def test_the_plan_is_asked_again_once_it_is_older_than_its_ttl(
     for _ in range(2):
         assert (await handle.send("Tell me a joke", 60)).ok
     actions = count_actions(await turn_events(handle))
-    assert actions["local_activities"] == 2 * (1 + 1)  # a plan and a model call per turn
+    # A plan and a model call per turn, and the first turn's look for the
+    # teams' catalogs among its worker's.
+    assert actions["local_activities"] == 2 * (1 + 1) + 1
 
 
 def test_the_payload_converter_decodes_model_inputs_as_the_plugin_does_items_as_dicts() -> None:

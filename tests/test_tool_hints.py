@@ -279,6 +279,8 @@ def test_hints_ride_in_the_model_settings_and_come_out_whole() -> None:
     hints = ModelHints(tools=HINTS, unavailable={"it": "down"})
     settings = with_hints(ModelSettings(temperature=0.1, extra_args={"seed": 1}), hints)
 
+    # One JSON string: the SDK walks and copies model settings at every run.
+    assert isinstance((settings.extra_args or {})[KEY], str)
     rest, read = split_hints(settings)
     assert read == hints
     assert rest == ModelSettings(temperature=0.1, extra_args={"seed": 1})
