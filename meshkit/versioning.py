@@ -122,7 +122,9 @@ def deployment_config(
     )
 
 
-async def deployment_rpc(method: Callable[[Any], Awaitable[T]], request: Any) -> T:
+async def deployment_rpc(
+    method: Callable[[Any], Awaitable[T]], request: Any, *, read: bool = False
+) -> T:
     """Call a Worker Deployment RPC, retried while the server is busy with it.
 
     The server keeps each deployment and version in a system workflow and
@@ -130,14 +132,17 @@ async def deployment_rpc(method: Callable[[Any], Awaitable[T]], request: Any) ->
     queries queue in a small buffer and the rest are refused ("consistent
     query buffer is full", RESOURCE_EXHAUSTED). Such refusals pass in
     milliseconds. A server too busy to answer at all (UNAVAILABLE, or a
-    dropped connection: "transport error") is asked again the same way.
+    dropped connection: "transport error") is asked again the same way. A
+    ``read`` is also asked again after the call's own deadline passed ("Timeout
+    expired": a dev server starting many workers at once can be that slow);
+    a change is not, since it may have been made.
     """
     delay = 0.05
     for _ in range(30):
         try:
             return await method(request)
         except RPCError as err:
-            if not _busy(err):
+            if not (_busy(err) or (read and _timed_out(err))):
                 raise
         await asyncio.sleep(delay)
         delay = min(delay * 2, 1.0)
@@ -148,6 +153,12 @@ def _busy(err: RPCError) -> bool:
     if err.status in (RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.UNAVAILABLE):
         return True
     return err.status == RPCStatusCode.UNKNOWN and "transport error" in err.message
+
+
+def _timed_out(err: RPCError) -> bool:
+    if err.status == RPCStatusCode.DEADLINE_EXCEEDED:
+        return True
+    return err.status == RPCStatusCode.CANCELLED and "Timeout expired" in err.message
 
 
 @dataclass(frozen=True)
@@ -165,6 +176,7 @@ async def describe_deployment(client: Client, deployment: str) -> Any | None:
         return await deployment_rpc(
             client.workflow_service.describe_worker_deployment,
             DescribeWorkerDeploymentRequest(namespace=client.namespace, deployment_name=deployment),
+            read=True,
         )
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
@@ -207,6 +219,7 @@ async def task_queues(client: Client, version: WorkerDeploymentVersion) -> set[t
                     deployment_name=version.deployment_name, build_id=version.build_id
                 ),
             ),
+            read=True,
         )
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:

@@ -9,18 +9,25 @@ per three-tool turn with a streamed model: its two model calls and the
 calculator). Without the header the activity side is unchanged: the plugin
 restores a trace only from a header that is there.
 
-The interceptor goes on the worker's client ahead of the plugin's. The SDK
-chains a workflow's outbound calls in the reverse order of its interceptors,
-so an activity scheduled passes the plugin's first, which sets the header,
-then this one, which drops it.
+The plugin writes it on what the worker's client sends too: the Signals a
+streamed model call publishes its text with, about 95 bytes each in history.
+
+The workflow interceptor goes on the worker's client ahead of the plugin's.
+The SDK chains a workflow's outbound calls in the reverse order of its
+interceptors, so an activity scheduled passes the plugin's first, which sets
+the header, then this one, which drops it. A client's calls go through its
+interceptors in their order, so the client's part (:class:`DropClientSpanHeader`)
+goes after the plugin's, in a plugin of its own listed after the Agents plugin.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from temporalio import client, worker, workflow
 from temporalio.api.common.v1 import Payload
+from temporalio.plugin import SimplePlugin
 from temporalio.worker import (
     StartActivityInput,
     StartLocalActivityInput,
@@ -62,3 +69,35 @@ def _without(headers: Mapping[str, Payload]) -> Mapping[str, Payload]:
     if HEADER not in headers:
         return headers
     return {key: value for key, value in headers.items() if key != HEADER}
+
+
+class DropClientSpanHeader(client.Interceptor):
+    """The client's part: no ``__openai_span`` header on a Signal, a workflow
+    start or an Update the worker's client sends (all kept in history). Goes
+    after the Agents plugin's interceptor (see the module's docstring)."""
+
+    def intercept_client(self, next: client.OutboundInterceptor) -> client.OutboundInterceptor:
+        return _ClientOutbound(next)
+
+
+class _ClientOutbound(client.OutboundInterceptor):
+    async def signal_workflow(self, input: client.SignalWorkflowInput) -> None:
+        input.headers = _without(input.headers)
+        await self.next.signal_workflow(input)
+
+    async def start_workflow(
+        self, input: client.StartWorkflowInput
+    ) -> client.WorkflowHandle[Any, Any]:
+        input.headers = _without(input.headers)
+        return await self.next.start_workflow(input)
+
+    async def start_workflow_update(
+        self, input: client.StartWorkflowUpdateInput
+    ) -> client.WorkflowUpdateHandle[Any]:
+        input.headers = _without(input.headers)
+        return await self.next.start_workflow_update(input)
+
+
+def drop_client_span_header() -> SimplePlugin:
+    """A plugin holding :class:`DropClientSpanHeader`: list it after the Agents plugin."""
+    return SimplePlugin("mesh.drop-span-header", interceptors=[DropClientSpanHeader()])

@@ -35,7 +35,7 @@ from orchestrator.models.provider import LlmSettings, MeshModelProvider
 from orchestrator.models.streamed_call import streamed_call_activity
 from orchestrator.session_types import ModelPlan, ModelPlanRequest
 from orchestrator.shared_catalogs import shared_catalogs
-from orchestrator.span_header import DropSpanHeader
+from orchestrator.span_header import DropSpanHeader, drop_client_span_header
 from orchestrator.weather import WeatherSettings
 from orchestrator.workflow import ChatSessionWorkflow
 
@@ -116,7 +116,10 @@ async def main(
     client = await connect(
         mesh,
         mesh.orchestrator,
-        plugins=agent_plugins(provider, tracing=telemetry.tracing),
+        plugins=[
+            *agent_plugins(provider, tracing=telemetry.tracing),
+            *([] if telemetry.tracing else [drop_client_span_header()]),
+        ],
         tracing=telemetry.plugins,
         interceptors=[] if telemetry.tracing else [DropSpanHeader()],
         require_namespace=True,

@@ -29,13 +29,14 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.common import WorkerDeploymentVersion
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
 
 from meshdev.processes import running
 from meshdev.rollout import worktree
 from meshkit.mesh import Mesh, connect
 from meshkit.polling import poll_until
 from meshkit.rollout import drainage, rollout
-from meshkit.versioning import build_id, routing
+from meshkit.versioning import build_id, deployment_rpc, routing
 from orchestrator.contract import SessionConfig
 from orchestrator.session_client import SessionClient
 from tests.fakes import FakeExpenses
@@ -394,3 +395,21 @@ async def test_the_demo_deploys_and_rolls_back_a_team_with_one_command_each(
         "git", "worktree", "remove", "--force", str(tmp_path / "builds" / head)
     )
     await remove.wait()
+
+
+async def test_a_deployment_read_is_asked_again_after_its_deadline_but_a_change_is_not() -> None:
+    calls: list[str] = []
+
+    async def slow_once(request: str) -> str:
+        calls.append(request)
+        if len(calls) == 1:
+            raise RPCError("Timeout expired", RPCStatusCode.CANCELLED, b"")
+        return "answered"
+
+    assert await deployment_rpc(slow_once, "describe", read=True) == "answered"
+    assert calls == ["describe", "describe"]
+    calls.clear()
+    # A change that timed out may have been made: the caller decides what next.
+    with pytest.raises(RPCError, match="Timeout expired"):
+        await deployment_rpc(slow_once, "set current")
+    assert calls == ["set current"]

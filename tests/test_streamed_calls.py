@@ -128,6 +128,13 @@ async def test_a_streamed_turn_publishes_its_text_and_keeps_the_models_input_out
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ]
     assert not [h for h in headers if span_header.HEADER in h], headers
+    # Nor on the Signals that published the text.
+    signals = [
+        dict(e.workflow_execution_signaled_event_attributes.header.fields)
+        for e in turn
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    ]
+    assert signals and not [h for h in signals if span_header.HEADER in h], signals
     # What the model was sent (the earlier turn, every tool's schema) is not in history.
     sent = fake.bodies[2]
     description = sent["tools"][0]["function"]["description"]
