@@ -54,6 +54,15 @@ DYNAMIC_CONFIG = (
     # them). Half-open after 2 s: one request is let through, and its success
     # closes the breaker.
     'history.outboundQueue.circuitBreakerSettings={"Timeout": "2s"}',
+    # Server 1.29 can lose a sync Nexus answer: matching hands the task to a
+    # poller before it registers where the answer goes, and a handler that
+    # answers in between is told "task not found" (fixed upstream in
+    # temporalio/temporal#8627). The caller then waits out the request's
+    # timeout, 10 s by default, before the server asks again: at 100 sessions
+    # on 2 cores about one benchmark level in three stalled that long. At 4 s
+    # a lost answer costs about 5 s. A sync handler must answer within it
+    # (queueing included) or be asked again; the mesh's take milliseconds.
+    'component.nexusoperations.request.timeout="4s"',
 )
 
 

@@ -14,11 +14,14 @@ process. So, once the worker is built and before it polls:
 - young collections every ``thresholds[0]`` allocations instead of 700, the
   older generations as often as CPython's defaults relative to them.
 
-Measured on the 100-session level of the benchmark (three runs each way):
-orchestrator CPU per turn 22.0 ms with CPython's defaults, 20.4 with the
-freeze alone, 19.5 with both (``docs/benchmark.md``). Memory is unchanged
-within the run's noise. ``MESH_GC_FREEZE=false`` and ``MESH_GC_THRESHOLDS``
-(a JSON list of three ints) change it; ``[700, 10, 10]`` is CPython's default.
+Measured on 100 sessions sending at once (one run each way, the benchmark's
+sweep level on its own): orchestrator CPU per turn 22.0 ms with CPython's
+defaults, 20.4 with the freeze alone, 19.5 with both. The price, over
+``scripts/bench --quick`` runs: the orchestrator's peak RSS 231-234 MB
+against 220-225, and 0.1-0.2 s more from spawn to first poll (the collection
+before the freeze: 30-110 ms). ``MESH_GC_FREEZE=false`` and
+``MESH_GC_THRESHOLDS`` (a JSON list of three ints) change it; ``[700, 10, 10]``
+is CPython's default.
 """
 
 from __future__ import annotations

@@ -24,8 +24,12 @@ answer, up to as long as its fetch may take. A catalog wakes them with it; a
 fetch that timed out wakes them with its timeouts, which count as theirs (a
 team that did not answer the worker does not get asked twice as long); any
 other failure, or no answer by the claim's deadline, sends each to ask the
-team itself. A team whose cached catalog a session still offers (its refresh
-runs beside the turn) takes only a fresh catalog: its turn never waits here.
+team itself. A session that claims a fetch waits for no other session's:
+two sessions each holding a claim the other waits for would both wait out
+the deadline (a first version did, and turns took 7-10 s when the catalogs
+of 100 sessions expired at once); it asks the teams others claimed itself.
+A team whose cached catalog a session still offers (its refresh runs beside
+the turn) takes only a fresh catalog: its turn never waits here.
 
 Workflow code writes here only while it runs a task for the first time, never
 while it replays one, so an old history never puts an old catalog back. The
@@ -144,26 +148,58 @@ class SharedStore:
             return None
         return entry
 
-    async def take(
-        self, key: str, request: SharedCatalogRequest, after: datetime | None
-    ) -> SharedCatalog | None:
-        """A fresh catalog; else the outcome of another session's claimed fetch,
-        once it comes; else None, with the fetch claimed for ``request.session``
-        when nobody else holds it."""
+    async def take(self, request: SharedCatalogRequest) -> dict[str, SharedCatalog]:
+        """For ``request.waited``: fresh catalogs; for the rest, the fetches
+        ``request.session`` claims, or, when it claims none, the outcome of the
+        fetches other sessions claimed, once they come.
+
+        A session that claims a fetch never waits for another's: its own
+        waiters would wait for it in turn, and two sessions each holding a
+        claim the other waits for would both wait out the deadline. It asks
+        the teams others claimed itself."""
         loop = asyncio.get_running_loop()
+        found: dict[str, SharedCatalog] = {}
+        others: dict[str, tuple[str, _Claim]] = {}
+        claimed = False
         with self._lock:
-            entry = self.fresh(key, request.now, request.ttl_s, after)
-            if entry is not None:
-                return entry
-            claim = self._claims.get(key)
-            if claim is None or claim.deadline <= loop.time() or claim.owner == request.session:
-                self._claims[key] = _Claim(request.session, loop.time() + request.wait_s, loop)
-                return None
+            for team, key in request.waited.items():
+                entry = self.fresh(key, request.now, request.ttl_s, request.after.get(team))
+                if entry is not None:
+                    found[team] = entry
+                    continue
+                claim = self._claims.get(key)
+                deadline = loop.time() + request.wait_s
+                if claim is not None and claim.owner == request.session:
+                    # Asked again (its workflow task was lost and is run again):
+                    # the same claim, which its waiters hold.
+                    claim.deadline = deadline
+                    claimed = True
+                elif claim is None or claim.deadline <= loop.time():
+                    if claim is not None:  # nobody answered it: its waiters ask themselves
+                        claim.loop.call_soon_threadsafe(claim.done.set)
+                    self._claims[key] = _Claim(request.session, deadline, loop)
+                    claimed = True
+                else:
+                    others[team] = (key, claim)
+        if claimed or not others:
+            return found
+        answers = await asyncio.gather(
+            *(self._outcome(team, key, claim, request) for team, (key, claim) in others.items())
+        )
+        for team, answer in zip(others, answers, strict=True):
+            if answer is not None:
+                found[team] = answer
+        return found
+
+    async def _outcome(
+        self, team: str, key: str, claim: _Claim, request: SharedCatalogRequest
+    ) -> SharedCatalog | None:
+        loop = asyncio.get_running_loop()
         try:
             await asyncio.wait_for(claim.done.wait(), max(claim.deadline - loop.time(), 0))
         except TimeoutError:
             return None
-        entry = self.fresh(key, request.now, request.ttl_s, after)
+        entry = self.fresh(key, request.now, request.ttl_s, request.after.get(team))
         if entry is None and claim.timeouts:
             return SharedCatalog(timeouts=claim.timeouts)
         return entry
@@ -191,11 +227,5 @@ async def shared_catalogs(request: SharedCatalogRequest) -> dict[str, SharedCata
         entry = STORE.fresh(key, request.now, request.ttl_s, request.after.get(team))
         if entry is not None:
             found[team] = entry
-    waited = list(request.waited.items())
-    answers = await asyncio.gather(
-        *(STORE.take(key, request, request.after.get(team)) for team, key in waited)
-    )
-    for (team, _), answer in zip(waited, answers, strict=True):
-        if answer is not None:
-            found[team] = answer
+    found.update(await STORE.take(request))
     return found

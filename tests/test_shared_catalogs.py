@@ -70,59 +70,87 @@ async def test_a_team_refreshed_beside_the_turn_takes_only_a_fresh_catalog() -> 
     assert await shared_catalogs(failed_since) == {}
 
 
+IT = {"it": "it/ItService"}
+BOTH = {"it": "it/ItService", "finance": "finance/FinanceService"}
+
+
 async def test_sessions_that_miss_together_wait_for_the_one_fetch_claimed_first() -> None:
     store = SharedStore()
-    key = "it/ItService"
-    request = _request("s1", waited={"it": key})
-    assert await store.take(key, request, None) is None  # s1 claims the fetch
-    waiters = [
-        asyncio.create_task(store.take(key, _request(f"s{n}", waited={"it": key}), None))
-        for n in (2, 3)
-    ]
+    assert await store.take(_request("s1", waited=IT)) == {}  # s1 claims the fetch
+    waiters = [asyncio.create_task(store.take(_request(f"s{n}", waited=IT))) for n in (2, 3)]
     await asyncio.sleep(0.05)
     assert not any(w.done() for w in waiters), "a waiter did not wait for the claimed fetch"
     # The catalog arrives from a workflow thread, as a session's fetch does.
-    await asyncio.to_thread(store.put, key, _catalog("v1"), NOW)
+    await asyncio.to_thread(store.put, IT["it"], _catalog("v1"), NOW)
     for answer in await asyncio.gather(*waiters):
-        assert answer is not None and answer.catalog is not None
-        assert answer.catalog.version == "v1"
+        assert answer["it"].catalog is not None and answer["it"].catalog.version == "v1"
+
+
+async def test_a_session_holding_a_claim_never_waits_for_another_sessions_claim() -> None:
+    store = SharedStore()
+    assert await store.take(_request("s1", waited={"it": BOTH["it"]})) == {}
+    assert await store.take(_request("s2", waited={"finance": BOTH["finance"]})) == {}
+    # s1 holds IT's claim and s2 Finance's: neither waits for the other.
+    began = asyncio.get_running_loop().time()
+    assert await store.take(_request("s1", waited=BOTH)) == {}
+    assert await store.take(_request("s2", waited=BOTH)) == {}
+    assert asyncio.get_running_loop().time() - began < 0.5
+    # A session holding none waits for both.
+    waiter = asyncio.create_task(store.take(_request("s3", waited=BOTH)))
+    await asyncio.sleep(0.05)
+    store.put(BOTH["it"], _catalog("it"), NOW)
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    store.put(BOTH["finance"], _catalog("finance"), NOW)
+    assert set(await waiter) == {"it", "finance"}
+
+
+async def test_a_claim_its_session_asks_for_again_still_wakes_those_waiting_for_it() -> None:
+    # A session's workflow task lost after its local activity claimed a fetch
+    # runs that activity again: its waiters must still hear of the fetch.
+    store = SharedStore()
+    assert await store.take(_request("s1", waited=IT)) == {}
+    waiter = asyncio.create_task(store.take(_request("s2", waited=IT)))
+    await asyncio.sleep(0.05)
+    assert await store.take(_request("s1", waited=IT)) == {}
+    store.put(IT["it"], _catalog("v1"), NOW)
+    answer = await asyncio.wait_for(waiter, 1)
+    assert answer["it"].catalog is not None
 
 
 async def test_a_claimed_fetch_that_timed_out_counts_for_its_waiters() -> None:
     store = SharedStore()
-    key = "it/ItService"
-    assert await store.take(key, _request("s1"), None) is None
-    waiter = asyncio.create_task(store.take(key, _request("s2"), None))
+    key = IT["it"]
+    assert await store.take(_request("s1", waited=IT)) == {}
+    waiter = asyncio.create_task(store.take(_request("s2", waited=IT)))
     await asyncio.sleep(0.05)
     store.failed(key, "s2", 2)  # only the session that claimed it ends a claim
     await asyncio.sleep(0.05)
     assert not waiter.done()
     await asyncio.to_thread(store.failed, key, "s1", 2)
-    answer = await waiter
-    assert answer is not None and answer.catalog is None and answer.timeouts == 2
+    answer = (await waiter)["it"]
+    assert answer.catalog is None and answer.timeouts == 2
     # A refusal (no timeout) sends each waiter to ask the team itself.
-    assert await store.take(key, _request("s1"), None) is None
-    waiter = asyncio.create_task(store.take(key, _request("s2"), None))
+    assert await store.take(_request("s1", waited=IT)) == {}
+    waiter = asyncio.create_task(store.take(_request("s2", waited=IT)))
     await asyncio.sleep(0.05)
     store.failed(key, "s1", 0)
-    assert await waiter is None
+    assert await waiter == {}
 
 
 async def test_a_claim_nobody_answers_is_waited_for_until_its_deadline_then_taken_over() -> None:
     store = SharedStore()
-    key = "it/ItService"
-    assert await store.take(key, _request("s1", wait_s=0.2), None) is None
+    assert await store.take(_request("s1", waited=IT, wait_s=0.2)) == {}
     began = asyncio.get_running_loop().time()
-    assert await store.take(key, _request("s2"), None) is None
+    assert await store.take(_request("s2", waited=IT)) == {}
     assert asyncio.get_running_loop().time() - began >= 0.15
     # The deadline passed: s3 claims the fetch, and s4 waits for s3.
-    assert await store.take(key, _request("s3"), None) is None
-    waiter = asyncio.create_task(store.take(key, _request("s4"), None))
+    assert await store.take(_request("s3", waited=IT)) == {}
+    waiter = asyncio.create_task(store.take(_request("s4", waited=IT)))
     await asyncio.sleep(0.05)
     assert not waiter.done()
-    store.put(key, _catalog("v2"), NOW)
-    answer = await waiter
-    assert answer is not None and answer.catalog is not None
+    store.put(IT["it"], _catalog("v2"), NOW)
+    assert (await waiter)["it"].catalog is not None
 
 
 def _catalog_fetches(events: list[HistoryEvent]) -> list[str]:
