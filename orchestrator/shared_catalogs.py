@@ -20,14 +20,14 @@ the team as before (``orchestrator.catalogs``).
 Sessions that open together (a deploy, a busy hour) would all miss at once
 and all ask. So the first session to miss a team it waits for *claims* the
 fetch: it asks the team, and the others' local activities wait for its
-answer, up to as long as its fetch may take. A catalog wakes them with it; a
-fetch that timed out wakes them with its timeouts, which count as theirs (a
-team that did not answer the worker does not get asked twice as long); any
-other failure, or no answer by the claim's deadline, sends each to ask the
-team itself. A session that claims a fetch waits for no other session's:
-two sessions each holding a claim the other waits for would both wait out
-the deadline (a first version did, and turns took 7-10 s when the catalogs
-of 100 sessions expired at once); it asks the teams others claimed itself.
+answer, at most ``MAX_WAIT_S`` (a waiting session holds a workflow task
+slot, see there). A catalog wakes them with it; a fetch that timed out
+wakes them with its timeouts, which count as theirs (a team that did not
+answer the worker does not get asked twice as long); any other failure, or
+no answer in time, sends each to ask the team itself. A session that claims
+a fetch waits for no other session's: two sessions each holding a claim the
+other waits for would both wait out their time; it asks the teams others
+claimed itself.
 A team whose cached catalog a session still offers (its refresh runs beside
 the turn) takes only a fresh catalog: its turn never waits here.
 
@@ -40,6 +40,7 @@ reads is recorded in that session's history.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -49,11 +50,23 @@ from temporalio import activity
 
 from meshkit.toolkit.catalog import ToolCatalog
 
+log = logging.getLogger(__name__)
+
 SHARED_PATCH = "catalogs-shared-by-worker"
 """Runs that passed it take a catalog another session of their worker fetched
 within the TTL instead of asking the team."""
 
 ACTIVITY = "shared_catalogs"
+
+MAX_WAIT_S = 1.0
+"""Longest a session waits for another's fetch. A waiting local activity holds
+its session's workflow task, and with it one of the worker's workflow task
+slots (``MESH_WORKER_WORKFLOW_TASK_SLOTS``, 200; the SDK's default is 100);
+the session that claimed the fetch needs a slot to take the team's answer.
+With as many sessions waiting as there are slots, nothing moved until the
+waits ran out: at 100 sessions whose catalogs expired at once, with 100
+slots, first turns took 7-11 s (``python -m bench.level``, its third round).
+After this long a session asks the team itself, as without sharing."""
 
 
 class SharedCatalogRequest(BaseModel):
@@ -195,9 +208,16 @@ class SharedStore:
         self, team: str, key: str, claim: _Claim, request: SharedCatalogRequest
     ) -> SharedCatalog | None:
         loop = asyncio.get_running_loop()
+        began = loop.time()
         try:
-            await asyncio.wait_for(claim.done.wait(), max(claim.deadline - loop.time(), 0))
+            await asyncio.wait_for(
+                claim.done.wait(), min(max(claim.deadline - began, 0), MAX_WAIT_S)
+            )
         except TimeoutError:
+            log.info(
+                "session %s waited %.1f s for session %s's fetch of %s: it asks the team itself",
+                request.session, loop.time() - began, claim.owner, key,
+            )  # fmt: skip
             return None
         entry = self.fresh(key, request.now, request.ttl_s, request.after.get(team))
         if entry is None and claim.timeouts:
