@@ -14,15 +14,17 @@ from openai.types.responses import (
     ResponseOutputText,
 )
 from temporalio import activity, workflow
+from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from orchestrator.contract import WORKFLOW_TYPE, SessionResult
 from orchestrator.models.offline import plain
-from orchestrator.models.provider import LlmSettings
+from orchestrator.models.provider import LlmSettings, MeshModelProvider
 from orchestrator.session_types import SessionState
-from orchestrator.worker import agent_plugins
+from orchestrator.shared_catalogs import shared_catalogs
+from orchestrator.worker import agent_plugins, model_plan_activity
 from orchestrator.workflow import ChatSessionWorkflow
 from services.finance.workflows import StockPriceWorkflow, SubmitExpenseWorkflow
 from services.it.projects import ProjectChoiceWorkflow
@@ -108,6 +110,18 @@ class UnversionedSession(ChatSessionWorkflow):
     @workflow.run
     async def run(self, state: SessionState) -> SessionResult:
         return await super().run(state)
+
+
+def session_worker(client: Client, queue: str, provider: MeshModelProvider) -> Worker:
+    """A worker of sessions on their own task queue, with no Worker Deployment,
+    and the local activities a session's turn runs."""
+    return Worker(
+        client,
+        task_queue=queue,
+        workflows=[UnversionedSession],
+        activities=[model_plan_activity(provider), shared_catalogs],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
 
 
 def replayer() -> Replayer:

@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from meshkit.mesh import Mesh, connect
 from meshkit.toolkit.catalog import CATALOG_OPERATION, ToolCatalog
@@ -30,8 +29,8 @@ from orchestrator.shared_catalogs import (
     SharedStore,
     shared_catalogs,
 )
-from orchestrator.worker import agent_plugins, model_plan_activity
-from tests.helpers import UnversionedSession, replayer
+from orchestrator.worker import agent_plugins
+from tests.helpers import UnversionedSession, replayer, session_worker
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 
@@ -195,13 +194,7 @@ async def test_sessions_opening_together_ask_each_team_once_and_later_ones_not_a
         await replayer().replay_workflow(history)
         return list(history.events)
 
-    async with Worker(
-        client,
-        task_queue=queue,
-        workflows=[UnversionedSession],
-        activities=[model_plan_activity(provider), shared_catalogs],
-        workflow_runner=UnsandboxedWorkflowRunner(),
-    ):
+    async with session_worker(client, queue, provider):
         together = await asyncio.gather(*(session(f"{queue}-{n}") for n in range(4)))
         later = await session(f"{queue}-later")
     teams = sorted(team.endpoint for team in running_mesh.teams.values())

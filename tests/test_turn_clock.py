@@ -29,7 +29,6 @@ import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHandle, WorkflowHistory
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from meshkit.mesh import Mesh, connect
 from orchestrator.contract import (
@@ -42,9 +41,9 @@ from orchestrator.contract import (
 )
 from orchestrator.models.provider import LlmSettings, MeshModelProvider
 from orchestrator.session_types import SessionState
-from orchestrator.shared_catalogs import STORE, shared_catalogs
-from orchestrator.worker import agent_plugins, model_plan_activity
-from tests.helpers import UnversionedSession, replayer
+from orchestrator.shared_catalogs import STORE
+from orchestrator.worker import agent_plugins
+from tests.helpers import UnversionedSession, replayer, session_worker
 from tests.reliability import count
 
 pytestmark = pytest.mark.asyncio
@@ -116,13 +115,7 @@ async def recorded(running_mesh: Mesh) -> Recorded:
     await asyncio.sleep(1)
     query = asyncio.create_task(_status(handle))
     await asyncio.sleep(1)
-    async with Worker(
-        client,
-        task_queue=queue,
-        workflows=[UnversionedSession],
-        activities=[model_plan_activity(provider), shared_catalogs],
-        workflow_runner=UnsandboxedWorkflowRunner(),
-    ):
+    async with session_worker(client, queue, provider):
         await query
         assert (await first).ok
         for n in range(1, 20):
