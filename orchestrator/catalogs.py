@@ -206,7 +206,7 @@ async def _take_shared(
 
     def routes(teams: list[str]) -> dict[str, str]:
         return {
-            team: route_key(config.teams[team].endpoint, config.teams[team].service)
+            team: route_key(config.teams[team])
             for team in teams
             if not (team in cache and cache[team].stale)
         }
@@ -280,19 +280,17 @@ def _record(
     now = now or workflow.now()
     previous = cache.get(team) or CatalogState()
     metrics.catalog_refresh(team, not isinstance(result, BaseException))
-    route = config.teams[team]
     # For the worker's other sessions; never from a replayed, older task.
-    sharing = not workflow.unsafe.is_replaying()
+    shared_key = None if workflow.unsafe.is_replaying() else route_key(config.teams[team])
     if not isinstance(result, BaseException):
         checked = _checked(result)
         cache[team] = CatalogState(catalog=checked, fetched_at=now)
-        if sharing:
-            STORE.put(route_key(route.endpoint, route.service), checked, now)
+        if shared_key:
+            STORE.put(shared_key, checked, now)
         return
     slow = timed_out(result)
-    if sharing:
-        key = route_key(route.endpoint, route.service)
-        STORE.failed(key, workflow.info().workflow_id, timeouts if slow else 0)
+    if shared_key:
+        STORE.failed(shared_key, workflow.info().workflow_id, timeouts if slow else 0)
     misses = previous.misses + (timeouts if slow else 1)
     # Only a timeout may be slowness; any other failure is the team's own answer.
     kept = slow and misses < config.catalog_misses and _offers_cache(previous, stale_ok=True)

@@ -49,6 +49,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 
 from meshkit.toolkit.catalog import ToolCatalog
+from orchestrator.contract import TeamRoute
 
 log = logging.getLogger(__name__)
 
@@ -234,9 +235,9 @@ STORE = SharedStore()
 """This process's store: every orchestrator worker of the process shares it."""
 
 
-def route_key(endpoint: str, service: str) -> str:
+def route_key(route: TeamRoute) -> str:
     """Where a catalog came from: the same team reached the same way."""
-    return f"{endpoint}/{service}"
+    return f"{route.endpoint}/{route.service}"
 
 
 @activity.defn(name=ACTIVITY)
