@@ -8,6 +8,7 @@ Command line (used by scripts/demo)::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -89,10 +90,17 @@ def temporal_cli() -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports free on 127.0.0.1 now. Each probe stays bound
+    until all are chosen, so the kernel cannot hand out one twice."""
+    with contextlib.ExitStack() as stack:
+        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
 
 
 def port_open(host: str, port: int) -> bool:
@@ -160,10 +168,12 @@ def start_dev_server(
     (tests, benchmark); without ``db_filename`` its state is in memory.
     ``dynamic_config`` adds or overrides ``KEY=VALUE`` settings.
     """
-    port = port or free_port()
+    spare = [p for p in free_ports(3) if p != port]
+    port = port or spare.pop()
+    http_port, metrics_port = spare[:2]
     args = [
         temporal_cli(), "server", "start-dev", "--ip", ip, "--port", str(port),
-        "--http-port", str(free_port()), "--metrics-port", str(free_port()),
+        "--http-port", str(http_port), "--metrics-port", str(metrics_port),
         "--log-level", log_level, *dynamic_config_args(dynamic_config),
     ]  # fmt: skip
     args += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]

@@ -29,8 +29,12 @@ def truncate_output(output: str, limit: int) -> str:
     )
 
 
+_JSON_TEXT = json.JSONEncoder(default=str)
+"""``json.dumps(value, default=str)`` without building an encoder per call."""
+
+
 def estimate_tokens(items: list[dict[str, Any]]) -> int:
-    return sum(len(json.dumps(item, default=str)) for item in items) // CHARS_PER_TOKEN
+    return sum(len(_JSON_TEXT.encode(item)) for item in items) // CHARS_PER_TOKEN
 
 
 def compact(

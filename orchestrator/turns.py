@@ -16,7 +16,8 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from agents import Agent, ModelSettings
+    from agents import Agent, ModelSettings, RunConfig
+    from agents.run_config import CallModelData, ModelInputData
     from opentelemetry.trace import Status, StatusCode
 
     from meshkit.observability import metrics
@@ -40,6 +41,28 @@ user asks for something they provide, say that the team is unavailable and to
 try again later."""
 
 log = logging.getLogger("orchestrator.turns")
+
+
+def earlier_turns(history: list[dict[str, Any]]) -> RunConfig:
+    """A run of one turn whose model calls see ``history`` (the session's earlier
+    turns, as ``RunResult.to_input_list`` gave them) before the turn's own items.
+
+    The runner is given only the turn's message. Given the whole conversation,
+    the Agents SDK copies and converts every earlier item several times per
+    run (a deep copy for its run state, a JSON-compatible copy before each
+    model call and for the result), which grew a turn's CPU with the length of
+    the session. Its supported hook for what a model call sees,
+    ``call_model_input_filter``, puts the earlier turns back: each model call
+    gets the same input as before, the runner converts only the turn's own
+    items, and ``to_input_list`` of the result holds only those.
+    """
+    earlier: list[Any] = list(history)
+
+    def with_earlier(call: CallModelData[Any]) -> ModelInputData:
+        data = call.model_data
+        return ModelInputData(input=[*earlier, *data.input], instructions=data.instructions)
+
+    return RunConfig(call_model_input_filter=with_earlier)
 
 
 def turn_agent(

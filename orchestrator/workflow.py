@@ -10,7 +10,7 @@ from temporalio import workflow
 from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
-    from agents import Agent, Runner
+    from agents import Agent, RunConfig, Runner
     from agents.exceptions import AgentsException, MaxTurnsExceeded
     from temporalio.contrib.workflow_streams import WorkflowStream
     from temporalio.openai_agents import AgentsWorkflowError
@@ -80,7 +80,7 @@ with workflow.unsafe.imports_passed_through():
         tool_hints,
     )
     from orchestrator.turn_clock import TurnSwitches, turn_clock
-    from orchestrator.turns import observed, turn_agent
+    from orchestrator.turns import earlier_turns, observed, turn_agent
 
 FAREWELL = "Session ended. Goodbye!"
 INTERRUPTED = "(turn interrupted by the user before it finished)"
@@ -502,10 +502,10 @@ class ChatSessionWorkflow:
             self._state.items, config.context_budget_tokens, self._state.compacted_turns
         )
         self._state.items = items
-        new_input: list[Any] = [*items, {"role": "user", "content": text}]
+        new_input: list[Any] = [{"role": "user", "content": text}]
         try:
             result = await self._run_agent(
-                agent, new_input, config.max_agent_turns, plan, streams_lean
+                agent, new_input, earlier_turns(items), config.max_agent_turns, plan, streams_lean
             )
         except asyncio.CancelledError:
             if not self._interrupting:
@@ -526,7 +526,10 @@ class ChatSessionWorkflow:
             workflow.logger.exception("turn %s failed", number)
             reply = self._failed(number, text, f"I could not finish this turn: {turn_failure(err)}")
         else:
-            self._state.items = [dict(item) for item in result.to_input_list()]  # type: ignore[call-overload]
+            self._state.items = [
+                *items,
+                *(dict(item) for item in result.to_input_list()),  # type: ignore[call-overload]
+            ]
             usage = result.context_wrapper.usage
             reply = ChatReply(
                 turn=number,
@@ -576,6 +579,7 @@ class ChatSessionWorkflow:
         self,
         agent: Agent[Any],
         new_input: list[Any],
+        run_config: RunConfig,
         max_turns: int,
         plan: ModelPlan | None,
         streams_lean: bool,
@@ -583,11 +587,13 @@ class ChatSessionWorkflow:
         """Run the agent; when the plan streams, the model's text goes to the session's
         stream (published by the model call itself, when ``streams_lean``)."""
         if streams_lean or (plan is not None and not plan.stream):
-            return await Runner.run(agent, input=new_input, max_turns=max_turns)
+            return await Runner.run(agent, new_input, run_config=run_config, max_turns=max_turns)
         try:
-            streamed = Runner.run_streamed(agent, input=new_input, max_turns=max_turns)
+            streamed = Runner.run_streamed(
+                agent, new_input, run_config=run_config, max_turns=max_turns
+            )
         except AgentsWorkflowError:
-            return await Runner.run(agent, input=new_input, max_turns=max_turns)
+            return await Runner.run(agent, new_input, run_config=run_config, max_turns=max_turns)
         async for _ in streamed.stream_events():
             pass  # the model activity has published them; clients read the stream
         return streamed

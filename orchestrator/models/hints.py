@@ -14,6 +14,7 @@ Imported by workflow code: no I/O.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from typing import Any
 
@@ -84,8 +85,16 @@ def split_hints(settings: ModelSettings | Any) -> tuple[Any, ModelHints]:
     rest = {k: v for k, v in extra.items() if k != KEY}
     carried = extra[KEY]
     hints = (
-        ModelHints.model_validate_json(carried)
+        _parsed(carried)
         if isinstance(carried, str | bytes)
         else ModelHints.model_validate(carried)  # a settings object made before they were text
     )
     return dataclasses.replace(settings, extra_args=rest or None), hints
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(carried: str | bytes) -> ModelHints:
+    """Hints read from their text, once per text: a session's are the same
+    at every model call until its tools or unavailable teams change. Callers
+    only read them."""
+    return ModelHints.model_validate_json(carried)

@@ -62,11 +62,13 @@ class OfflineModel(Model):
         tracing: Any,
         **kwargs: Any,
     ) -> ModelResponse:
-        items: list[Any] = (
-            [{"role": "user", "content": input}] if isinstance(input, str) else plain(input)
+        items: list[Any] = [{"role": "user", "content": input}] if isinstance(input, str) else input
+        # Only the latest user message and what followed it are read (earlier
+        # user messages only when asked about): copy just those.
+        last_user = next(
+            (i for i in range(len(items) - 1, -1, -1) if _role(items[i]) == "user"), -1
         )
-        last_user = max((i for i, item in enumerate(items) if _role(item) == "user"), default=-1)
-        since = items[last_user + 1 :]
+        since = plain(items[last_user + 1 :])
         outputs = [item for item in since if _type(item) == "function_call_output"]
         _, hints = split_hints(model_settings)
         notes = _unavailable_notes(hints.unavailable)
@@ -74,7 +76,7 @@ class OfflineModel(Model):
             calls = {item["call_id"]: item for item in since if _type(item) == "function_call"}
             text = "\n".join(_describe(calls.get(o["call_id"]), o, hints.tools) for o in outputs)
             return _response([_message(_with_notes(text, notes))], items)
-        user_text = _text(items[last_user]) if last_user >= 0 else ""
+        user_text = _text(plain(items[last_user])) if last_user >= 0 else ""
         named = named_call(user_text, tools)
         if isinstance(named, str):
             return _response([_message(named)], items)
@@ -95,7 +97,7 @@ class OfflineModel(Model):
                 items,
             )
         if _asks_about_history(user_text):
-            earlier = [_text(item) for item in items[:last_user] if _role(item) == "user"]
+            earlier = [_text(plain(item)) for item in items[:last_user] if _role(item) == "user"]
             if earlier:
                 listed = "\n".join(f"{n}. {q}" for n, q in enumerate(earlier, 1))
                 return _response([_message(f"So far you asked:\n{listed}")], items)
@@ -260,9 +262,19 @@ def _message(text: str) -> ResponseOutputMessage:
     )
 
 
+def _json_default(value: Any) -> Any:
+    copied = plain(value)
+    return copied if copied is not value else str(value)
+
+
+_JSON_TEXT = json.JSONEncoder(default=_json_default)
+"""JSON text of input items as :func:`plain` copies them, with one encoder for
+every call (``json.dumps`` with options builds one per call)."""
+
+
 def _response(output: list[Any], items: list[Any]) -> ModelResponse:
     # Rough token counts (4 characters a token) so usage figures are meaningful.
-    seen = sum(len(json.dumps(item, default=str)) for item in items) // 4 + 1
+    seen = sum(len(_JSON_TEXT.encode(item)) for item in items) // 4 + 1
     produced = sum(len(o.model_dump_json()) for o in output) // 4 + 1
     return ModelResponse(
         output=output,
