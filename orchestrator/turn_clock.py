@@ -15,6 +15,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from orchestrator.catalogs import CATALOG_PATCH, FIRST_CONTACT_PATCH
+    from orchestrator.model_calls import PLAN_PATCH
     from orchestrator.model_stream import STREAM_PATCH
     from orchestrator.shared_catalogs import SHARED_PATCH
 
@@ -30,6 +31,35 @@ time; a replay hands it over in the first task, at the activity's completion
 time (temporalio 1.35). A decision near a TTL's edge then differs, and the
 replay fails with "Missing associated machine for LocalActivity(n)". Histories
 recorded before this keep the old clock."""
+
+
+BASELINE_PATCH = "session-baseline-2026-12"
+"""A run that records this patch first asks none of :data:`IN_BASELINE`: all
+are on. Each patch a session asks writes a marker and an upsert of
+``TemporalChangeVersion`` into its history (the SDK adds the upsert), so a new
+session's first turn wrote six of each: twelve events and six visibility
+updates on the server for every session, before its first model call. Now a
+new session writes one of each. A run that began before this patch (its
+first ask of a patch, at its first turn or tool limit, replays without this
+marker) keeps asking each patch as it always did."""
+
+IN_BASELINE = frozenset(
+    {TURN_CLOCK_PATCH, CATALOG_PATCH, STREAM_PATCH, FIRST_CONTACT_PATCH, SHARED_PATCH, PLAN_PATCH}
+)
+
+
+def patched(patch_id: str) -> bool:
+    """``workflow.patched``, true without asking for a patch of the baseline
+    in a run that began with it.
+
+    The baseline is asked the first time any patch is, so at one fixed point
+    of every run: a new run records it there; a run recorded before it asked
+    a baseline patch there, and replays it as not patched (the SDK keeps a
+    patch's first answer for the whole run) and goes on asking each one.
+    """
+    if patch_id in IN_BASELINE and workflow.patched(BASELINE_PATCH):
+        return True
+    return workflow.patched(patch_id)
 
 
 @dataclass(frozen=True)
@@ -51,14 +81,14 @@ class TurnSwitches:
         # was recorded in: each patch is asked at one fixed point.
         return cls(
             clock=turn_clock(),
-            catalogs_beside=workflow.patched(CATALOG_PATCH),
-            lean_streams=workflow.patched(STREAM_PATCH),
-            first_contact=workflow.patched(FIRST_CONTACT_PATCH),
-            shared_catalogs=workflow.patched(SHARED_PATCH),
+            catalogs_beside=patched(CATALOG_PATCH),
+            lean_streams=patched(STREAM_PATCH),
+            first_contact=patched(FIRST_CONTACT_PATCH),
+            shared_catalogs=patched(SHARED_PATCH),
         )
 
 
 def turn_clock() -> datetime | None:
     """The time a turn's decisions use (TURN_CLOCK_PATCH): now, asked where the
     message or request is delivered; None in runs recorded before the patch."""
-    return workflow.now() if workflow.patched(TURN_CLOCK_PATCH) else None
+    return workflow.now() if patched(TURN_CLOCK_PATCH) else None

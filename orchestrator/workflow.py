@@ -79,7 +79,7 @@ with workflow.unsafe.imports_passed_through():
         build_tools,
         tool_hints,
     )
-    from orchestrator.turn_clock import TurnSwitches, turn_clock
+    from orchestrator.turn_clock import TurnSwitches, patched, turn_clock
     from orchestrator.turns import earlier_turns, observed, turn_agent
 
 FAREWELL = "Session ended. Goodbye!"
@@ -275,8 +275,8 @@ class ChatSessionWorkflow:
         """
         # Before the first await, as every patch check of a turn (see send_message).
         clock = turn_clock()
-        first_contact = workflow.patched(catalogs.FIRST_CONTACT_PATCH)
-        shared = workflow.patched(SHARED_PATCH)
+        first_contact = patched(catalogs.FIRST_CONTACT_PATCH)
+        shared = patched(SHARED_PATCH)
         async with self._turn_lock:
             config = self._state.config
             await catalogs.refresh(
@@ -554,7 +554,7 @@ class ChatSessionWorkflow:
         None for a run that began before sessions planned their model calls:
         it keeps the worker-wide way until it continues as new.
         """
-        if not workflow.patched(PLAN_PATCH):
+        if not patched(PLAN_PATCH):
             return None
         config = self._state.config
         known = self._state.model_plan
