@@ -272,9 +272,17 @@ _JSON_TEXT = json.JSONEncoder(default=_json_default)
 every call (``json.dumps`` with options builds one per call)."""
 
 
+def _items_chars(items: list[Any]) -> int:
+    """The characters of each item's JSON text, summed: the list's text, one
+    call, less its brackets and the ", " between items."""
+    if not items:
+        return 0
+    return len(_JSON_TEXT.encode(items)) - 2 - 2 * (len(items) - 1)
+
+
 def _response(output: list[Any], items: list[Any]) -> ModelResponse:
     # Rough token counts (4 characters a token) so usage figures are meaningful.
-    seen = sum(len(_JSON_TEXT.encode(item)) for item in items) // 4 + 1
+    seen = _items_chars(items) // 4 + 1
     produced = sum(len(o.model_dump_json()) for o in output) // 4 + 1
     return ModelResponse(
         output=output,
