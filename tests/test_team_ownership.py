@@ -479,13 +479,20 @@ async def test_a_ticket_approved_in_the_chat_shows_its_approver_in_the_it_namesp
     assert reply.ok and [(t.name, t.ok) for t in reply.tools] == [("create_ticket", True)]
 
     it_client = await connect(running_mesh, running_mesh.team("it"))
-    memos = []
-    async for found in it_client.list_workflows("WorkflowType = 'CreateTicketWorkflow'"):
-        described = await it_client.get_workflow_handle(found.id).describe()
-        memo = await described.memo_value(APPROVAL_MEMO, default=None)
-        if memo and memo["session"] == handle.id:
-            memos.append(memo)
-    [memo] = memos
+
+    async def this_sessions_memos() -> list[dict[str, Any]] | None:
+        # Visibility lags the workflow's start: list until the ticket shows.
+        memos = []
+        async for found in it_client.list_workflows("WorkflowType = 'CreateTicketWorkflow'"):
+            described = await it_client.get_workflow_handle(found.id).describe()
+            memo = await described.memo_value(APPROVAL_MEMO, default=None)
+            if memo and memo["session"] == handle.id:
+                memos.append(memo)
+        return memos or None
+
+    [memo] = await poll_until(
+        this_sessions_memos, timeout_s=15, interval_s=0.25, what="the ticket's workflow is listed"
+    )
     assert memo["approved_by"] == "alice" and memo["note"] == "urgent"
     assert memo["tool"] == "create_ticket" and memo["call_id"] == reply.tools[0].call_id
 
