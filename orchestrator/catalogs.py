@@ -89,6 +89,7 @@ async def refresh(
     now: datetime | None = None,
     first_contact: bool = False,
     shared: bool = False,
+    ahead: bool = False,
 ) -> dict[str, str]:
     """Fetch the catalogs that are due at ``now`` (the turn's clock, see
     ``orchestrator.turn_clock.TURN_CLOCK_PATCH``; by default ``workflow.now()``);
@@ -97,7 +98,10 @@ async def refresh(
     was delivered), a team never heard from is asked again after a timeout.
     With ``shared`` (``SHARED_PATCH``, asked there too), a due team takes a
     catalog another session of this worker fetched within the TTL, if there is
-    one (``orchestrator.shared_catalogs``), before any team is asked.
+    one (``orchestrator.shared_catalogs``), before any team is asked. With
+    ``ahead`` too (``AHEAD_PATCH``), and ``refreshing``, a team whose taken
+    catalog the worker asks this session to refresh ahead of its expiry is
+    fetched beside the turn, which does not wait for it.
 
     With ``refreshing`` (the session's fetches in flight), a team whose cached
     catalog is offered is fetched beside the turn: its task is kept there until
@@ -119,10 +123,13 @@ async def refresh(
         for team in waited
     }
     spent: dict[str, int] = {}
+    refresh_ahead: list[str] = []
     if shared and due and config.catalog_ttl_s > 0:  # at 0 no catalog is ever fresh
-        waited, beside, spent = await _take_shared(waited, beside, attempts, config, cache, clock)
+        waited, beside, spent, refresh_ahead = await _take_shared(
+            waited, beside, attempts, config, cache, clock, ahead and refreshing is not None
+        )
     if refreshing is not None:
-        for team in beside:
+        for team in [*beside, *refresh_ahead]:
             refreshing[team] = asyncio.create_task(_refresh_beside(team, config, cache, refreshing))
     timeout_s = config.catalog_timeout_s
     results = await asyncio.gather(
@@ -196,13 +203,15 @@ async def _take_shared(
     config: SessionConfig,
     cache: dict[str, CatalogState],
     now: datetime,
-) -> tuple[list[str], list[str], dict[str, int]]:
+    ahead: bool = False,
+) -> tuple[list[str], list[str], dict[str, int], list[str]]:
     """Take the catalogs this worker's sessions fetched within the TTL (for a
     waited team, one another session is fetching now, once it comes); returns
     the waited and beside teams still to fetch, and per waited team the
     timeouts of a fetch it waited for, which count as its own. A team this
     session found out of date is not looked for, nor one fetched before this
-    session's last failed fetch of it."""
+    session's last failed fetch of it. The last list: the teams taken that
+    this session refreshes ahead (``ahead``: it may be asked to)."""
 
     def routes(teams: list[str]) -> dict[str, str]:
         return {
@@ -223,9 +232,10 @@ async def _take_shared(
             for team in [*waited, *beside]
             if team in cache and (failed := cache[team].failed_at) is not None
         },
+        ahead=ahead,
     )
     if not request.waited and not request.beside:
-        return waited, beside, {}
+        return waited, beside, {}, []
     try:
         found = await workflow.execute_local_activity(
             SHARED_ACTIVITY,
@@ -237,7 +247,7 @@ async def _take_shared(
         )
     except Exception as err:  # never worse than without sharing: ask the teams
         workflow.logger.warning("shared catalogs not read: %s", root_message(err))
-        return waited, beside, {}
+        return waited, beside, {}, []
     spent: dict[str, int] = {}
     for team, answer in found.items():
         if answer.catalog is not None and answer.fetched_at is not None:
@@ -250,6 +260,7 @@ async def _take_shared(
         [team for team in waited if team not in taken],
         [team for team in beside if team not in taken],
         spent,
+        [team for team in sorted(taken) if ahead and found[team].refresh],
     )
 
 

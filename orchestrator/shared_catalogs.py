@@ -31,6 +31,14 @@ claimed itself.
 A team whose cached catalog a session still offers (its refresh runs beside
 the turn) takes only a fresh catalog: its turn never waits here.
 
+A catalog that expires while no session fetches it would make the next
+sessions miss together, at the worst time: a burst of new sessions. So a
+session that takes a catalog past ``AHEAD_FRACTION`` of its TTL may be told
+to *refresh it ahead* (``SharedCatalog.refresh``): it asks the team beside its
+turn, which never waits for it, and the catalog it gets goes into the store
+like any other. One session at a time refreshes a team ahead; the grant ends
+with a newer catalog, the fetch's failure, or ``AHEAD_HOLD_S``.
+
 Workflow code writes here only while it runs a task for the first time, never
 while it replays one, so an old history never puts an old catalog back. The
 write decides nothing in the workflow that writes it; what another session
@@ -42,6 +50,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -70,6 +79,16 @@ slots, first turns took 7-11 s (``python -m bench.level``, its third round).
 After this long a session asks the team itself, as without sharing."""
 
 
+AHEAD_PATCH = "catalogs-refreshed-ahead"
+"""Runs that passed it ask for refreshes ahead of expiry (``SharedCatalogRequest.ahead``)."""
+
+AHEAD_FRACTION = 0.5
+"""A catalog taken past this share of its TTL is refreshed ahead by one session."""
+
+AHEAD_HOLD_S = 5.0
+"""Longest one session holds a team's refresh ahead before another may take it."""
+
+
 class SharedCatalogRequest(BaseModel):
     """Which teams' catalogs a session would take, and how old they may be."""
 
@@ -93,6 +112,11 @@ class SharedCatalogRequest(BaseModel):
         description="Per team, a time the catalog must have been fetched after: the "
         "session's own last failed fetch of it.",
     )
+    ahead: bool = Field(
+        default=False,
+        description="The session can refresh a team beside its turn: it may be told to "
+        "refresh ahead a catalog it takes that is past AHEAD_FRACTION of its TTL.",
+    )
 
 
 class SharedCatalog(BaseModel):
@@ -105,6 +129,11 @@ class SharedCatalog(BaseModel):
     )
     timeouts: int = Field(
         default=0, description="Without a catalog: times the awaited fetch timed out in a row."
+    )
+    refresh: bool = Field(
+        default=False,
+        description="The asking session refreshes this team beside its turn: the catalog "
+        "is past AHEAD_FRACTION of its TTL and no other session is refreshing it.",
     )
 
 
@@ -127,6 +156,7 @@ class SharedStore:
     def __init__(self) -> None:
         self._entries: dict[str, SharedCatalog] = {}
         self._claims: dict[str, _Claim] = {}
+        self._ahead: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
     def put(self, key: str, catalog: ToolCatalog, fetched_at: datetime) -> None:
@@ -135,6 +165,7 @@ class SharedStore:
             known = self._entries.get(key)
             if known is None or known.fetched_at is None or known.fetched_at < fetched_at:
                 self._entries[key] = SharedCatalog(catalog=catalog, fetched_at=fetched_at)
+                self._ahead.pop(key, None)
             claim = self._claims.pop(key, None)
         if claim is not None:
             claim.loop.call_soon_threadsafe(claim.done.set)
@@ -143,6 +174,8 @@ class SharedStore:
         """``owner``'s fetch failed (``timeouts`` > 0: it timed out that many times):
         the waiters of its claim stop waiting."""
         with self._lock:
+            if self._ahead.get(key, ("", 0.0))[0] == owner:
+                del self._ahead[key]
             claim = self._claims.get(key)
             if claim is None or claim.owner != owner:
                 return
@@ -161,6 +194,22 @@ class SharedStore:
         if after is not None and entry.fetched_at <= after:
             return None
         return entry
+
+    def ahead(self, key: str, entry: SharedCatalog, request: SharedCatalogRequest) -> SharedCatalog:
+        """``entry`` as given to ``request.session``: marked for it to refresh
+        ahead when it is past ``AHEAD_FRACTION`` of the TTL and nobody else is."""
+        if not request.ahead or entry.fetched_at is None:
+            return entry
+        age = (request.now - entry.fetched_at).total_seconds()
+        if age < request.ttl_s * AHEAD_FRACTION:
+            return entry
+        now = time.monotonic()
+        with self._lock:
+            owner, until = self._ahead.get(key, ("", 0.0))
+            if owner not in ("", request.session) and until > now:
+                return entry
+            self._ahead[key] = (request.session, now + AHEAD_HOLD_S)
+        return entry.model_copy(update={"refresh": True})
 
     async def take(self, request: SharedCatalogRequest) -> dict[str, SharedCatalog]:
         """For ``request.waited``: fresh catalogs; for the rest, the fetches
@@ -229,6 +278,7 @@ class SharedStore:
         with self._lock:
             self._entries.clear()
             self._claims.clear()
+            self._ahead.clear()
 
 
 STORE = SharedStore()
@@ -249,4 +299,8 @@ async def shared_catalogs(request: SharedCatalogRequest) -> dict[str, SharedCata
         if entry is not None:
             found[team] = entry
     found.update(await STORE.take(request))
-    return found
+    keys = {**request.beside, **request.waited}
+    return {
+        team: STORE.ahead(keys[team], entry, request) if entry.catalog is not None else entry
+        for team, entry in found.items()
+    }

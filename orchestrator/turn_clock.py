@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from orchestrator.catalogs import CATALOG_PATCH, FIRST_CONTACT_PATCH
     from orchestrator.model_calls import PLAN_PATCH
     from orchestrator.model_stream import STREAM_PATCH
-    from orchestrator.shared_catalogs import SHARED_PATCH
+    from orchestrator.shared_catalogs import AHEAD_PATCH, SHARED_PATCH
 
 TURN_CLOCK_PATCH = "turn-clock-at-acceptance"
 """A turn's time-based decisions (is a team's catalog due, is the model plan
@@ -74,6 +74,8 @@ class TurnSwitches:
     """A team the session never heard from is asked again after a timeout."""
     shared_catalogs: bool = False
     """A due team's catalog is first looked for among those the worker's sessions fetched."""
+    refresh_ahead: bool = False
+    """A shared catalog past half its TTL may be refreshed beside the turn (``AHEAD_PATCH``)."""
 
     @classmethod
     def now(cls) -> TurnSwitches:
@@ -85,6 +87,7 @@ class TurnSwitches:
             lean_streams=patched(STREAM_PATCH),
             first_contact=patched(FIRST_CONTACT_PATCH),
             shared_catalogs=patched(SHARED_PATCH),
+            refresh_ahead=patched(AHEAD_PATCH),
         )
 
 

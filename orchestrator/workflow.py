@@ -480,6 +480,7 @@ class ChatSessionWorkflow:
                 switches.clock,
                 switches.first_contact,
                 switches.shared_catalogs,
+                switches.refresh_ahead,
             )
             tools, hints = self._tools()
         except asyncio.CancelledError:

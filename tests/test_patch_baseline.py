@@ -1,4 +1,4 @@
-"""A new session records one patch, the baseline; older runs go on asking each.
+"""A new session records the baseline patch, not each it covers; older runs ask each.
 
 Each patch a session asks writes a marker and a ``TemporalChangeVersion``
 upsert. A run that begins with ``BASELINE_PATCH`` asks none of the patches
@@ -24,9 +24,13 @@ from meshkit.mesh import Mesh, connect
 from orchestrator.contract import END, SEND_MESSAGE, ChatReply, ChatRequest, SessionConfig
 from orchestrator.models.provider import LlmSettings, MeshModelProvider
 from orchestrator.session_types import SessionState
+from orchestrator.shared_catalogs import AHEAD_PATCH
 from orchestrator.turn_clock import BASELINE_PATCH, IN_BASELINE
 from orchestrator.worker import agent_plugins
 from tests.helpers import UnversionedSession, replayer, session_worker
+
+AFTER_BASELINE = [AHEAD_PATCH]
+"""Patches added after the baseline, in the order a turn asks them."""
 
 
 def _patches(events: list[HistoryEvent]) -> list[str]:
@@ -75,8 +79,9 @@ async def test_a_new_session_records_only_the_baseline(running_mesh: Mesh) -> No
         await handle.execute_update(END)
     history = await handle.fetch_history()
     events = list(history.events)
-    assert _patches(events) == [BASELINE_PATCH]
-    assert _upserts(events) == 1
+    # The baseline, and each patch added after it (asked on its own).
+    assert _patches(events) == [BASELINE_PATCH, *AFTER_BASELINE]
+    assert _upserts(events) == 1 + len(AFTER_BASELINE)
     await replayer().replay_workflow(history)
 
 
@@ -103,5 +108,5 @@ async def test_a_run_begun_before_the_baseline_keeps_asking_each_patch(
     history = await handle.fetch_history()
     patches = _patches(list(history.events))
     assert BASELINE_PATCH not in patches
-    assert sorted(patches) == sorted(IN_BASELINE), "each asked once, at the first turn"
+    assert sorted(patches) == sorted([*IN_BASELINE, *AFTER_BASELINE]), "each asked once"
     await replayer().replay_workflow(history)

@@ -13,12 +13,17 @@ import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import WorkflowHandle
 
+import orchestrator.shared_catalogs as shared_module
 from meshkit.mesh import Mesh, connect
+from meshkit.polling import poll_until
 from meshkit.toolkit.catalog import CATALOG_OPERATION, ToolCatalog
 from orchestrator.contract import END, SEND_MESSAGE, ChatReply, ChatRequest, SessionConfig
 from orchestrator.models.provider import LlmSettings, MeshModelProvider
@@ -27,6 +32,7 @@ from orchestrator.shared_catalogs import (
     STORE,
     SharedCatalogRequest,
     SharedStore,
+    route_key,
     shared_catalogs,
 )
 from orchestrator.worker import agent_plugins
@@ -71,6 +77,35 @@ async def test_a_team_refreshed_beside_the_turn_takes_only_a_fresh_catalog() -> 
 
 IT = {"it": "it/ItService"}
 BOTH = {"it": "it/ItService", "finance": "finance/FinanceService"}
+
+
+def test_one_session_at_a_time_refreshes_a_catalog_past_half_its_ttl(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = SharedStore()
+    key = IT["it"]
+    store.put(key, _catalog("v1"), NOW)
+    entry = store.fresh(key, NOW, ttl_s=30)
+    assert entry is not None
+
+    def asked(session: str, age_s: float, ahead: bool = True) -> bool:
+        request = _request(session, now=NOW + timedelta(seconds=age_s), ahead=ahead)
+        return store.ahead(key, entry, request).refresh
+
+    assert not asked("s1", 14), "refreshed before half its TTL"
+    assert not asked("s1", 20, ahead=False), "a session that cannot refresh beside was asked"
+    assert asked("s1", 20)
+    assert not asked("s2", 21), "two sessions refresh the same team ahead"
+    assert asked("s1", 21), "the holder asked again keeps its grant"
+    store.failed(key, "s1", 1)  # its fetch failed: another may try
+    assert asked("s2", 22)
+    # A newer catalog ends the grant; it is fresh again.
+    store.put(key, _catalog("v2"), NOW + timedelta(seconds=22))
+    newer = store.fresh(key, NOW + timedelta(seconds=23), ttl_s=30)
+    assert newer is not None and not store.ahead(key, newer, _request("s3", ahead=True)).refresh
+    # A holder that never answers loses its grant after AHEAD_HOLD_S.
+    monkeypatch.setattr(shared_module, "time", SimpleNamespace(monotonic=lambda: 1e9))
+    assert asked("s3", 24)
 
 
 async def test_sessions_that_miss_together_wait_for_the_one_fetch_claimed_first() -> None:
@@ -161,6 +196,21 @@ def _catalog_fetches(events: list[HistoryEvent]) -> list[str]:
     ]
 
 
+def _told_to_refresh(events: list[HistoryEvent]) -> int:
+    """Teams the worker told the session to refresh ahead, in its shared_catalogs results."""
+    told = 0
+    for e in events:
+        details = e.marker_recorded_event_attributes.details
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED and "result" in details:
+            for payload in details["result"].payloads:
+                answer = json.loads(payload.data)
+                if isinstance(answer, dict):
+                    told += sum(
+                        1 for v in answer.values() if isinstance(v, dict) and v.get("refresh")
+                    )
+    return told
+
+
 def _local_activities(events: list[HistoryEvent]) -> list[str]:
     names = []
     for e in events:
@@ -203,3 +253,55 @@ async def test_sessions_opening_together_ask_each_team_once_and_later_ones_not_a
     assert all("shared_catalogs" in _local_activities(events) for events in together)
     assert _catalog_fetches(later) == [], "a later session asked the teams again"
     assert "shared_catalogs" in _local_activities(later)
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_catalog_past_half_its_ttl_is_refreshed_ahead_by_one_session(
+    running_mesh: Mesh,
+) -> None:
+    """The second session takes the first's catalogs and refreshes them beside
+    its turn; the third takes the refreshed ones and asks no team."""
+    provider = MeshModelProvider(LlmSettings(model="offline"))
+    client = await connect(running_mesh, running_mesh.orchestrator, plugins=agent_plugins(provider))
+    queue = f"ahead-{uuid.uuid4().hex[:6]}"
+    config = SessionConfig.for_mesh(running_mesh, model="offline").model_copy(
+        update={"catalog_ttl_s": 4.0}
+    )
+    teams = sorted(team.endpoint for team in running_mesh.teams.values())
+    keys = [route_key(route) for route in config.teams.values()]
+    STORE.clear()
+
+    async def session(name: str) -> WorkflowHandle[Any, Any]:
+        handle = await client.start_workflow(
+            UnversionedSession.run, SessionState(config=config), id=name, task_queue=queue
+        )
+        reply = await handle.execute_update(
+            SEND_MESSAGE, ChatRequest(text="What is my IP address?"), id="m0", result_type=ChatReply
+        )
+        assert reply.ok and [(c.name, c.ok) for c in reply.tools] == [("get_ip", True)], reply
+        return handle
+
+    def fetched_at() -> list[datetime | None]:
+        now = datetime.now(UTC)
+        return [entry.fetched_at if (entry := STORE.fresh(k, now, 3600)) else None for k in keys]
+
+    async with session_worker(client, queue, provider):
+        first = await session(f"{queue}-1")
+        fetched = fetched_at()
+        await asyncio.sleep(2.2)  # past half the TTL
+        second = await session(f"{queue}-2")
+        await poll_until(
+            lambda: all(a and b and a > b for a, b in zip(fetched_at(), fetched, strict=True)),
+            timeout_s=10,
+            what="the refreshed catalogs reached the worker's store",
+        )
+        third = await session(f"{queue}-3")
+        handles = [first, second, third]
+        for handle in handles:
+            await handle.execute_update(END)
+    histories = [await handle.fetch_history() for handle in handles]
+    fetches = [sorted(_catalog_fetches(list(h.events))) for h in histories]
+    assert fetches == [teams, teams, []], "first fetched, second refreshed ahead, third took"
+    assert [_told_to_refresh(list(h.events)) for h in histories] == [0, len(teams), 0]
+    for history in histories:
+        await replayer().replay_workflow(history)
