@@ -260,7 +260,7 @@ async def _take_shared(
         [team for team in waited if team not in taken],
         [team for team in beside if team not in taken],
         spent,
-        [team for team in sorted(taken) if ahead and found[team].refresh],
+        [team for team in sorted(taken) if found[team].refresh],
     )
 
 

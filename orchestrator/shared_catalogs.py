@@ -198,7 +198,7 @@ class SharedStore:
     def ahead(self, key: str, entry: SharedCatalog, request: SharedCatalogRequest) -> SharedCatalog:
         """``entry`` as given to ``request.session``: marked for it to refresh
         ahead when it is past ``AHEAD_FRACTION`` of the TTL and nobody else is."""
-        if not request.ahead or entry.fetched_at is None:
+        if not request.ahead or entry.catalog is None or entry.fetched_at is None:
             return entry
         age = (request.now - entry.fetched_at).total_seconds()
         if age < request.ttl_s * AHEAD_FRACTION:
@@ -300,7 +300,4 @@ async def shared_catalogs(request: SharedCatalogRequest) -> dict[str, SharedCata
             found[team] = entry
     found.update(await STORE.take(request))
     keys = {**request.beside, **request.waited}
-    return {
-        team: STORE.ahead(keys[team], entry, request) if entry.catalog is not None else entry
-        for team, entry in found.items()
-    }
+    return {team: STORE.ahead(keys[team], entry, request) for team, entry in found.items()}
