@@ -5,7 +5,8 @@ and its no-op activity; a floor handler process in the "it" namespace hosts
 the bench Nexus service, reached through a bench endpoint, as a team's worker
 hosts its service (:mod:`bench.floor_worker`). They are processes of their
 own, as the mesh's workers are, and only serve the floor, which keeps the
-mesh's workers free of bench code.
+mesh's workers free of bench code. A third, when asked for, runs the agent
+floor: the same turns through the Agents SDK's runner (:mod:`bench.floor_agent`).
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from bench.config import BenchConfig
 from bench.cpu import CpuMeter, spent
+from bench.floor_agent import AgentFloorSetup, AgentFloorWorkflow, AgentTurn, session_tools
 from bench.floor_worker import HANDLER_NAMESPACE
 from bench.floor_workflows import FloorTurn, FloorWorkflow
 from bench.stats import Summary, timed
-from bench.turns import TOOL_PRIMITIVE, LevelResult, TurnKind, TurnResults, run_level
+from bench.turns import KINDS, TOOL_PRIMITIVE, LevelResult, TurnKind, TurnResults, run_level
 from meshdev.processes import WorkerProcess, spawn_worker, stop_all
 from meshkit.mesh import Mesh, connect
 from meshkit.setup import ensure_endpoint
@@ -42,7 +44,8 @@ class FloorSetup:
     task_queue: str
     endpoint: str
     processes: tuple[WorkerProcess, ...]
-    """The caller and the handler, for CPU figures."""
+    """The caller, the handler and the agent floor's worker (when asked for), for CPU figures."""
+    agent_task_queue: str | None = None
 
     @property
     def pids(self) -> dict[str, int]:
@@ -51,17 +54,22 @@ class FloorSetup:
 
 @asynccontextmanager
 async def floor_workers(
-    mesh: Mesh, env: Mapping[str, str], workdir: Path
+    mesh: Mesh, env: Mapping[str, str], workdir: Path, *, agent: bool = False
 ) -> AsyncIterator[FloorSetup]:
-    """The two floor processes and the bench endpoint, for as long as the block runs."""
+    """The floor processes and the bench endpoint, for as long as the block runs:
+    the caller and the handler, and with ``agent`` the agent floor's worker."""
     suffix = uuid.uuid4().hex[:6]
     caller_queue, handler_queue = f"bench-floor-{suffix}", f"bench-nexus-{suffix}"
+    agent_queue = f"bench-agent-{suffix}"
     endpoint = f"bench-{suffix}"
     caller = await connect(mesh, mesh.orchestrator, data_converter=pydantic_data_converter)
     await ensure_endpoint(caller, endpoint, HANDLER_NAMESPACE, handler_queue)
     started: list[WorkerProcess] = []
     try:
-        for role, queue in (("handler", handler_queue), ("caller", caller_queue)):
+        roles = [("handler", handler_queue), ("caller", caller_queue)]
+        if agent:
+            roles.append(("agent", agent_queue))
+        for role, queue in roles:
             process = spawn_worker(
                 f"floor-{role}",
                 dict(env),
@@ -70,7 +78,9 @@ async def floor_workers(
             )
             started.append(process)
             await process.wait_ready()
-        yield FloorSetup(caller, caller_queue, endpoint, tuple(started))
+        yield FloorSetup(
+            caller, caller_queue, endpoint, tuple(started), agent_queue if agent else None
+        )
     finally:
         stop_all(started)
 
@@ -122,6 +132,64 @@ async def measure_floor(
                 raise RuntimeError(f"floor {kind} returned {result!r}, expected {text!r}")
             if n >= config.warmup:
                 samples.append(elapsed)
+    return FloorResult(Summary.of(samples), cpu)
+
+
+async def measure_agent_floor(
+    setup: FloorSetup, mesh: Mesh, config: BenchConfig, meter: CpuMeter | None = None
+) -> dict[str, FloorResult]:
+    """Each turn kind as the agent floor runs it (:mod:`bench.floor_agent`):
+    ``warmup`` + ``floor_samples`` turns, one at a time, one session per kind,
+    offered the tools a session of ``mesh`` is offered."""
+    if setup.agent_task_queue is None:
+        raise ValueError("the agent floor needs floor_workers(..., agent=True)")
+    agent_setup = AgentFloorSetup(
+        endpoint=setup.endpoint,
+        tools=await session_tools(setup.client, mesh, config.turn_timeout_s),
+    )
+    return {kind.name: await _agent_kind(setup, agent_setup, kind, config, meter) for kind in KINDS}
+
+
+async def _agent_kind(
+    setup: FloorSetup,
+    agent_setup: AgentFloorSetup,
+    kind: TurnKind,
+    config: BenchConfig,
+    meter: CpuMeter | None,
+) -> FloorResult:
+    samples: list[float] = []
+    cpu: dict[str, float] = {}
+    handle = await setup.client.start_workflow(
+        AgentFloorWorkflow.run,
+        agent_setup,
+        id=f"bench-agent-{kind.name}-{uuid.uuid4().hex[:8]}",
+        task_queue=setup.agent_task_queue or "",
+    )
+    try:
+        for n in range(config.warmup + config.floor_samples):
+            turn = AgentTurn(
+                text=f"{kind.name}-{n}", calls={tool: TOOL_PRIMITIVE[tool] for tool in kind.tools}
+            )
+
+            async def call(turn: AgentTurn = turn) -> str:
+                result: str = await handle.execute_update("turn", turn, result_type=str)
+                return result
+
+            before = meter.snapshot() if meter else {}
+            result, elapsed = await asyncio.wait_for(timed(call), config.turn_timeout_s)
+            if result != turn.answer:
+                raise RuntimeError(
+                    f"agent floor {kind.name} answered {result!r}, expected {turn.answer!r}"
+                )
+            if n >= config.warmup:
+                samples.append(elapsed)
+                if meter:
+                    for name, used in spent(before, meter.snapshot()).items():
+                        cpu[name] = cpu.get(name, 0.0) + used
+    finally:
+        # Bounded: a broken bench worker must not hang the run's cleanup.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(handle.execute_update(AgentFloorWorkflow.finish), 10)
     return FloorResult(Summary.of(samples), cpu)
 
 

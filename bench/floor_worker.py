@@ -3,7 +3,9 @@
 ``python -m bench.floor_worker caller <task queue>`` runs ``FloorWorkflow`` and
 its activity in the orchestrator's namespace, as the orchestrator worker runs
 the sessions; ``python -m bench.floor_worker handler <task queue>`` hosts the
-bench Nexus service in a team's namespace, as a team's worker hosts its own.
+bench Nexus service in a team's namespace, as a team's worker hosts its own;
+``python -m bench.floor_worker agent <task queue>`` runs the agent floor
+(:mod:`bench.floor_agent`) in the orchestrator's namespace.
 Each is its own process, with the orchestrator's workflow runner and worker
 settings, so the floor pays for the same process boundaries, the same
 event loops and the same task slots as the mesh: the floor's throughput at
@@ -35,15 +37,33 @@ class Role(StrEnum):
     """Runs the floor's sessions, in the orchestrator's namespace."""
     HANDLER = "handler"
     """Hosts the bench Nexus service, in a team's namespace."""
+    AGENT = "agent"
+    """Runs the agent floor's sessions (``bench.floor_agent``), in the orchestrator's namespace."""
 
 
 async def serve(role: Role, task_queue: str) -> None:
     mesh = load_mesh()
     target = (
-        NamespaceConfig(namespace=mesh.orchestrator.namespace, task_queue=task_queue)
-        if role is Role.CALLER
-        else NamespaceConfig(namespace=HANDLER_NAMESPACE, task_queue=task_queue)
+        NamespaceConfig(namespace=HANDLER_NAMESPACE, task_queue=task_queue)
+        if role is Role.HANDLER
+        else NamespaceConfig(namespace=mesh.orchestrator.namespace, task_queue=task_queue)
     )
+    if role is Role.AGENT:
+        # Imported here: the other two roles start without the Agents SDK.
+        from bench.floor_agent import AgentFloorWorkflow, agent_client_options
+
+        client = await connect(mesh, target, **agent_client_options())
+        worker = Worker(
+            client,
+            task_queue=task_queue,
+            workflows=[AgentFloorWorkflow],
+            activities=[noop],
+            graceful_shutdown_timeout=timedelta(seconds=5),
+            workflow_runner=UnsandboxedWorkflowRunner(),
+            **PollerSettings().worker_options(),
+        )
+        await run_worker(worker, f"floor {role.value}")
+        return
     client = await connect(mesh, target, data_converter=pydantic_data_converter)
     if role is Role.CALLER:
         worker = Worker(
@@ -70,7 +90,7 @@ async def serve(role: Role, task_queue: str) -> None:
 
 
 def main(
-    role: Annotated[Role, typer.Argument(help="Which of the floor's two workers to run.")],
+    role: Annotated[Role, typer.Argument(help="Which of the floor's workers to run.")],
     task_queue: Annotated[str, typer.Argument(help="The task queue to poll.")],
 ) -> None:
     configure_logging()

@@ -111,28 +111,6 @@ class FloorWorkflow:
         await asyncio.gather(*(primitives[tool](turn.text) for tool in turn.tools))
         return await self._local_activity(turn.text)
 
-    async def _activity(self, text: str) -> str:
-        # The same options a local tool uses (orchestrator/tools.py).
-        return await workflow.execute_activity(
-            noop, text, schedule_to_close_timeout=timedelta(seconds=60)
-        )
-
-    async def _local_activity(self, text: str) -> str:
-        # What a model call that is not streamed is (orchestrator/model_calls.py).
-        return await workflow.execute_local_activity(
-            noop, text, start_to_close_timeout=timedelta(seconds=60)
-        )
-
-    async def _nexus_sync(self, text: str) -> str:
-        return await self._nexus().execute_operation(
-            BenchService.echo, text, schedule_to_close_timeout=timedelta(seconds=120)
-        )
-
-    async def _nexus_workflow(self, text: str) -> str:
-        return await self._nexus().execute_operation(
-            BenchService.echo_workflow, text, schedule_to_close_timeout=timedelta(seconds=120)
-        )
-
     @workflow.update(name="team_operation")
     async def one_team_operation(self, op: TeamOperation) -> Any:
         # Called as the MCP gateway's call workflow calls it: by name, with the
@@ -152,5 +130,47 @@ class FloorWorkflow:
     async def finish(self) -> None:
         self._done = True
 
-    def _nexus(self) -> workflow.NexusClient[Any]:
-        return workflow.create_nexus_client(service=BenchService, endpoint=self._endpoint)
+    async def _activity(self, text: str) -> str:
+        return await run_activity(text)
+
+    async def _local_activity(self, text: str) -> str:
+        return await run_local_activity(text)
+
+    async def _nexus_sync(self, text: str) -> str:
+        return await run_nexus_sync(self._endpoint, text)
+
+    async def _nexus_workflow(self, text: str) -> str:
+        return await run_nexus_workflow(self._endpoint, text)
+
+
+# The primitives, shared with the agent floor's workflow (bench/floor_agent.py).
+
+
+async def run_activity(text: str) -> str:
+    # The same options a local tool uses (orchestrator/tools.py).
+    return await workflow.execute_activity(
+        noop, text, schedule_to_close_timeout=timedelta(seconds=60)
+    )
+
+
+async def run_local_activity(text: str) -> str:
+    # What a model call that is not streamed is (orchestrator/model_calls.py).
+    return await workflow.execute_local_activity(
+        noop, text, start_to_close_timeout=timedelta(seconds=60)
+    )
+
+
+async def run_nexus_sync(endpoint: str, text: str) -> str:
+    return await _bench_service(endpoint).execute_operation(
+        BenchService.echo, text, schedule_to_close_timeout=timedelta(seconds=120)
+    )
+
+
+async def run_nexus_workflow(endpoint: str, text: str) -> str:
+    return await _bench_service(endpoint).execute_operation(
+        BenchService.echo_workflow, text, schedule_to_close_timeout=timedelta(seconds=120)
+    )
+
+
+def _bench_service(endpoint: str) -> workflow.NexusClient[Any]:
+    return workflow.create_nexus_client(service=BenchService, endpoint=endpoint)

@@ -47,6 +47,7 @@ def _version(package: str) -> str:
 def figures(
     config: BenchConfig,
     results: dict[str, FloorResult],
+    agent_floor: dict[str, FloorResult],
     turns: dict[str, TurnResults],
     levels: list[tuple[LevelResult, LevelResult]],
     long: LongResult,
@@ -97,8 +98,22 @@ def figures(
             "cpu_ms_per_op": {
                 kind: cpu_ms_per(r.cpu_s, r.latency.samples) for kind, r in results.items()
             },
+            # Each turn kind through the Agents SDK's runner and the plugin, with a
+            # scripted model and none of the mesh's code (bench/floor_agent.py).
+            "agent_turn": {
+                kind: {
+                    "p50_ms": r.latency.p50_ms,
+                    "p95_ms": r.latency.p95_ms,
+                    "samples": r.latency.samples,
+                    "cpu_ms_per_turn": cpu_ms_per(r.cpu_s, r.latency.samples),
+                }
+                for kind, r in agent_floor.items()
+            },
         },
-        "turn": {name: _turn(name, result, floors) for name, result in turns.items()},
+        "turn": {
+            name: _turn(name, result, floors, agent_floor.get(name))
+            for name, result in turns.items()
+        },
         "concurrency": [_level(ours, floor) for ours, floor in levels],
         "long": {
             "turns": long.turns,
@@ -154,14 +169,15 @@ def figures(
     }
 
 
+def div(a: float, b: float) -> float:
+    """``a / b`` to two decimals; NaN when either is missing."""
+    return round(a / b, 2) if b and math.isfinite(a) and math.isfinite(b) else float("nan")
+
+
 def _level(ours: LevelResult, floor: LevelResult) -> dict[str, Any]:
     """A row of the sweep: the mesh's figures, the floor's at the same level
     (the same client loop with no agent) and the ratios between them."""
     cores = os.cpu_count() or 1
-
-    def div(a: float, b: float) -> float:
-        return round(a / b, 2) if b and math.isfinite(a) and math.isfinite(b) else float("nan")
-
     orchestrator_cpu = ours.cpu_s.get("orchestrator")
     return {
         "sessions": ours.sessions,
@@ -205,12 +221,15 @@ def _level(ours: LevelResult, floor: LevelResult) -> dict[str, Any]:
     }
 
 
-def _turn(name: str, result: TurnResults, floors: dict[str, Summary]) -> dict[str, Any]:
+def _turn(
+    name: str, result: TurnResults, floors: dict[str, Summary], agent: FloorResult | None
+) -> dict[str, Any]:
     kind = BY_NAME[name]
     # The model calls were local activities when the turns left a marker each.
     history = result.history
     local = history.turns > 0 and history.actions["local_activities"] >= history.turns
     composed = composed_floor(kind, floors, local)
+    agent_ms = agent.latency.p50_ms if agent is not None else float("nan")
     return {
         **vars(Summary.of(result.latencies)),
         "errors": len(result.errors),
@@ -220,6 +239,11 @@ def _turn(name: str, result: TurnResults, floors: dict[str, Summary]) -> dict[st
         "model_calls": "local_activity" if local else "activity",
         "composed_floor_ms": composed,
         "ratio_to_composed_floor": ratio(result.latencies, composed),
+        # The turn split three ways: Temporal's (the composed floor), the SDKs'
+        # (the agent floor over it), the mesh's own (the turn over the agent floor).
+        "agent_floor_ms": agent_ms,
+        "agent_floor_over_composed": div(agent_ms, composed),
+        "ratio_to_agent_floor": ratio(result.latencies, agent_ms),
         "cpu_ms_per_turn": cpu_ms_per(result.cpu_s, len(result.latencies)),
         "history": history.per_turn(),
     }
@@ -291,12 +315,13 @@ def render(data: dict[str, Any], console: Console) -> None:
 
     turns = Table(
         title="Agent turns, offline model (ms; composed = Update + model calls + slowest tool "
-        "from the floor; CPU = CPU ms per turn of that process)",
+        "from the floor; agent floor = the same turn through the Agents SDK with a scripted "
+        "model and none of the mesh's code; CPU = CPU ms per turn of that process)",
         title_justify="left",
     )
     for column in (
         *("turn", "p50", "p95", "p99", "floor", "x floor", "composed", "x composed"),
-        *("orch. CPU", "server CPU", "n", "errors"),
+        *("agent floor", "x agent", "orch. CPU", "server CPU", "n", "errors"),
     ):
         turns.add_column(column, justify="left" if column in ("turn", "floor") else "right")
     for name, t in data["turn"].items():
@@ -309,6 +334,8 @@ def render(data: dict[str, Any], console: Console) -> None:
             ms_text(t["ratio_to_floor"]),
             ms_text(t["composed_floor_ms"]),
             ms_text(t["ratio_to_composed_floor"]),
+            ms_text(t.get("agent_floor_ms")),
+            ms_text(t.get("ratio_to_agent_floor")),
             ms_text(t["cpu_ms_per_turn"].get("orchestrator")),
             ms_text(t["cpu_ms_per_turn"].get("server")),
             str(t["samples"]),

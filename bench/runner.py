@@ -20,7 +20,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from bench.config import BenchConfig
 from bench.cpu import CpuMeter
-from bench.floor import FLOORS, floor_level, floor_workers, measure_floors
+from bench.floor import FLOORS, floor_level, floor_workers, measure_agent_floor, measure_floors
 from bench.history import HistoryMeter
 from bench.long import long_conversation
 from bench.mcp_calls import TOOLS, measure_mcp
@@ -81,13 +81,15 @@ async def run_bench(
         progress("start-up: the first turn after the workers started, and importing the SDK")
         first_ms, first_errors = await first_turn(client, mesh, config.turn_timeout_s)
         startup = StartupResult(first_ms, first_errors, import_agents_s())
-        async with floor_workers(mesh, env, workdir) as setup:
+        async with floor_workers(mesh, env, workdir, agent=True) as setup:
             meter = CpuMeter.of(
                 server.process.pid, {**{w.name: w.process.pid for w in workers}, **setup.pids}
             )
 
             progress(f"floor: {', '.join(FLOORS)}")
             floors = await measure_floors(setup, config, meter)
+            progress("agent floor: each turn kind through the Agents SDK, with a scripted model")
+            agent_floor = await measure_agent_floor(setup, mesh, config, meter)
 
             turns = {}
             histories = HistoryMeter(client, mesh)
@@ -130,6 +132,7 @@ async def run_bench(
         data = figures(
             config,
             floors,
+            agent_floor,
             turns,
             levels,
             long,

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from agents import FunctionTool, ModelSettings, ModelTracing
 
+from bench.floor_agent import MODEL, AgentTurn, ScriptedProvider
 from bench.turns import TOOL_KINDS, UNAVAILABLE_WHILE_ALIVE, TurnResults
 from orchestrator.contract import ChatReply, ToolCall
 
@@ -31,6 +33,12 @@ REQUIRED = [
     *(f"turn.{kind}.{figure}" for kind in TURN_KINDS for figure in ("p50_ms", "p95_ms", "p99_ms")),
     *(f"turn.{kind}.ratio_to_floor" for kind in TURN_KINDS),
     *(f"turn.{kind}.ratio_to_composed_floor" for kind in TURN_KINDS),
+    *(
+        f"turn.{kind}.{figure}"
+        for kind in TURN_KINDS
+        for figure in ("agent_floor_ms", "agent_floor_over_composed", "ratio_to_agent_floor")
+    ),
+    *(f"floor.agent_turn.{kind}.p50_ms" for kind in TURN_KINDS),
     *(
         f"turn.{kind}.history.{figure}"
         for kind in TURN_KINDS
@@ -179,6 +187,40 @@ def test_a_reply_that_leaves_out_a_team_counts_as_unavailable_while_alive() -> N
     )
     assert len(results.latencies) == 2 and len(results.errors) == 1
     assert sum(UNAVAILABLE_WHILE_ALIVE in e for e in results.errors) == 1
+
+
+async def test_the_agent_floors_model_calls_the_named_tools_then_answers_their_outputs() -> None:
+    # The agent floor is only a floor if its model does the turn's work and no more.
+    turn = AgentTurn(text="t-1", calls={"calculator": "activity", "get_ip": "nexus_sync"})
+    offered = [
+        FunctionTool(name=name, description="", params_json_schema={}, on_invoke_tool=_unused)
+        for name in ("calculator", "weather", "get_ip")
+    ]
+    model = ScriptedProvider().get_model(MODEL)
+    asked = await _ask(model, [{"role": "user", "content": turn.message}], offered)
+    assert [item.name for item in asked.output] == ["calculator", "get_ip"]
+    outputs = [
+        {"type": "function_call_output", "call_id": item.call_id, "output": turn.text}
+        for item in asked.output
+    ]
+    answered = await _ask(model, [{"role": "user", "content": turn.message}, *outputs], offered)
+    assert answered.output[0].content[0].text == turn.answer == "t-1 | t-1"
+    alone = AgentTurn(text="t-2", calls={})
+    plain = await _ask(model, [{"role": "user", "content": alone.message}], offered)
+    assert plain.output[0].content[0].text == alone.answer == "t-2"
+    with pytest.raises(ValueError, match="one model"):
+        ScriptedProvider().get_model("gpt-x")
+
+
+async def _unused(_ctx: Any, _arguments: str) -> str:
+    raise AssertionError("never called")
+
+
+async def _ask(model: Any, items: list[Any], tools: list[Any]) -> Any:
+    return await model.get_response(
+        None, items, ModelSettings(), tools, None, [], ModelTracing.DISABLED,
+        previous_response_id=None, conversation_id=None, prompt=None,
+    )  # fmt: skip
 
 
 @pytest.mark.timeout(300)
