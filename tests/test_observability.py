@@ -102,14 +102,20 @@ async def turn(
         )
         assert chat.returncode == 0, chat.stderr
 
-        # Each process exports its spans in batches (200 ms); wait for the
-        # backend call's, the deepest span, and the turn's, the last to end.
-        # If either never comes, the tests below say which spans are missing.
+        # Each process exports its spans in batches (200 ms), each on its own
+        # clock: wait for the backend call's, the deepest span, for the turn's,
+        # and for every process's part of the turn's trace (each span's parent
+        # in the file: a team's workflow span can be exported after the turn's
+        # under load). If any never comes, the tests below say which is missing.
         def exported() -> bool:
             if not trace_file.exists() or '"name":"GET"' not in trace_file.read_text():
                 return False
-            ids = {s.attributes.get("mesh.session.id") for s in turn_spans(read_spans(trace_file))}
-            return bool(ids & {session, session_workflow_id(session)})
+            spans = read_spans(trace_file)
+            ids = {session, session_workflow_id(session)}
+            turns = [s for s in turn_spans(spans) if s.attributes.get("mesh.session.id") in ids]
+            if not turns:
+                return False
+            return len(tree(spans, max(turns, key=lambda s: s.end_ns).trace_id)) == 1
 
         with contextlib.suppress(TimeoutError):
             await poll_until(
