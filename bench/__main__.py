@@ -92,11 +92,12 @@ def main(
     """Measure what the mesh costs per turn, per tool and per session.
 
     Starts its own Temporal dev server and the three workers as processes,
-    measures the floor (bare Temporal primitives), agent turns with the
-    offline model, concurrent sessions, one long conversation, and the same
-    turns on a second mesh with tracing on, MCP tool calls through the API's
-    gateway beside the Nexus floor of the same operations, and prints the
-    figures. Exit status 1 when any turn failed or gave a wrong answer.
+    measures the floor (bare Temporal primitives), the agent floor (the same
+    turns through the Agents SDK with a scripted model and none of the mesh's
+    code), agent turns with the offline model, concurrent sessions, one long
+    conversation, and the same turns on a second mesh with tracing on, MCP
+    tool calls through the API's gateway beside the Nexus floor of the same
+    operations, and prints the figures. Exit status 1 when any turn failed or gave a wrong answer.
     """
     if quick and tiny:
         raise typer.BadParameter("--quick and --tiny are exclusive")
