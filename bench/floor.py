@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import sys
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,52 +95,77 @@ class FloorResult:
 @asynccontextmanager
 async def floor_workflow(setup: FloorSetup, label: str) -> AsyncIterator[WorkflowHandle]:
     """A running ``FloorWorkflow`` to send floor Updates to, finished after the block."""
-    handle: WorkflowHandle = await setup.client.start_workflow(
-        FloorWorkflow.run,
-        setup.endpoint,
-        id=f"bench-floor-{label}-{uuid.uuid4().hex[:8]}",
-        task_queue=setup.task_queue,
-    )
+    async with _running(
+        setup.client.start_workflow(
+            FloorWorkflow.run,
+            setup.endpoint,
+            id=f"bench-floor-{label}-{uuid.uuid4().hex[:8]}",
+            task_queue=setup.task_queue,
+        )
+    ) as handle:
+        yield handle
+
+
+@asynccontextmanager
+async def _running(started: Awaitable[WorkflowHandle]) -> AsyncIterator[WorkflowHandle]:
+    """The workflow ``started`` starts, for the block; then its ``finish`` Update."""
+    handle = await started
     try:
         yield handle
     finally:
         # Bounded: a broken bench worker must not hang the run's cleanup.
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(handle.execute_update(FloorWorkflow.finish), 10)
+            await asyncio.wait_for(handle.execute_update("finish"), 10)
+
+
+Ask = Callable[[int], tuple[Callable[[], Awaitable[str]], str]]
+"""The ``n``-th round trip to time, and the answer it must give."""
+
+
+async def _round_trips(
+    label: str, ask: Ask, config: BenchConfig, meter: CpuMeter | None
+) -> FloorResult:
+    """``warmup`` + ``floor_samples`` round trips, one at a time; each answer checked."""
+    samples: list[float] = []
+    cpu: dict[str, float] = {}
+    for n in range(config.warmup + config.floor_samples):
+        call, expected = ask(n)
+        before = meter.snapshot() if meter else {}
+        result, elapsed = await asyncio.wait_for(timed(call), config.turn_timeout_s)
+        if result != expected:
+            raise RuntimeError(f"{label} returned {result!r}, expected {expected!r}")
+        if n >= config.warmup:
+            samples.append(elapsed)
+            if meter:
+                for name, used in spent(before, meter.snapshot()).items():
+                    cpu[name] = cpu.get(name, 0.0) + used
+    return FloorResult(Summary.of(samples), cpu)
 
 
 async def measure_floor(
     setup: FloorSetup, kind: str, config: BenchConfig, meter: CpuMeter | None
 ) -> FloorResult:
-    """``warmup`` + ``floor_samples`` round trips of one floor Update, one at a time."""
-    samples: list[float] = []
-    cpu: dict[str, float] = {}
+    """Round trips of one floor Update (see :func:`_round_trips`)."""
     async with floor_workflow(setup, kind) as handle:
-        for n in range(config.warmup + config.floor_samples):
+
+        def ask(n: int) -> tuple[Callable[[], Awaitable[str]], str]:
             text = f"{kind}-{n}"
 
-            async def call(text: str = text) -> str:
+            async def call() -> str:
                 result: str = await handle.execute_update(kind, text, result_type=str)
                 return result
 
-            before = meter.snapshot() if meter else {}
-            result, elapsed = await asyncio.wait_for(timed(call), config.turn_timeout_s)
-            if meter and n >= config.warmup:
-                for name, used in spent(before, meter.snapshot()).items():
-                    cpu[name] = cpu.get(name, 0.0) + used
-            if result != text:
-                raise RuntimeError(f"floor {kind} returned {result!r}, expected {text!r}")
-            if n >= config.warmup:
-                samples.append(elapsed)
-    return FloorResult(Summary.of(samples), cpu)
+            return call, text
+
+        return await _round_trips(f"floor {kind}", ask, config, meter)
 
 
 async def measure_agent_floor(
     setup: FloorSetup, mesh: Mesh, config: BenchConfig, meter: CpuMeter | None = None
 ) -> dict[str, FloorResult]:
-    """Each turn kind as the agent floor runs it (:mod:`bench.floor_agent`):
-    ``warmup`` + ``floor_samples`` turns, one at a time, one session per kind,
-    offered the tools a session of ``mesh`` is offered."""
+    """Each turn kind as the agent floor runs it (:mod:`bench.floor_agent`), one
+    session per kind (see :func:`_round_trips`), offered the tools a session of
+    ``mesh`` is offered."""
     if setup.agent_task_queue is None:
         raise ValueError("the agent floor needs floor_workers(..., agent=True)")
     agent_setup = AgentFloorSetup(
@@ -157,40 +182,25 @@ async def _agent_kind(
     config: BenchConfig,
     meter: CpuMeter | None,
 ) -> FloorResult:
-    samples: list[float] = []
-    cpu: dict[str, float] = {}
-    handle = await setup.client.start_workflow(
+    calls = {tool: TOOL_PRIMITIVE[tool] for tool in kind.tools}
+    started = setup.client.start_workflow(
         AgentFloorWorkflow.run,
         agent_setup,
         id=f"bench-agent-{kind.name}-{uuid.uuid4().hex[:8]}",
         task_queue=setup.agent_task_queue or "",
     )
-    try:
-        for n in range(config.warmup + config.floor_samples):
-            turn = AgentTurn(
-                text=f"{kind.name}-{n}", calls={tool: TOOL_PRIMITIVE[tool] for tool in kind.tools}
-            )
+    async with _running(started) as handle:
 
-            async def call(turn: AgentTurn = turn) -> str:
+        def ask(n: int) -> tuple[Callable[[], Awaitable[str]], str]:
+            turn = AgentTurn(text=f"{kind.name}-{n}", calls=calls)
+
+            async def call() -> str:
                 result: str = await handle.execute_update("turn", turn, result_type=str)
                 return result
 
-            before = meter.snapshot() if meter else {}
-            result, elapsed = await asyncio.wait_for(timed(call), config.turn_timeout_s)
-            if result != turn.answer:
-                raise RuntimeError(
-                    f"agent floor {kind.name} answered {result!r}, expected {turn.answer!r}"
-                )
-            if n >= config.warmup:
-                samples.append(elapsed)
-                if meter:
-                    for name, used in spent(before, meter.snapshot()).items():
-                        cpu[name] = cpu.get(name, 0.0) + used
-    finally:
-        # Bounded: a broken bench worker must not hang the run's cleanup.
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(handle.execute_update(AgentFloorWorkflow.finish), 10)
-    return FloorResult(Summary.of(samples), cpu)
+            return call, turn.answer
+
+        return await _round_trips(f"agent floor {kind.name}", ask, config, meter)
 
 
 async def measure_floors(

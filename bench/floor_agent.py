@@ -52,7 +52,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from pydantic import BaseModel
 
-    from bench.floor_workflows import run_activity, run_nexus_sync, run_nexus_workflow
+    from bench.floor_workflows import run_primitive
     from meshkit.mesh import Mesh
 
 MODEL = "bench-scripted"
@@ -196,13 +196,9 @@ class AgentFloorWorkflow:
         primitive = turn.calls.get(offered.name)
 
         async def invoke(_ctx: RunContextWrapper[Any], _arguments: str) -> str:
-            if primitive == "activity":
-                return await run_activity(turn.text)
-            if primitive == "nexus_sync":
-                return await run_nexus_sync(endpoint, turn.text)
-            if primitive == "nexus_workflow":
-                return await run_nexus_workflow(endpoint, turn.text)
-            raise ValueError(f"the agent floor's tool {offered.name} runs no primitive")
+            if primitive is None:
+                raise ValueError(f"the agent floor's tool {offered.name} runs no primitive")
+            return await run_primitive(primitive, endpoint, turn.text)
 
         return FunctionTool(
             name=offered.name,
@@ -265,25 +261,13 @@ class _NoHost:
 
 def agent_client_options() -> dict[str, Any]:
     """``connect`` options for the agent floor's client: the plugin as the
-    orchestrator sets it for model calls in one piece, with tracing off
-    (``orchestrator.worker``)."""
-    import os
+    orchestrator sets it (``orchestrator.worker``), with tracing off and model
+    calls as local activities, in one piece."""
+    from orchestrator import model_calls
+    from orchestrator.worker import agent_client_options as orchestrators
 
-    from agents import set_trace_processors, set_tracing_disabled
-    from temporalio.openai_agents import OpenAIAgentsPlugin
-
-    from orchestrator import model_calls, payloads
-    from orchestrator.span_header import DropSpanHeader, drop_client_span_header
-
-    set_trace_processors([])
-    os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")
-    set_tracing_disabled(True)
-    plugin = OpenAIAgentsPlugin(
-        add_temporal_spans=False,
+    return orchestrators(
+        ScriptedProvider(),
+        tracing=False,
         model_params=model_calls.parameters(stream=False, local_activity=True),
-        model_provider=ScriptedProvider(),
     )
-    return {
-        "plugins": [plugin, payloads.plugin(), drop_client_span_header()],
-        "interceptors": [DropSpanHeader()],
-    }

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -43,49 +43,36 @@ class Role(StrEnum):
 
 async def serve(role: Role, task_queue: str) -> None:
     mesh = load_mesh()
-    target = (
-        NamespaceConfig(namespace=HANDLER_NAMESPACE, task_queue=task_queue)
-        if role is Role.HANDLER
-        else NamespaceConfig(namespace=mesh.orchestrator.namespace, task_queue=task_queue)
-    )
+    namespace = HANDLER_NAMESPACE if role is Role.HANDLER else mesh.orchestrator.namespace
+    target = NamespaceConfig(namespace=namespace, task_queue=task_queue)
+    options: dict[str, Any]
     if role is Role.AGENT:
         # Imported here: the other two roles start without the Agents SDK.
         from bench.floor_agent import AgentFloorWorkflow, agent_client_options
 
         client = await connect(mesh, target, **agent_client_options())
-        worker = Worker(
-            client,
-            task_queue=task_queue,
-            workflows=[AgentFloorWorkflow],
-            activities=[noop],
-            graceful_shutdown_timeout=timedelta(seconds=5),
-            workflow_runner=UnsandboxedWorkflowRunner(),
-            **PollerSettings().worker_options(),
-        )
-        await run_worker(worker, f"floor {role.value}")
-        return
-    client = await connect(mesh, target, data_converter=pydantic_data_converter)
-    if role is Role.CALLER:
-        worker = Worker(
-            client,
-            task_queue=task_queue,
-            workflows=[FloorWorkflow],
-            activities=[noop],
-            graceful_shutdown_timeout=timedelta(seconds=5),
-            # As the orchestrator runs its sessions (orchestrator/worker.py).
-            workflow_runner=UnsandboxedWorkflowRunner(),
-            **PollerSettings().worker_options(),
-        )
+        options = {"workflows": [AgentFloorWorkflow]}
     else:
-        worker = Worker(
-            client,
-            task_queue=task_queue,
-            workflows=[BenchEchoWorkflow],
-            activities=[noop],
-            nexus_service_handlers=[BenchServiceHandler(task_queue)],
-            graceful_shutdown_timeout=timedelta(seconds=5),
-            **PollerSettings().worker_options(),
+        client = await connect(mesh, target, data_converter=pydantic_data_converter)
+        options = (
+            {"workflows": [FloorWorkflow]}
+            if role is Role.CALLER
+            else {
+                "workflows": [BenchEchoWorkflow],
+                "nexus_service_handlers": [BenchServiceHandler(task_queue)],
+            }
         )
+    if role is not Role.HANDLER:
+        # As the orchestrator runs its sessions (orchestrator/worker.py).
+        options["workflow_runner"] = UnsandboxedWorkflowRunner()
+    worker = Worker(
+        client,
+        task_queue=task_queue,
+        activities=[noop],
+        graceful_shutdown_timeout=timedelta(seconds=5),
+        **options,
+        **PollerSettings().worker_options(),
+    )
     await run_worker(worker, f"floor {role.value}")
 
 

@@ -81,35 +81,32 @@ class FloorWorkflow:
 
     @workflow.update(name="activity")
     async def one_activity(self, text: str) -> str:
-        return await self._activity(text)
+        return await run_primitive("activity", self._endpoint, text)
 
     @workflow.update(name="local_activity")
     async def one_local_activity(self, text: str) -> str:
-        return await self._local_activity(text)
+        return await run_primitive("local_activity", self._endpoint, text)
 
     @workflow.update(name="nexus_sync")
     async def one_nexus_sync(self, text: str) -> str:
-        return await self._nexus_sync(text)
+        return await run_primitive("nexus_sync", self._endpoint, text)
 
     @workflow.update(name="nexus_workflow")
     async def one_nexus_workflow(self, text: str) -> str:
-        return await self._nexus_workflow(text)
+        return await run_primitive("nexus_workflow", self._endpoint, text)
 
     @workflow.update(name="turn")
     async def composed_turn(self, turn: FloorTurn) -> str:
         # A turn of the mesh with nothing but its primitives: the model call
         # that asks for the tools, the tools in parallel, the model call that
         # reads their results (one model call when there is no tool).
-        await self._local_activity(turn.text)
+        await run_primitive("local_activity", self._endpoint, turn.text)
         if not turn.tools:
             return turn.text
-        primitives = {
-            "activity": self._activity,
-            "nexus_sync": self._nexus_sync,
-            "nexus_workflow": self._nexus_workflow,
-        }
-        await asyncio.gather(*(primitives[tool](turn.text) for tool in turn.tools))
-        return await self._local_activity(turn.text)
+        await asyncio.gather(
+            *(run_primitive(tool, self._endpoint, turn.text) for tool in turn.tools)
+        )
+        return await run_primitive("local_activity", self._endpoint, turn.text)
 
     @workflow.update(name="team_operation")
     async def one_team_operation(self, op: TeamOperation) -> Any:
@@ -130,43 +127,43 @@ class FloorWorkflow:
     async def finish(self) -> None:
         self._done = True
 
-    async def _activity(self, text: str) -> str:
-        return await run_activity(text)
 
-    async def _local_activity(self, text: str) -> str:
-        return await run_local_activity(text)
+async def run_primitive(primitive: str, endpoint: str, text: str) -> str:
+    """One primitive of a turn, by its floor name, echoing ``text``; shared with
+    the agent floor's tools (bench/floor_agent.py). ``endpoint``: the bench
+    Nexus endpoint."""
+    if primitive == "activity":
+        return await _activity(text)
+    if primitive == "local_activity":
+        return await _local_activity(text)
+    if primitive == "nexus_sync":
+        return await _nexus_sync(endpoint, text)
+    if primitive == "nexus_workflow":
+        return await _nexus_workflow(endpoint, text)
+    raise ValueError(f"no floor primitive {primitive!r}")
 
-    async def _nexus_sync(self, text: str) -> str:
-        return await run_nexus_sync(self._endpoint, text)
 
-    async def _nexus_workflow(self, text: str) -> str:
-        return await run_nexus_workflow(self._endpoint, text)
-
-
-# The primitives, shared with the agent floor's workflow (bench/floor_agent.py).
-
-
-async def run_activity(text: str) -> str:
+async def _activity(text: str) -> str:
     # The same options a local tool uses (orchestrator/tools.py).
     return await workflow.execute_activity(
         noop, text, schedule_to_close_timeout=timedelta(seconds=60)
     )
 
 
-async def run_local_activity(text: str) -> str:
+async def _local_activity(text: str) -> str:
     # What a model call that is not streamed is (orchestrator/model_calls.py).
     return await workflow.execute_local_activity(
         noop, text, start_to_close_timeout=timedelta(seconds=60)
     )
 
 
-async def run_nexus_sync(endpoint: str, text: str) -> str:
+async def _nexus_sync(endpoint: str, text: str) -> str:
     return await _bench_service(endpoint).execute_operation(
         BenchService.echo, text, schedule_to_close_timeout=timedelta(seconds=120)
     )
 
 
-async def run_nexus_workflow(endpoint: str, text: str) -> str:
+async def _nexus_workflow(endpoint: str, text: str) -> str:
     return await _bench_service(endpoint).execute_operation(
         BenchService.echo_workflow, text, schedule_to_close_timeout=timedelta(seconds=120)
     )

@@ -13,12 +13,12 @@ from datetime import timedelta
 from typing import Any
 
 from agents import set_trace_processors, set_tracing_disabled
-from agents.models.interface import Model
+from agents.models.interface import Model, ModelProvider
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio import activity
 from temporalio.common import VersioningBehavior
-from temporalio.openai_agents import OpenAIAgentsPlugin
+from temporalio.openai_agents import ModelActivityParameters, OpenAIAgentsPlugin
 from temporalio.plugin import SimplePlugin
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
@@ -54,28 +54,56 @@ class WorkerSettings(BaseSettings):
 
 
 def agent_plugins(
-    llm: LlmSettings | MeshModelProvider,
+    llm: LlmSettings | ModelProvider,
     extra_models: Mapping[str, Model] | None = None,
     *,
     tracing: bool = False,
+    model_params: ModelActivityParameters = model_calls.STREAMED,
 ) -> list[SimplePlugin]:
     """The OpenAI Agents plugin, then the orchestrator's faster payload converter.
 
     The plugin makes every model call an activity. Each session decides per
     run how its calls run (see ``orchestrator.model_calls``); the worker-wide
-    parameters here are the way of sessions started before that. With
-    ``tracing``, the Agents SDK's own spans (the agent, each model response,
-    each tool) become OpenTelemetry spans of the turn's trace.
+    parameters here (``model_params``) are the way of sessions started before
+    that. With ``tracing``, the Agents SDK's own spans (the agent, each model
+    response, each tool) become OpenTelemetry spans of the turn's trace.
     """
-    provider = llm if isinstance(llm, MeshModelProvider) else MeshModelProvider(llm, extra_models)
+    provider = llm if isinstance(llm, ModelProvider) else MeshModelProvider(llm, extra_models)
     agents = OpenAIAgentsPlugin(
         use_otel_instrumentation=tracing,
         # Temporal's own OpenTelemetry plugin traces the activities, once.
         add_temporal_spans=False,
-        model_params=model_calls.STREAMED,
+        model_params=model_params,
         model_provider=provider,
     )
     return [agents, payloads.plugin()]
+
+
+def agent_client_options(
+    provider: ModelProvider,
+    *,
+    tracing: bool,
+    model_params: ModelActivityParameters = model_calls.STREAMED,
+) -> dict[str, Any]:
+    """``plugins`` and ``interceptors`` for the client of a worker that runs
+    agents: :func:`agent_plugins`, and without ``tracing`` no span header.
+
+    Also sets the Agents SDK's tracing for the process. Its default trace
+    exporter posts every span to a hosted endpoint: never installed. With
+    tracing on, the plugin adds the OpenTelemetry processor itself; off, the
+    SDK's tracing is off altogether.
+    """
+    set_trace_processors([])
+    if not tracing:
+        os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")
+        set_tracing_disabled(True)
+    return {
+        "plugins": [
+            *agent_plugins(provider, tracing=tracing, model_params=model_params),
+            *([] if tracing else [drop_client_span_header()]),
+        ],
+        "interceptors": [] if tracing else [DropSpanHeader()],
+    }
 
 
 def model_plan_activity(provider: MeshModelProvider) -> Callable[..., Any]:
@@ -105,23 +133,12 @@ async def main(
         mesh.orchestrator.namespace,
         build_id=deployment.version.build_id if deployment else None,
     )
-    # The SDK's default trace exporter posts every span to a hosted endpoint:
-    # never install it. With tracing on, the plugin adds the OpenTelemetry
-    # processor itself; off, the SDK's tracing is off altogether.
-    set_trace_processors([])
-    if not telemetry.tracing:
-        os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")
-        set_tracing_disabled(True)
     provider = MeshModelProvider(llm, extra_models)
     client = await connect(
         mesh,
         mesh.orchestrator,
-        plugins=[
-            *agent_plugins(provider, tracing=telemetry.tracing),
-            *([] if telemetry.tracing else [drop_client_span_header()]),
-        ],
+        **agent_client_options(provider, tracing=telemetry.tracing),
         tracing=telemetry.plugins,
-        interceptors=[] if telemetry.tracing else [DropSpanHeader()],
         require_namespace=True,
     )
     tools = LocalTools(weather)
