@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from agents import ModelResponse, Usage
@@ -14,12 +17,15 @@ from openai.types.responses import (
     ResponseOutputText,
 )
 from temporalio import activity, workflow
+from temporalio.api.operatorservice.v1 import DeleteNexusEndpointRequest, ListNexusEndpointsRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from orchestrator.contract import WORKFLOW_TYPE, SessionResult
+from meshkit.mesh import Mesh
+from meshkit.setup import ensure_endpoint
+from orchestrator.contract import WORKFLOW_TYPE, SessionConfig, SessionResult
 from orchestrator.models.offline import plain
 from orchestrator.models.provider import LlmSettings, MeshModelProvider
 from orchestrator.session_types import SessionState
@@ -122,6 +128,38 @@ def session_worker(client: Client, queue: str, provider: MeshModelProvider) -> W
         activities=[model_plan_activity(provider), shared_catalogs],
         workflow_runner=UnsandboxedWorkflowRunner(),
     )
+
+
+@asynccontextmanager
+async def own_team_routes(
+    client: Client, mesh: Mesh, config: SessionConfig
+) -> AsyncIterator[SessionConfig]:
+    """``config`` with each team reached through a Nexus endpoint of its own, to
+    the team's task queue, for the block; the endpoints are deleted after it.
+
+    Catalogs are shared per route by every session worker of a process
+    (``orchestrator.shared_catalogs.STORE``), and the suite's orchestrator
+    worker (``running_mesh``) runs in the tests' process: its sessions put the
+    teams' catalogs into the store at any time. A test that counts which of
+    its sessions fetch a catalog gives them routes nobody else uses."""
+    suffix = uuid.uuid4().hex[:6]
+    teams = {}
+    for name, route in config.teams.items():
+        team = mesh.teams[name]
+        endpoint = f"{team.endpoint}-{suffix}"
+        await ensure_endpoint(client, endpoint, team.namespace, team.task_queue)
+        teams[name] = route.model_copy(update={"endpoint": endpoint})
+    try:
+        yield config.model_copy(update={"teams": teams})
+    finally:
+        for route in teams.values():
+            listed = await client.operator_service.list_nexus_endpoints(
+                ListNexusEndpointsRequest(name=route.endpoint)
+            )
+            for endpoint in listed.endpoints:
+                await client.operator_service.delete_nexus_endpoint(
+                    DeleteNexusEndpointRequest(id=endpoint.id, version=endpoint.version)
+                )
 
 
 def replayer() -> Replayer:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 
 import orchestrator.shared_catalogs as shared_module
 from meshkit.mesh import Mesh, connect
@@ -36,7 +36,7 @@ from orchestrator.shared_catalogs import (
     shared_catalogs,
 )
 from orchestrator.worker import agent_plugins
-from tests.helpers import UnversionedSession, replayer, session_worker
+from tests.helpers import UnversionedSession, own_team_routes, replayer, session_worker
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 
@@ -227,8 +227,22 @@ async def test_sessions_opening_together_ask_each_team_once_and_later_ones_not_a
     provider = MeshModelProvider(LlmSettings(model="offline"))
     client = await connect(running_mesh, running_mesh.orchestrator, plugins=agent_plugins(provider))
     queue = f"shared-catalogs-{uuid.uuid4().hex[:6]}"
-    config = SessionConfig.for_mesh(running_mesh, model="offline")
-    STORE.clear()  # nothing from this process's earlier sessions
+    async with own_team_routes(
+        client, running_mesh, SessionConfig.for_mesh(running_mesh, model="offline")
+    ) as config:
+        teams = sorted(route.endpoint for route in config.teams.values())
+        together, later = await _open_together(client, queue, provider, config)
+    fetches = sorted(endpoint for events in together for endpoint in _catalog_fetches(events))
+    assert fetches == teams, "one fetch per team for the sessions that opened together"
+    assert all("shared_catalogs" in _local_activities(events) for events in together)
+    assert _catalog_fetches(later) == [], "a later session asked the teams again"
+    assert "shared_catalogs" in _local_activities(later)
+
+
+async def _open_together(
+    client: Client, queue: str, provider: MeshModelProvider, config: SessionConfig
+) -> tuple[list[list[HistoryEvent]], list[HistoryEvent]]:
+    """Four sessions' histories, each of one turn, opened at once; then a fifth's."""
 
     async def session(name: str) -> list[HistoryEvent]:
         handle = await client.start_workflow(
@@ -246,13 +260,7 @@ async def test_sessions_opening_together_ask_each_team_once_and_later_ones_not_a
 
     async with session_worker(client, queue, provider):
         together = await asyncio.gather(*(session(f"{queue}-{n}") for n in range(4)))
-        later = await session(f"{queue}-later")
-    teams = sorted(team.endpoint for team in running_mesh.teams.values())
-    fetches = sorted(endpoint for events in together for endpoint in _catalog_fetches(events))
-    assert fetches == teams, "one fetch per team for the sessions that opened together"
-    assert all("shared_catalogs" in _local_activities(events) for events in together)
-    assert _catalog_fetches(later) == [], "a later session asked the teams again"
-    assert "shared_catalogs" in _local_activities(later)
+        return together, await session(f"{queue}-later")
 
 
 @pytest.mark.asyncio(loop_scope="session")
@@ -264,12 +272,23 @@ async def test_a_catalog_past_half_its_ttl_is_refreshed_ahead_by_one_session(
     provider = MeshModelProvider(LlmSettings(model="offline"))
     client = await connect(running_mesh, running_mesh.orchestrator, plugins=agent_plugins(provider))
     queue = f"ahead-{uuid.uuid4().hex[:6]}"
-    config = SessionConfig.for_mesh(running_mesh, model="offline").model_copy(
-        update={"catalog_ttl_s": 4.0}
-    )
-    teams = sorted(team.endpoint for team in running_mesh.teams.values())
+    base = SessionConfig.for_mesh(running_mesh, model="offline", catalog_ttl_s=4.0)
+    async with own_team_routes(client, running_mesh, base) as config:
+        teams = sorted(route.endpoint for route in config.teams.values())
+        histories = await _three_sessions_past_half_the_ttl(client, queue, provider, config)
+    fetches = [sorted(_catalog_fetches(list(h.events))) for h in histories]
+    assert fetches == [teams, teams, []], "first fetched, second refreshed ahead, third took"
+    assert [_told_to_refresh(list(h.events)) for h in histories] == [0, len(teams), 0]
+    for history in histories:
+        await replayer().replay_workflow(history)
+
+
+async def _three_sessions_past_half_the_ttl(
+    client: Client, queue: str, provider: MeshModelProvider, config: SessionConfig
+) -> list[WorkflowHistory]:
+    """A session's turn; a second's once past half the TTL; a third's once the
+    worker's store has catalogs newer than the first's."""
     keys = [route_key(route) for route in config.teams.values()]
-    STORE.clear()
 
     async def session(name: str) -> WorkflowHandle[Any, Any]:
         handle = await client.start_workflow(
@@ -299,9 +318,4 @@ async def test_a_catalog_past_half_its_ttl_is_refreshed_ahead_by_one_session(
         handles = [first, second, third]
         for handle in handles:
             await handle.execute_update(END)
-    histories = [await handle.fetch_history() for handle in handles]
-    fetches = [sorted(_catalog_fetches(list(h.events))) for h in histories]
-    assert fetches == [teams, teams, []], "first fetched, second refreshed ahead, third took"
-    assert [_told_to_refresh(list(h.events)) for h in histories] == [0, len(teams), 0]
-    for history in histories:
-        await replayer().replay_workflow(history)
+    return [await handle.fetch_history() for handle in handles]

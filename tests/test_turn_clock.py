@@ -41,9 +41,8 @@ from orchestrator.contract import (
 )
 from orchestrator.models.provider import LlmSettings, MeshModelProvider
 from orchestrator.session_types import SessionState
-from orchestrator.shared_catalogs import STORE
 from orchestrator.worker import agent_plugins
-from tests.helpers import UnversionedSession, replayer, session_worker
+from tests.helpers import UnversionedSession, own_team_routes, replayer, session_worker
 from tests.reliability import count
 
 pytestmark = pytest.mark.asyncio
@@ -93,44 +92,45 @@ async def recorded(running_mesh: Mesh) -> Recorded:
     provider = MeshModelProvider(LlmSettings(model="offline"))
     client = await connect(running_mesh, running_mesh.orchestrator, plugins=agent_plugins(provider))
     queue = f"turn-clock-{uuid.uuid4().hex[:6]}"
-    config = SessionConfig.for_mesh(
+    base = SessionConfig.for_mesh(
         running_mesh,
         model="offline",
         catalog_ttl_s=3600,
         model_plan_ttl_s=3600,
         max_run_history_bytes=50_000,
     )
-    # The session fetches its catalogs itself, not from this process's earlier sessions.
-    STORE.clear()
-    # No worker polls the queue yet: the message and the Query arrive with
-    # the session's first workflow task.
-    handle = await client.start_workflow(
-        UnversionedSession.run, SessionState(config=config), id=queue, task_queue=queue
-    )
-    first = asyncio.create_task(
-        handle.execute_update(
-            SEND_MESSAGE, ChatRequest(text="hello"), id="m0", result_type=ChatReply
+    # Routes of its own: the session fetches its catalogs itself, and no other
+    # session of this process puts them into the worker's store meanwhile.
+    async with own_team_routes(client, running_mesh, base) as config:
+        # No worker polls the queue yet: the message and the Query arrive with
+        # the session's first workflow task.
+        handle = await client.start_workflow(
+            UnversionedSession.run, SessionState(config=config), id=queue, task_queue=queue
         )
-    )
-    await asyncio.sleep(1)
-    query = asyncio.create_task(_status(handle))
-    await asyncio.sleep(1)
-    async with session_worker(client, queue, provider):
-        await query
-        assert (await first).ok
-        for n in range(1, 20):
-            reply = await handle.execute_update(
-                SEND_MESSAGE,
-                ChatRequest(text=f"hello {n} {FILLER}"),
-                id=f"m{n}",
-                result_type=ChatReply,
+        first = asyncio.create_task(
+            handle.execute_update(
+                SEND_MESSAGE, ChatRequest(text="hello"), id="m0", result_type=ChatReply
             )
-            assert reply.ok
-            if len([r async for r in client.list_workflows(f"WorkflowId = '{queue}'")]) > 1:
-                break
-        else:
-            pytest.fail("the session never continued as new")
-        await client.get_workflow_handle(queue).execute_update(END)
+        )
+        await asyncio.sleep(1)
+        query = asyncio.create_task(_status(handle))
+        await asyncio.sleep(1)
+        async with session_worker(client, queue, provider):
+            await query
+            assert (await first).ok
+            for n in range(1, 20):
+                reply = await handle.execute_update(
+                    SEND_MESSAGE,
+                    ChatRequest(text=f"hello {n} {FILLER}"),
+                    id=f"m{n}",
+                    result_type=ChatReply,
+                )
+                assert reply.ok
+                if len([r async for r in client.list_workflows(f"WorkflowId = '{queue}'")]) > 1:
+                    break
+            else:
+                pytest.fail("the session never continued as new")
+            await client.get_workflow_handle(queue).execute_update(END)
     count("turns", n + 1)
     first_run = client.get_workflow_handle(queue, run_id=handle.first_execution_run_id)
     history = await first_run.fetch_history()
